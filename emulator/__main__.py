@@ -1,0 +1,60 @@
+"""`python -m emulator --host 127.0.0.1 --port 8443 --data-dir DIR [--time-scale N] [--seed FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from emulator.app import Config, build_app
+from emulator.clock import Clock
+from emulator.server import EmulatorServer
+from emulator.store import Store
+from emulator.tls import ensure_tls_files, ephemeral_tls_files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+    parser.add_argument("--data-dir", type=Path, help="keep state and TLS files here (default: in memory)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="divide realistic build durations by N")
+    parser.add_argument("--seed", help="catalog seed file (default: the one shipped in emulator/)")
+    parser.add_argument("--strict-auth", action="store_true", help="accept only the seeded principals and users")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
+
+    if args.data_dir:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        tls = ensure_tls_files(args.data_dir)
+        store = Store(args.data_dir / "state.sqlite3")
+    else:
+        tls = ephemeral_tls_files()
+        store = Store()
+    config = Config(strict_auth=args.strict_auth, time_scale=args.time_scale, seed_path=args.seed)
+    app = build_app(store=store, clock=Clock(args.time_scale), config=config)
+    server = EmulatorServer(app, args.host, args.port, tls)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Azure emulator listening on https://{host}:{server.port} (CA: {tls.ca_cert})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

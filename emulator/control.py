@@ -1,0 +1,5 @@
+"""Placeholder: being written. See emulator/README.md."""
+
+
+def register(app) -> None:
+    """Register this service's routes, middlewares and backend (app.services["control"])."""

@@ -1,0 +1,3 @@
+"""Shared fixtures: personas, the emulator, Redis."""
+
+pytest_plugins = ["tests.support.emulator"]

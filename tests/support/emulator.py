@@ -1,0 +1,1 @@
+"""Placeholder: the emulator fixtures are being written (see the emulator helpers)."""

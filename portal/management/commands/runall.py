@@ -1,0 +1,214 @@
+"""`manage.py runall`: the whole portal in one terminal, for `make run`.
+
+Starts a private Redis (unless REDIS_URL is set), the Azure emulator (unless it is not
+installed or AZURE_ARM_ENDPOINT points elsewhere), then the web server, an RQ worker and the
+periodic scheduler, each child's output prefixed with its name. Ctrl-C or SIGTERM stops them
+all and exits 0; if any child dies on its own the rest are stopped and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import importlib.util
+import os
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import get_commands
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.devservices import clear_stale_socket, find_redis_server, redis_answers, redis_command
+from portal.env import env_int
+from portal.supervisor import ChildFailed, Stopping, Supervisor
+
+HOST = "127.0.0.1"
+
+
+class Command(BaseCommand):
+    help = "Run Redis, the Azure emulator, the web server, an RQ worker and the scheduler until Ctrl-C."
+    # The web server runs the checks itself; running them here too would print them twice.
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--prepare", action="store_true",
+                            help="run migrate, collectstatic and seeddemo once the services are up")
+        parser.add_argument("--no-emulator", action="store_true", help="do not start the Azure emulator")
+        parser.add_argument("--stop-timeout", type=float, default=10.0,
+                            help="seconds a child may take to stop before it is killed (default 10)")
+
+    def handle(self, *args, **options):
+        supervisor = Supervisor(self.stdout)
+        supervisor.install_signal_handlers()
+        try:
+            start_everything(supervisor, options)
+            supervisor.watch()
+        except Stopping as stop:
+            supervisor.say("goldsmith", f"{stop}: stopping")
+        except ChildFailed as failure:
+            supervisor.say("goldsmith", f"error: {failure}; stopping the others")
+            raise CommandError(f"{failure}; stopped the others.") from None
+        finally:  # runs before the CommandError reaches Django, so the message comes last
+            supervisor.stop_all(options["stop_timeout"])
+            supervisor.restore_signal_handlers()
+
+
+def start_everything(supervisor: Supervisor, options: dict) -> None:
+    web_port = env_int("GOLDSMITH_WEB_PORT", 8000, minimum=1)
+    emulator_port = env_int("GOLDSMITH_EMULATOR_PORT", 8443, minimum=1)
+    var_dir = Path(settings.VAR_DIR).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    base = str(settings.BASE_DIR)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    manage = [sys.executable, "manage.py"]  # children run in base
+
+    start_emulator_here = not options["no_emulator"] and emulator_wanted(emulator_port)
+    require_free_port(web_port, "GOLDSMITH_WEB_PORT")
+    if start_emulator_here:
+        require_free_port(emulator_port, "GOLDSMITH_EMULATOR_PORT")
+
+    env["REDIS_URL"] = start_redis(supervisor, var_dir, env, base)
+    if start_emulator_here:
+        env.update(start_emulator(supervisor, var_dir, emulator_port, env, base))
+
+    if options["prepare"]:
+        prepare(supervisor, manage, env, base)
+
+    supervisor.spawn("web", [*manage, "runserver", f"{HOST}:{web_port}", "--noreload"], env=env, cwd=base)
+    supervisor.spawn("worker", [*manage, "rqworker", "builds", "default", "--with-scheduler"], env=env, cwd=base)
+    if importlib.util.find_spec("builds.cron"):
+        supervisor.spawn("scheduler", [*manage, "rqcron", "builds.cron"], env=env, cwd=base)
+    else:
+        supervisor.say("goldsmith", "warning: builds/cron.py does not exist yet; the periodic scheduler is not started")
+
+    supervisor.wait_until(lambda: http_answers(HOST, web_port, "/healthz"), timeout=60, what="the web server")
+    print_banner(supervisor, web_port)
+
+
+def emulator_wanted(port: int) -> bool:
+    """Start the emulator only if it is installed and the user has not pointed Azure elsewhere."""
+    if not importlib.util.find_spec("emulator.__main__"):
+        return False
+    configured = os.environ.get("AZURE_ARM_ENDPOINT", "").rstrip("/")
+    return configured in ("", emulator_url(port))
+
+
+def emulator_url(port: int) -> str:
+    return f"https://{HOST}:{port}"
+
+
+def require_free_port(port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # The servers set SO_REUSEADDR too, so a port in TIME_WAIT is not reported as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise CommandError(f"Port {port} on {HOST} is in use (another Goldsmith?); "
+                               f"stop it or choose another port with {variable}.") from None
+
+
+def start_redis(supervisor: Supervisor, var_dir: Path, env: dict, base: str) -> str:
+    """Return the Redis URL the children use, starting a private server when REDIS_URL is unset."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        supervisor.wait_until(lambda: redis_answers(configured), timeout=10, what="the Redis server at REDIS_URL")
+        return configured
+    executable = find_redis_server()
+    if not executable:
+        raise CommandError("No redis-server found: install Debian's redis-server, run `make install`, or set REDIS_URL.")
+    try:
+        clear_stale_socket(var_dir)
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from None
+    url = f"unix://{var_dir / 'redis.sock'}"
+    supervisor.spawn("redis", redis_command(executable, var_dir, persist=True), env=env, cwd=base, service=True)
+    supervisor.wait_until(lambda: redis_answers(url, timeout=0.5), timeout=10, what="redis-server")
+    return url
+
+
+def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, base: str) -> dict[str, str]:
+    """Start the emulator and return the Azure settings that point the children at it.
+
+    A variable the user set wins, so one can, say, keep a CA bundle of their own.
+    """
+    data_dir = var_dir / "emulator"
+    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+    supervisor.spawn("emulator", argv, env=env, cwd=base, service=True)
+    ca_bundle = data_dir / "ca.pem"
+    supervisor.wait_until(lambda: https_answers(HOST, port, ca_bundle), timeout=30, what="the Azure emulator")
+    defaults = {
+        "AZURE_ARM_ENDPOINT": emulator_url(port),
+        "AZURE_AUTHORITY_HOST": emulator_url(port),
+        "AZURE_CA_BUNDLE": str(ca_bundle),
+        "AZURE_EMULATOR": "1",
+    }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+
+
+def prepare(supervisor: Supervisor, manage: list[str], env: dict, base: str) -> None:
+    supervisor.run_step("migrate", [*manage, "migrate", "--noinput"], env=env, cwd=base)
+    # DEBUG is off by default, so the static files are served by WhiteNoise from STATIC_ROOT.
+    supervisor.run_step("static", [*manage, "collectstatic", "--noinput", "--verbosity", "0"], env=env, cwd=base)
+    if "seeddemo" in get_commands():
+        supervisor.run_step("seeddemo", [*manage, "seeddemo"], env=env, cwd=base)
+    else:
+        supervisor.say("goldsmith", "warning: no seeddemo command yet; the demo data is not loaded")
+
+
+def http_answers(host: str, port: int, path: str) -> bool:
+    connection = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        connection.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def https_answers(host: str, port: int, ca_bundle: Path) -> bool:
+    """True once the emulator answers over TLS with a certificate its own CA vouches for."""
+    if not ca_bundle.exists():
+        return False
+    context = ssl.create_default_context(cafile=str(ca_bundle))
+    connection = http.client.HTTPSConnection(host, port, timeout=2, context=context)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        return True
+    except ssl.SSLCertVerificationError as exc:
+        raise ChildFailed(f"the emulator's certificate does not match {ca_bundle}: {exc.verify_message}") from None
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def demo_users() -> list[dict]:
+    """builds.demo.DEMO_USERS, or nothing while that module does not exist."""
+    try:
+        module = importlib.import_module("builds.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name == "builds.demo":
+            return []
+        raise
+    return list(getattr(module, "DEMO_USERS", []))
+
+
+def print_banner(supervisor: Supervisor, web_port: int) -> None:
+    lines = ["", f"Goldsmith is running at http://{HOST}:{web_port}"]
+    users = demo_users()
+    if users:
+        lines.append("Demo sign-ins:")
+        lines += [
+            f"  {user['username']:<12} {user['password']:<20} {user.get('role', '')} ({user.get('department', '')})"
+            for user in users
+        ]
+    lines += ["Press Ctrl-C to stop.", ""]
+    for line in lines:
+        supervisor.say("goldsmith", line)

@@ -1,0 +1,142 @@
+"""`manage.py runall` as `make run` uses it: real child processes, real Redis, real signals."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_runall(tmp_path: Path, *args: str, web_port: int | None = None) -> tuple[subprocess.Popen, Path, int]:
+    # Nothing from the calling shell or the suite's own Redis: runall must bring its own.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "REDIS_URL"))}
+    web_port = web_port or free_port()
+    env.update(
+        GOLDSMITH_VAR_DIR=str(tmp_path / "var"),
+        GOLDSMITH_WEB_PORT=str(web_port),
+        GOLDSMITH_EMULATOR_PORT=str(free_port()),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    log = tmp_path / "runall.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "manage.py", "runall", "--stop-timeout", "5", *args],
+                                cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log, web_port
+
+
+def wait_for_banner(proc: subprocess.Popen, log: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if "Press Ctrl-C to stop." in text:
+            return text
+        if proc.poll() is not None:
+            pytest.fail(f"runall exited with {proc.returncode}:\n{text}")
+        time.sleep(0.2)
+    stop(proc)
+    pytest.fail(f"runall did not come up:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(30)
+
+
+def child_pids(text: str) -> dict[str, int]:
+    return {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", text)}
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_it_runs_everything_and_stops_cleanly_on_sigterm(tmp_path):
+    proc, log, port = start_runall(tmp_path, "--no-emulator")
+    try:
+        text = wait_for_banner(proc, log)
+        assert f"http://127.0.0.1:{port}" in text
+        assert healthz(port) == 200
+        pids = child_pids(text)
+        assert {"redis", "web", "worker"} <= set(pids)
+        assert (tmp_path / "var" / "redis.sock").exists()
+    finally:
+        code = stop(proc)
+
+    assert code == 0, log.read_text()
+    assert not any(is_alive(pid) for pid in pids.values())
+    assert not (tmp_path / "var" / "redis.sock").exists()
+    assert "worker     | " in log.read_text()  # children's lines carry their name
+
+
+def test_it_stops_the_others_and_fails_when_a_child_dies(tmp_path):
+    proc, log, _ = start_runall(tmp_path, "--no-emulator")
+    try:
+        pids = child_pids(wait_for_banner(proc, log))
+        os.kill(pids["worker"], signal.SIGKILL)
+        code = proc.wait(30)
+    finally:
+        stop(proc)
+
+    text = log.read_text()
+    assert code == 1, text
+    assert "worker exited unexpectedly with code -9" in text
+    assert not any(is_alive(pid) for pid in pids.values())
+
+
+def test_it_refuses_a_busy_web_port(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        proc, log, _ = start_runall(tmp_path, "--no-emulator", web_port=port)
+        code = proc.wait(60)
+
+    text = log.read_text()
+    assert code == 1, text
+    assert f"Port {port} on 127.0.0.1 is in use" in text
+    assert "GOLDSMITH_WEB_PORT" in text
+    assert "started" not in text  # nothing was left running
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("emulator.__main__"), reason="the emulator is not installed")
+def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
+    proc, log, port = start_runall(tmp_path)
+    try:
+        text = wait_for_banner(proc, log)
+        assert "started emulator" in text
+        assert healthz(port) == 200
+        assert (tmp_path / "var" / "emulator" / "ca.pem").exists()
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()

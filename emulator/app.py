@@ -33,6 +33,9 @@ class App:
         self.router = Router()
         self.middlewares: list[Middleware] = []
         self.services: dict[str, object] = {}  # name -> backend object, for cross-service calls
+        # Called after the store is cleared and reseeded, for services that keep derived state
+        # in memory (indexes, fault rules, the request log).
+        self.reset_hooks: list[Callable[[], None]] = []
 
     def reset(self) -> None:
         """Forget everything and start again from the seed (the control API's reset)."""
@@ -40,12 +43,16 @@ class App:
 
         self.store.clear()
         seed.apply(self)
+        for hook in self.reset_hooks:
+            hook()
 
     def handle(self, request: Request) -> Response:
         try:
             route, params = self.router.match(request.method, request.path)
         except ArmError as error:
-            return error.to_response()
+            # Unmatched requests still pass through the middlewares, so the request log records
+            # them; the pseudo-route needs no authentication and answers the router's error.
+            route, params = _unmatched_route(error), {}
         request.params = params
         request.operation = route.operation
 
@@ -62,6 +69,15 @@ class App:
             return call(request)
         except ArmError as error:
             return error.to_response()
+
+
+def _unmatched_route(error: ArmError) -> Route:
+    import re
+
+    def answer(request: Request) -> Response:
+        raise error
+
+    return Route("*", re.compile(".*"), answer, "Unmatched", "none")
 
 
 def _bind(middleware: Middleware, route: Route, call_next: Callable[[Request], Response]) -> Callable[[Request], Response]:

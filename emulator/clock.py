@@ -48,6 +48,32 @@ class Clock:
                 self._frozen_at = None
         return self.now()
 
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    def state(self) -> dict:
+        """What `restore` needs to bring a restarted process back to the same simulated time."""
+        with self._lock:
+            frozen_at = self._frozen_at
+            offset = self._offset
+        return {"time_scale": self.time_scale, "offset_seconds": offset.total_seconds(),
+                "frozen_at": frozen_at.isoformat() if frozen_at else None}
+
+    def restore(self, state: dict) -> None:
+        with self._lock:
+            self.time_scale = float(state.get("time_scale") or self.time_scale)
+            self._offset = dt.timedelta(seconds=state.get("offset_seconds") or 0.0)
+            frozen_at = state.get("frozen_at")
+            self._frozen_at = dt.datetime.fromisoformat(frozen_at) if frozen_at else None
+
+    def reset(self, time_scale: float) -> None:
+        """Back to real time, unfrozen, at the given scale."""
+        with self._lock:
+            self.time_scale = time_scale
+            self._offset = dt.timedelta()
+            self._frozen_at = None
+
     def scaled(self, seconds: float) -> dt.timedelta:
         """A realistic duration shortened by the time scale."""
         return dt.timedelta(seconds=seconds / self.time_scale)

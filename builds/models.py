@@ -1,0 +1,339 @@
+"""Gold images, department layers, builds and their history.
+
+Version content is stored in Image Builder's own JSON shapes (a source dict, customizer
+dicts, distributor dicts ...) so that composition is a merge, import is a copy and the
+schema rules in builds/schema.py apply unchanged. Published versions are immutable: the
+services in builds/services.py refuse to change them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from builds.versions import Version
+from portal.models import Department
+
+
+class OsType(models.TextChoices):
+    LINUX = "Linux", "Linux"
+    WINDOWS = "Windows", "Windows"
+
+
+class SecurityType(models.TextChoices):
+    """What the security team declares the image is for (checked against the source's features)."""
+
+    STANDARD = "Standard", "Standard"
+    TRUSTED_LAUNCH = "TrustedLaunch", "Trusted Launch"
+    CONFIDENTIAL_VM = "ConfidentialVM", "Confidential VM"
+
+
+class Generation(models.TextChoices):
+    V1 = "V1", "Generation 1"
+    V2 = "V2", "Generation 2"
+
+
+class VersionedModel(models.Model):
+    """Semantic version columns shared by gold image and layer versions (sortable numerically)."""
+
+    version = models.CharField(max_length=32)
+    major = models.PositiveIntegerField(editable=False, default=0)
+    minor = models.PositiveIntegerField(editable=False, default=0)
+    patch = models.PositiveIntegerField(editable=False, default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        # Derived columns only; the rules about who may change what live in services.
+        parsed = Version.parse(self.version)
+        self.major, self.minor, self.patch = parsed.major, parsed.minor, parsed.patch
+        super().save(*args, **kwargs)
+
+    @property
+    def semver(self) -> Version:
+        return Version(self.major, self.minor, self.patch)
+
+
+class GoldImage(models.Model):
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    os_type = models.CharField(max_length=10, choices=OsType.choices)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GoldImageVersion(VersionedModel):
+    """Everything Image Builder needs for the security team's baseline, at one version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        DEPRECATED = "deprecated", "Deprecated"
+        REVOKED = "revoked", "Revoked"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_image = models.ForeignKey(GoldImage, on_delete=models.PROTECT, related_name="versions")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    status_reason = models.TextField(blank=True)
+    changelog = models.TextField(blank=True)
+    deprecated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                      null=True, blank=True)
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    # The image: source as Image Builder's source object, and what it is declared to be.
+    source = models.JSONField(default=dict)  # {"type": "PlatformImage", "publisher": ..., ...}
+    security_type = models.CharField(max_length=16, choices=SecurityType.choices, default=SecurityType.STANDARD)
+    hyper_v_generation = models.CharField(max_length=2, choices=Generation.choices, default=Generation.V2)
+
+    # Baseline steps: "before" run ahead of every department layer, "after" once they are done.
+    customize_before = models.JSONField(default=list, blank=True)
+    customize_after = models.JSONField(default=list, blank=True)
+    validators_before = models.JSONField(default=list, blank=True)
+    validators_after = models.JSONField(default=list, blank=True)
+    # continueDistributeOnFailure / sourceValidationOnly, exactly as given (absent stays absent).
+    validate_options = models.JSONField(default=dict, blank=True)
+
+    distribute = models.JSONField(default=list, blank=True)  # Image Builder distributor objects
+    vm_profile = models.JSONField(default=dict, blank=True)  # vmSize, osDiskSizeGB, userAssignedIdentities, vnetConfig
+    identity = models.CharField(max_length=400, blank=True)  # ARM id of the template's user-assigned identity
+    build_timeout_minutes = models.PositiveIntegerField(null=True, blank=True)  # None/0: Azure's default of 240
+    error_handling = models.JSONField(default=dict, blank=True)
+    optimize = models.JSONField(default=dict, blank=True)
+    staging_resource_group = models.CharField(max_length=300, blank=True)
+    managed_resource_tags = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    # Template properties Goldsmith carries through untouched (autoRun, additionalDataDisks).
+    extra_properties = models.JSONField(default=dict, blank=True)
+
+    # Where templates are created; empty means the portal's configured defaults.
+    subscription_id = models.CharField(max_length=64, blank=True)
+    resource_group = models.CharField(max_length=90, blank=True)
+    location = models.CharField(max_length=40, blank=True)
+
+    import_notes = models.JSONField(default=list, blank=True)  # problems found when imported
+    wizard_step = models.CharField(max_length=20, blank=True)  # last wizard step completed, for drafts
+
+    class Meta:
+        ordering = ["gold_image", "-major", "-minor", "-patch"]
+        constraints = [models.UniqueConstraint(fields=["gold_image", "version"], name="gold_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.gold_image.slug}@{self.version}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+    @property
+    def is_buildable(self) -> bool:
+        return self.status in (self.Status.PUBLISHED, self.Status.DEPRECATED)
+
+
+class Layer(models.Model):
+    """A department's customizations on top of one gold image."""
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="layers")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    gold_image = models.ForeignKey(GoldImage, on_delete=models.PROTECT, related_name="layers")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["department", "slug"]
+        constraints = [models.UniqueConstraint(fields=["department", "slug"], name="layer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.department.slug}/{self.slug}"
+
+
+class LayerVersion(VersionedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+        DEPRECATED = "deprecated", "Deprecated"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="versions")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    changelog = models.TextField(blank=True)
+    accepts = models.CharField(max_length=100, default="*")  # range of gold versions, builds/versions.py syntax
+    customize = models.JSONField(default=list, blank=True)
+    validators = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["layer", "-major", "-minor", "-patch"]
+        constraints = [models.UniqueConstraint(fields=["layer", "version"], name="layer_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.layer}@{self.version}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+
+class Build(models.Model):
+    """One requested image build: exactly one Image Builder template and at most one run."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUBMITTING = "submitting", "Submitting"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIALLY_SUCCEEDED = "partially_succeeded", "Partially succeeded"
+        FAILED = "failed", "Failed"
+        CANCELING = "canceling", "Canceling"
+        CANCELED = "canceled", "Canceled"
+
+    TERMINAL = frozenset({State.SUCCEEDED, State.PARTIALLY_SUCCEEDED, State.FAILED, State.CANCELED})
+    ACTIVE = frozenset({State.PENDING, State.SUBMITTING, State.RUNNING, State.CANCELING})
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.PROTECT, related_name="builds")
+    layer_versions = models.ManyToManyField(LayerVersion, through="BuildLayer", related_name="builds", blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="builds")
+    rebuild_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    template = models.JSONField()  # the composed body, frozen at request time
+    template_sha256 = models.CharField(max_length=64)
+    template_name = models.CharField(max_length=64, unique=True)
+    subscription_id = models.CharField(max_length=64)
+    resource_group = models.CharField(max_length=90)
+    location = models.CharField(max_length=40)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    sub_state = models.CharField(max_length=20, blank=True)  # Image Builder's runSubState while running
+    run_started = models.BooleanField(default=False)  # the run was accepted by Image Builder
+    attempts = models.PositiveIntegerField(default=0)  # submit attempts, for backoff
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    log_uri = models.CharField(max_length=1000, blank=True)
+    staging_resource_group = models.CharField(max_length=300, blank=True)  # exactStagingResourceGroup
+    source_exact_version = models.CharField(max_length=400, blank=True)  # exactVersion Azure resolved
+    cancel_requested = models.BooleanField(default=False)
+    outputs_collected = models.BooleanField(default=False)
+    template_deleted_at = models.DateTimeField(null=True, blank=True)
+    cleanup_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)  # last time the sweep saw the template
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["state", "resource_group"], name="build_state_rg"),
+            models.Index(fields=["department", "-created_at"], name="build_department_created"),
+            models.Index(fields=["requested_by", "-created_at"], name="build_requester_created"),
+            models.Index(fields=["gold_version", "-created_at"], name="build_gold_created"),
+            models.Index(fields=["-created_at", "-id"], name="build_created_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"build {str(self.uuid)[:8]} of {self.gold_version}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+
+class BuildLayer(models.Model):
+    """The layers of a build, in the order their steps were composed."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="build_layers")
+    layer_version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["build", "position"]
+        constraints = [models.UniqueConstraint(fields=["build", "position"], name="build_layer_position")]
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.layer_version}"
+
+
+class BuildEvent(models.Model):
+    """One transition of a build, for its timeline."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20)
+    from_sub_state = models.CharField(max_length=20, blank=True)
+    to_sub_state = models.CharField(max_length=20, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["build", "at", "id"]
+        indexes = [models.Index(fields=["build", "at"], name="build_event_build_at")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state}/{self.from_sub_state} -> {self.to_state}/{self.to_sub_state}"
+
+
+class BuildOutput(models.Model):
+    """A run output: what one distribution target produced."""
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="outputs")
+    run_output_name = models.CharField(max_length=64)
+    distributor_type = models.CharField(max_length=20, blank=True)
+    artifact_id = models.CharField(max_length=600, blank=True)
+    artifact_uri = models.CharField(max_length=2000, blank=True)
+    provisioning_state = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["build", "run_output_name"]
+        constraints = [models.UniqueConstraint(fields=["build", "run_output_name"], name="build_output_unique")]
+
+    def __str__(self) -> str:
+        return self.artifact_id or self.artifact_uri or self.run_output_name
+
+
+class Policy(models.Model):
+    """The security team's build policy; every change makes a new version (the newest applies)."""
+
+    name = models.SlugField(max_length=50, default="default")
+    version = models.PositiveIntegerField()
+    rules = models.JSONField(default=dict)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="policy_version_unique")]
+
+    def __str__(self) -> str:
+        return f"policy {self.name} v{self.version}"

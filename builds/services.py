@@ -1,0 +1,330 @@
+"""Every write to the catalog: each service checks its preconditions, changes the rows and
+records exactly one audit event in the same transaction.
+
+Published gold image and layer versions are immutable; the services refuse to change them
+(ImmutableVersion) and a new version is the way to change anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from builds import compose, importer, schema
+from builds.models import GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
+from builds.schema import Problem
+from builds.versions import Version, VersionError, VersionRange
+from portal import audit
+from portal.audit import Actor
+from portal.models import Department
+
+
+class ServiceError(Exception):
+    """A request the catalog refuses; `problems` name fields when there are several."""
+
+    def __init__(self, message: str, problems: Iterable[Problem] = ()):
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems)
+
+
+class ImmutableVersion(ServiceError):
+    """Published (or later) versions never change: make a new version instead."""
+
+
+# Content fields of a gold image version: what a draft may change and what makes up a version.
+GOLD_CONTENT_FIELDS = (
+    "source", "security_type", "hyper_v_generation", "customize_before", "customize_after",
+    "validators_before", "validators_after", "validate_options", "distribute", "vm_profile", "identity",
+    "build_timeout_minutes", "error_handling", "optimize", "staging_resource_group", "managed_resource_tags",
+    "tags", "extra_properties", "subscription_id", "resource_group", "location", "changelog", "wizard_step",
+)
+LAYER_CONTENT_FIELDS = ("accepts", "customize", "validators", "tags", "changelog")
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+    return {key: [before.get(key), after[key]] for key in after if before.get(key) != after[key]}
+
+
+def _snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in fields}
+
+
+def _parse_version(text: str) -> Version:
+    try:
+        return Version.parse(text)
+    except VersionError as exc:
+        raise ServiceError(str(exc), [Problem("version.format", "version", str(exc))]) from exc
+
+
+# --- Gold images ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def gold_image_create(*, actor: Actor, slug: str, name: str, os_type: str, description: str = "") -> GoldImage:
+    """Create a gold image (no versions yet). Raises ServiceError when the slug is taken."""
+    if os_type not in OsType.values:
+        raise ServiceError(f"OS type must be one of {', '.join(OsType.values)}.")
+    if GoldImage.objects.filter(slug=slug).exists():
+        raise ServiceError(f"A gold image called '{slug}' already exists.",
+                           [Problem("catalog.slug-taken", "slug", f"'{slug}' is already used by another gold image.")])
+    image = GoldImage.objects.create(slug=slug, name=name, os_type=os_type, description=description,
+                                     created_by=_user(actor))
+    audit.record("gold_image.create", actor=actor, obj=image,
+                 changes={"slug": [None, slug], "name": [None, name], "os_type": [None, os_type]})
+    return image
+
+
+@transaction.atomic
+def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, based_on: GoldImageVersion | None = None,
+                        import_notes: list | None = None, **content: Any) -> GoldImageVersion:
+    """A new draft version, optionally copying another version's content first, then `content`.
+
+    Raises ServiceError for a malformed or existing version number or unknown fields.
+    """
+    _parse_version(version)
+    unknown = set(content) - set(GOLD_CONTENT_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown gold version fields: {', '.join(sorted(unknown))}.")
+    if gold_image.versions.filter(version=version).exists():
+        raise ServiceError(f"{gold_image.slug} already has a version {version}.",
+                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+    values = _snapshot(based_on, GOLD_CONTENT_FIELDS) if based_on else {}
+    values.pop("wizard_step", None)
+    values.update(content)
+    gold_version = GoldImageVersion(gold_image=gold_image, version=version, created_by=_user(actor),
+                                    import_notes=import_notes or [], **values)
+    try:
+        with transaction.atomic():
+            gold_version.save()
+    except IntegrityError as exc:  # a concurrent request took the number between the check and the insert
+        raise ServiceError(f"{gold_image.slug} already has a version {version}.") from exc
+    changes: dict[str, list] = {"version": [None, version]}
+    if based_on:
+        changes["based_on"] = [None, str(based_on)]
+    if import_notes is not None:
+        changes["imported_with_problems"] = [None, len(import_notes)]
+    action = "gold_version.import" if import_notes is not None else "gold_version.create"
+    audit.record(action, actor=actor, obj=gold_version, changes=changes)
+    return gold_version
+
+
+@transaction.atomic
+def gold_version_update(*, actor: Actor, gold_version: GoldImageVersion, **changes: Any) -> GoldImageVersion:
+    """Change a draft's content. Raises ImmutableVersion unless the version is a draft."""
+    gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
+    if not gold_version.is_draft:
+        raise ImmutableVersion(f"{gold_version} is {gold_version.status}: published versions never change; "
+                               "create a new version instead.")
+    unknown = set(changes) - set(GOLD_CONTENT_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown gold version fields: {', '.join(sorted(unknown))}.")
+    before = _snapshot(gold_version, changes)
+    for name, value in changes.items():
+        setattr(gold_version, name, value)
+    gold_version.save()
+    diff = _diff(before, changes)
+    if diff:
+        audit.record("gold_version.update", actor=actor, obj=gold_version, changes=diff)
+    return gold_version
+
+
+def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
+    """Schema problems of the version's baseline template (what publishing refuses)."""
+    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
+    return schema.check_template(body)
+
+
+@transaction.atomic
+def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
+                         extra_problems: Iterable[Problem] = ()) -> GoldImageVersion:
+    """Draft -> published, after the baseline passes every schema rule (and any extra checks given).
+
+    Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
+    """
+    gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
+    if not gold_version.is_draft:
+        raise ImmutableVersion(f"{gold_version} is already {gold_version.status}.")
+    problems = schema.errors(gold_version_problems(gold_version) + list(extra_problems))
+    if problems:
+        raise ServiceError(f"{gold_version} cannot be published until these problems are fixed.", problems)
+    gold_version.status = GoldImageVersion.Status.PUBLISHED
+    gold_version.published_by = _user(actor)
+    gold_version.published_at = timezone.now()
+    gold_version.status_reason = reason
+    gold_version.save()
+    audit.record("gold_version.publish", actor=actor, obj=gold_version,
+                 changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {})})
+    return gold_version
+
+
+@transaction.atomic
+def gold_version_deprecate(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
+    """Published -> deprecated: still buildable, flagged as out of date. A reason is required."""
+    return _gold_status_change(actor, gold_version, GoldImageVersion.Status.DEPRECATED, reason,
+                               allowed_from=(GoldImageVersion.Status.PUBLISHED,), action="gold_version.deprecate")
+
+
+@transaction.atomic
+def gold_version_revoke(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
+    """Published or deprecated -> revoked: nothing may be built from it any more. A reason is required."""
+    return _gold_status_change(actor, gold_version, GoldImageVersion.Status.REVOKED, reason,
+                               allowed_from=(GoldImageVersion.Status.PUBLISHED, GoldImageVersion.Status.DEPRECATED),
+                               action="gold_version.revoke")
+
+
+def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: str, reason: str, *,
+                        allowed_from: tuple[str, ...], action: str) -> GoldImageVersion:
+    gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
+    if not reason.strip():
+        raise ServiceError("Give a reason: it is shown to everyone whose images derive from this version.",
+                           [Problem("catalog.reason-required", "reason", "A reason is required.")])
+    if gold_version.status not in allowed_from:
+        raise ServiceError(f"{gold_version} is {gold_version.status}; it cannot become {status}.")
+    before = gold_version.status
+    gold_version.status = status
+    gold_version.status_reason = reason.strip()
+    now = timezone.now()
+    if status == GoldImageVersion.Status.DEPRECATED:
+        gold_version.deprecated_by, gold_version.deprecated_at = _user(actor), now
+    else:
+        gold_version.revoked_by, gold_version.revoked_at = _user(actor), now
+    gold_version.save()
+    audit.record(action, actor=actor, obj=gold_version,
+                 changes={"status": [before, status], "reason": [None, reason.strip()]})
+    return gold_version
+
+
+@transaction.atomic
+def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any, publish: bool = False,
+                        resource_group: str = "", name: str = "") -> tuple[GoldImageVersion, list[Problem]]:
+    """Create a gold image version from an existing Image Builder template (any accepted form).
+
+    Creates the gold image when it does not exist (OS guessed from the template). Returns the
+    version and the rule problems found; with publish=True the version is published only
+    when there are no errors (otherwise it stays a draft that lists them).
+    Raises importer.ImportError_ for input that does not match the schema.
+    """
+    parsed = importer.parse(data)
+    image = GoldImage.objects.filter(slug=gold_slug).first()
+    if image is None:
+        image = gold_image_create(actor=actor, slug=gold_slug, name=name or gold_slug.replace("-", " ").title(),
+                                  os_type=importer.guess_os_type(parsed.body))
+    fields = importer.version_fields(parsed.body)
+    if resource_group:
+        fields["resource_group"] = resource_group
+    gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
+                                       import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
+    if publish and not schema.errors(parsed.problems):
+        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
+    return gold_version, parsed.problems
+
+
+# --- Layers ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def layer_create(*, actor: Actor, department: Department, gold_image: GoldImage, slug: str, name: str,
+                 description: str = "") -> Layer:
+    if Layer.objects.filter(department=department, slug=slug).exists():
+        raise ServiceError(f"{department.slug} already has a layer called '{slug}'.",
+                           [Problem("catalog.slug-taken", "slug", f"'{slug}' is already used in this department.")])
+    layer = Layer.objects.create(department=department, gold_image=gold_image, slug=slug, name=name,
+                                 description=description, created_by=_user(actor))
+    audit.record("layer.create", actor=actor, obj=layer, department=department,
+                 changes={"slug": [None, slug], "gold_image": [None, gold_image.slug]})
+    return layer
+
+
+@transaction.atomic
+def layer_version_create(*, actor: Actor, layer: Layer, version: str, based_on: LayerVersion | None = None,
+                         **content: Any) -> LayerVersion:
+    """A new draft layer version, optionally copying another version's steps first."""
+    _parse_version(version)
+    unknown = set(content) - set(LAYER_CONTENT_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown layer version fields: {', '.join(sorted(unknown))}.")
+    if layer.versions.filter(version=version).exists():
+        raise ServiceError(f"{layer} already has a version {version}.",
+                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+    values = _snapshot(based_on, LAYER_CONTENT_FIELDS) if based_on else {}
+    values.update(content)
+    _check_range(values.get("accepts", "*"))
+    layer_version = LayerVersion.objects.create(layer=layer, version=version, created_by=_user(actor), **values)
+    audit.record("layer_version.create", actor=actor, obj=layer_version, department=layer.department_id,
+                 changes={"version": [None, version], **({"based_on": [None, str(based_on)]} if based_on else {})})
+    return layer_version
+
+
+@transaction.atomic
+def layer_version_update(*, actor: Actor, layer_version: LayerVersion, **changes: Any) -> LayerVersion:
+    """Change a draft layer version. Raises ImmutableVersion unless it is a draft."""
+    layer_version = LayerVersion.objects.select_for_update().select_related("layer").get(pk=layer_version.pk)
+    if not layer_version.is_draft:
+        raise ImmutableVersion(f"{layer_version} is {layer_version.status}: published versions never change; "
+                               "create a new version instead.")
+    unknown = set(changes) - set(LAYER_CONTENT_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown layer version fields: {', '.join(sorted(unknown))}.")
+    if "accepts" in changes:
+        _check_range(changes["accepts"])
+    before = _snapshot(layer_version, changes)
+    for field_name, value in changes.items():
+        setattr(layer_version, field_name, value)
+    layer_version.save()
+    diff = _diff(before, changes)
+    if diff:
+        audit.record("layer_version.update", actor=actor, obj=layer_version,
+                     department=layer_version.layer.department_id, changes=diff)
+    return layer_version
+
+
+def layer_version_problems(layer_version: LayerVersion) -> list[Problem]:
+    """Schema problems of the layer's own steps (composition checks come with a gold version)."""
+    os_type = layer_version.layer.gold_image.os_type
+    problems: list[Problem] = []
+    for index, step in enumerate(layer_version.customize):
+        problems += schema.check_customizer(step, f"customize[{index}]", os_type=os_type)
+    for index, step in enumerate(layer_version.validators):
+        problems += schema.check_validator(step, f"validators[{index}]", os_type=os_type)
+    return problems
+
+
+@transaction.atomic
+def layer_version_publish(*, actor: Actor, layer_version: LayerVersion,
+                          extra_problems: Iterable[Problem] = ()) -> LayerVersion:
+    layer_version = LayerVersion.objects.select_for_update().select_related("layer").get(pk=layer_version.pk)
+    if not layer_version.is_draft:
+        raise ImmutableVersion(f"{layer_version} is already {layer_version.status}.")
+    problems = schema.errors(layer_version_problems(layer_version) + list(extra_problems))
+    if problems:
+        raise ServiceError(f"{layer_version} cannot be published until these problems are fixed.", problems)
+    layer_version.status = LayerVersion.Status.PUBLISHED
+    layer_version.published_by = _user(actor)
+    layer_version.published_at = timezone.now()
+    layer_version.save()
+    audit.record("layer_version.publish", actor=actor, obj=layer_version, department=layer_version.layer.department_id,
+                 changes={"status": ["draft", "published"]})
+    return layer_version
+
+
+def _check_range(text: str) -> None:
+    try:
+        VersionRange.parse(text)
+    except VersionError as exc:
+        raise ServiceError(str(exc), [Problem("layer.accepts", "accepts", str(exc))]) from exc
+
+
+def _user(actor: Actor):
+    """The user to store in created_by/published_by columns; system actors need a real user there."""
+    if actor is None or isinstance(actor, str):
+        from django.contrib.auth import get_user_model
+
+        user, _ = get_user_model().objects.get_or_create(username="goldsmith-system",
+                                                         defaults={"is_active": False})
+        return user
+    return actor

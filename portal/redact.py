@@ -1,0 +1,73 @@
+"""Finding and hiding secrets: one function for events, pages, logs and exports.
+
+SAS tokens in URLs, passwords, bearer tokens, private keys and connection-string keys must
+never be stored in the audit trail, rendered or exported. The same patterns let the
+validation rules refuse inline scripts that carry a secret, naming the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MASK = "[REDACTED]"
+
+# (kind, pattern); the first group, when present, is the part to keep before the secret.
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)")),
+    ("SAS token", re.compile(r"([?&](?:sig|signature)=)[^&\s\"']+", re.IGNORECASE)),
+    ("storage key", re.compile(r"((?:AccountKey|SharedAccessKey|SharedAccessSignature)=)[^;\s\"']+", re.IGNORECASE)),
+    ("bearer token", re.compile(r"(\bBearer\s+)[A-Za-z0-9\-._~+/]{16,}=*", re.IGNORECASE)),
+    ("JSON web token", re.compile(r"()\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("password", re.compile(
+        r"((?:password|passwd|pwd|secret|client_secret|api[_-]?key|token)\s*[:=]\s*[\"']?)(?!\$|%|\[REDACTED)"
+        r"[^\s\"';&]{4,}", re.IGNORECASE)),
+    ("password", re.compile(r"(-(?:Password|Secret)\s+[\"']?)(?!\$)[^\s\"']{4,}", re.IGNORECASE)),
+    ("credentials in URL", re.compile(r"(https?://[^/\s:@]+:)[^@\s/]+(?=@)", re.IGNORECASE)),
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    line: int  # 1-based line number within the scanned text
+
+
+def find_secrets(text: str) -> list[Finding]:
+    """Secret-looking content in text, one finding per line and kind."""
+    findings: list[Finding] = []
+    for number, line in enumerate(text.splitlines() or [text], start=1):
+        for kind, pattern in _PATTERNS:
+            if pattern.search(line) and Finding(kind, number) not in findings:
+                findings.append(Finding(kind, number))
+    return findings
+
+
+def redact_text(text: str) -> str:
+    for kind, pattern in _PATTERNS:
+        if kind == "private key":
+            text = pattern.sub(MASK, text)
+        else:
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of value (str, list, dict, nested) with every secret replaced by [REDACTED].
+
+    Keys that name a secret (clientSecret, password, ...) have their whole value masked.
+    """
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: MASK if _secret_key(key) and value[key] not in (None, "") else redact(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    return value
+
+
+def _secret_key(key: Any) -> bool:
+    return isinstance(key, str) and re.fullmatch(
+        r"(?i).*(password|passwd|secret|private_?key|access_?token|refresh_?token|sas_?token|api_?key)", key) is not None

@@ -472,7 +472,8 @@ def auth_middleware(control: Control) -> Callable:
         entra = control.app.services.get("entra")
         header = request.headers.get("Authorization")
         if entra is not None and hasattr(entra, "verify_bearer"):
-            request.claims = entra.verify_bearer(header)
+            request.claims = entra.verify_bearer(header, base_url=request.base_url,
+                                                 subscription=subscription_of(request.path))
         else:
             # No verifier registered (a trimmed-down app): accept any bearer token, refuse none.
             if not header:

@@ -134,7 +134,9 @@ class EmulatorHandle:
 
         Raises AssertionError when `expect` is set and the status differs (with the body shown).
         """
-        response = self.http.request(method, self.url(path), json=json, params=params or None, timeout=30)
+        # verify is passed on each call: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        response = self.http.request(method, self.url(path), json=json, params=params or None, timeout=30,
+                                     verify=str(self.ca_path))
         if expect is not None:
             assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
         return response
@@ -238,7 +240,7 @@ class EmulatorHandle:
     def blob(self, url_or_path: str) -> requests.Response:
         """Fetch a build log by the URL found in lastRunStatus.message (or a /_emulator/blobs/ path)."""
         url = url_or_path if url_or_path.startswith("http") else self.url(url_or_path)
-        return self.http.get(url, timeout=30)
+        return self.http.get(url, timeout=30, verify=str(self.ca_path))
 
     # -- SDK clients ------------------------------------------------------------------------
     def credential(self, client_id: str = WORKER_CLIENT_ID, secret: str = WORKER_SECRET,

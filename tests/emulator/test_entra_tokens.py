@@ -168,3 +168,14 @@ def test_rotated_keys_keep_old_tokens_valid(emulator):
     assert jwt.get_unverified_header(new)["kid"] == rotated["kid"] != jwt.get_unverified_header(old)["kid"]
     assert list(emulator.compute_client(StaticToken(old)).images.list())
     assert list(emulator.compute_client(StaticToken(new)).images.list())
+
+
+def test_the_v1_token_endpoint_takes_a_resource(emulator):
+    response = session(emulator.ca_path).post(
+        f"{emulator.base_url}/{TENANT_ID}/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "goldsmith-worker", "client_secret": "emulator-secret",
+              "resource": "https://management.core.windows.net/"})
+
+    assert response.status_code == 200
+    claims = verified(emulator, response.json()["access_token"], "https://management.core.windows.net")
+    assert claims["ver"] == "1.0"

@@ -90,3 +90,25 @@ def test_deleting_a_group_deletes_its_compute_resources(emulator, groups):
     groups.begin_delete("doomed").result()
 
     assert "old" not in [image.name for image in compute.images.list()]
+
+
+def test_it_reads_a_subscription(emulator):
+    # azure-mgmt-resource 26 ships no subscriptions client, so this one goes over plain HTTPS.
+    token = emulator.credential().get_token("https://management.azure.com/.default").token
+    response = emulator.http.get(f"{emulator.base_url}/subscriptions/{SUBSCRIPTION_ID}",
+                                 params={"api-version": "2022-12-01"}, headers={"Authorization": f"Bearer {token}"},
+                                 verify=str(emulator.ca_path))
+
+    assert response.status_code == 200
+    assert response.json()["subscriptionId"] == SUBSCRIPTION_ID
+    assert response.json()["state"] == "Enabled"
+    assert response.json()["tenantId"] == "11111111-1111-1111-1111-111111111111"
+
+
+def test_it_requires_an_api_version(emulator):
+    token = emulator.credential().get_token("https://management.azure.com/.default").token
+    response = emulator.http.get(f"{emulator.base_url}/subscriptions/{SUBSCRIPTION_ID}/resourcegroups",
+                                 headers={"Authorization": f"Bearer {token}"}, verify=str(emulator.ca_path))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "MissingApiVersionParameter"

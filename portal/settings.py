@@ -199,6 +199,8 @@ AZURE_TEMPLATE_IDENTITY = env_str(
 # Tells the portal the endpoints are the emulator's (for its fault-free control features and
 # the operator page); production settings pointing here are reported by check goldsmith.E002.
 AZURE_EMULATOR = env_bool("AZURE_EMULATOR", False)
+# Seconds between polls of a long-running operation when Azure sends no Retry-After.
+AZURE_POLLING_INTERVAL = env_int("AZURE_POLLING_INTERVAL", 5, minimum=0)
 
 # --- Builds --------------------------------------------------------------------------------
 

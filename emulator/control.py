@@ -201,13 +201,18 @@ class Control:
         return self.clock_state()
 
     def change_settings(self, changes: dict) -> dict:
-        allowed = {"retry_after"}
+        """retry_after: seconds sent as Retry-After on LRO answers (null: 10 s / time scale);
+        page_size: templates per list page (null: 100)."""
+        allowed = {"retry_after", "page_size"}
         unknown = set(changes) - allowed
         if unknown:
             raise ArmError(400, "InvalidParameter", f"Unknown settings: {', '.join(sorted(unknown))}.")
         retry_after = changes.get("retry_after")
         if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
             raise ArmError(400, "InvalidParameter", "retry_after must be a number >= 0 or null.")
+        page_size = changes.get("page_size")
+        if page_size is not None and (not isinstance(page_size, int) or not 1 <= page_size <= 1000):
+            raise ArmError(400, "InvalidParameter", "page_size must be an integer from 1 to 1000 or null.")
         self.settings.update(changes)
         self.app.store.put("emulator", "settings", self.settings)
         return dict(self.settings)

@@ -134,9 +134,9 @@ class Compute:
             "features": dict(entry.get("features") or {}),
             "plan": entry.get("plan") or None,
             "osType": entry.get("osType") or _guess_os(entry["publisher"]),
-            "osDiskSizeGB": int(entry.get("osDiskSizeGB") or (127 if _guess_os(entry["publisher"]) == "Windows" else 30)),
             "imageDeprecationStatus": entry.get("imageDeprecationStatus") or {"imageState": "Active"},
         }
+        record["osDiskSizeGB"] = int(entry.get("osDiskSizeGB") or (127 if record["osType"] == "Windows" else 30))
         self.store.put("vmimage", self._vm_key(record), record)
         return record
 

@@ -212,6 +212,7 @@ class Entra:
         local = upn.split("@")[0]
         given = entry.get("given_name") or local.capitalize()
         tenant = entry.get("tenant") or DEFAULT_TENANT
+        roles = entry.get("roles") or []
         user = {
             "username": upn,
             "name": entry.get("name") or f"{given} {entry.get('family_name') or 'Example'}",
@@ -219,7 +220,7 @@ class Entra:
             "family_name": entry.get("family_name") or "Example",
             "oid": entry.get("oid") or stable_oid(tenant, upn),
             "tenant": tenant,
-            "roles": list(entry.get("roles") or []),
+            "roles": [roles] if isinstance(roles, str) else list(roles),
             "email": entry.get("email") or upn,
             "description": entry.get("description") or "",
         }
@@ -537,7 +538,11 @@ class TokenEndpoint:
         basic = request.headers.get("Authorization") or ""
         if basic.lower().startswith("basic "):
             # client_secret_basic: the id and secret travel in the header instead of the body.
-            decoded = base64.b64decode(basic[6:]).decode(errors="replace")
+            try:
+                decoded = base64.b64decode(basic[6:], validate=True).decode(errors="replace")
+            except ValueError:
+                raise AadError("invalid_client", 7000216, "The Authorization header is not valid Basic "
+                                                          "authentication.", status=401) from None
             client_id, _, secret = decoded.partition(":")
             fields.setdefault("client_id", client_id)
             fields.setdefault("client_secret", secret)
@@ -1002,6 +1007,8 @@ def _register_control(app, entra: Entra) -> None:
     @route("POST", r"/_emulator/entra/next-id-token", "Control_NextIdToken", auth="none")
     def next_id_token(request: Request) -> Response:
         body = body_of(request)
+        if "exp_offset" in body and not isinstance(body["exp_offset"], int):
+            raise ArmError(400, "InvalidRequestContent", "exp_offset must be a whole number of seconds.")
         app.store.put("entra-hook", "next-id-token", body)
         return Response(200, body)
 
@@ -1013,6 +1020,8 @@ def _register_control(app, entra: Entra) -> None:
     @route("POST", r"/_emulator/entra/tokens", "Control_IssueToken", auth="none")
     def issue_token(request: Request) -> Response:
         body = body_of(request)
+        if body.get("exp_offset") is not None and not isinstance(body["exp_offset"], int):
+            raise ArmError(400, "InvalidRequestContent", "exp_offset must be a whole number of seconds.")
         tenant = body.get("tenant") or DEFAULT_TENANT
         user = None
         if body.get("username"):

@@ -159,15 +159,24 @@ RG_PATH = SUB + r"/resourcegroups/(?P<resource_group>[^/]+)"
 
 def _page(items: list[dict], request: Request, path: str) -> dict:
     """ARM paging with $top and an opaque $skiptoken, in nextLink."""
-    start = int(request.arg("$skiptoken") or 0)
-    top = request.arg("$top")
-    size = int(top) if top else 1000
+    start, size = _int_arg(request, "$skiptoken", 0), _int_arg(request, "$top", 1000)
     body: dict = {"value": items[start:start + size]}
     if start + size < len(items):
         version = request.arg("api-version")
         body["nextLink"] = (f"{request.base_url}{path}?api-version={version}&$top={size}"
                             f"&$skiptoken={start + size}")
     return body
+
+
+def _int_arg(request: Request, name: str, default: int) -> int:
+    value = request.arg(name)
+    if not value:
+        return default
+    try:
+        return max(int(value), 0)
+    except ValueError:
+        raise ArmError(400, "InvalidParameter", f"The value of parameter '{name}' is invalid: '{value}'.",
+                       target=name) from None
 
 
 def register(app) -> None:

@@ -227,14 +227,18 @@ class Build(models.Model):
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
     sub_state = models.CharField(max_length=20, blank=True)  # Image Builder's runSubState while running
     run_started = models.BooleanField(default=False)  # the run was accepted by Image Builder
-    attempts = models.PositiveIntegerField(default=0)  # submit attempts, for backoff
+    run_operation_url = models.CharField(max_length=1000, blank=True)  # the run's Azure-AsyncOperation URL
+    attempts = models.PositiveIntegerField(default=0)  # submit attempts (claims), for backoff and job ids
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)  # a submit job holds the build until then
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
     log_uri = models.CharField(max_length=1000, blank=True)
     staging_resource_group = models.CharField(max_length=300, blank=True)  # exactStagingResourceGroup
     source_exact_version = models.CharField(max_length=400, blank=True)  # exactVersion Azure resolved
     cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    stuck_reported = models.BooleanField(default=False)  # a stuck Canceling was reported once
     outputs_collected = models.BooleanField(default=False)
     template_deleted_at = models.DateTimeField(null=True, blank=True)
     cleanup_error = models.TextField(blank=True)

@@ -370,7 +370,10 @@ def request_log_middleware(control: Control) -> Callable:
         status: int = 0
         retry_after = None
         try:
-            response = call_next(request)
+            try:
+                response = call_next(request)
+            except ArmError as error:  # refused further in (401, 403...): still an answer to log
+                response = error.to_response()
             status = response.status
             retry_after = response.headers.get("Retry-After")
             return response
@@ -401,7 +404,10 @@ def arm_headers_middleware(control: Control) -> Callable:
         request_id = str(uuid.uuid4())
         correlation = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         request.correlation_id = correlation  # type: ignore[attr-defined]
-        response = call_next(request)
+        try:
+            response = call_next(request)
+        except ArmError as error:
+            response = error.to_response()
         kind = "reads" if request.method in ("GET", "HEAD") else "writes"
         subscription = subscription_of(request.path) or "tenant"
         headers = {

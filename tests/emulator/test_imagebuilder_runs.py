@@ -435,3 +435,17 @@ def test_deleting_a_template_removes_its_run_outputs(fast_emulator, templates):
 
     with pytest.raises(ResourceNotFoundError):
         templates.get_run_output(RG, "web", "vhd")
+
+
+def test_a_worker_can_resume_the_run_operation_from_its_continuation_token(emulator, templates):
+    create(templates)
+    emulator.freeze()
+    token = templates.begin_run(RG, "web").continuation_token()
+
+    resumed = emulator.imagebuilder_client().virtual_machine_image_templates.begin_run(
+        RG, "web", continuation_token=token)
+    assert resumed.status() == "InProgress"
+
+    emulator.advance_simulated(SIMPLE_BUILD + 1)
+    resumed.result()
+    assert status(templates).run_state == "Succeeded"

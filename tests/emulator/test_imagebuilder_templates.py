@@ -308,3 +308,25 @@ def test_requests_without_a_token_get_arms_401(emulator):
         client.virtual_machine_image_templates.get(RG, "web")
     assert caught.value.status_code == 401
     assert caught.value.error.code == "AuthenticationFailed"
+
+
+def test_concurrent_clients_are_served_and_only_one_put_of_a_name_wins(emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [emulator.imagebuilder_client() for _ in range(4)]
+
+    def put(index: int) -> str:
+        client = clients[index % len(clients)]
+        try:
+            client.virtual_machine_image_templates.begin_create_or_update(RG, "contested", template_body(),
+                                                                         polling=False)
+            return "created"
+        except ResourceExistsError:
+            return "conflict"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(put, range(16)))
+        distinct = list(pool.map(lambda i: create(clients[i % 4], f"t{i}").name, range(8)))
+
+    assert outcomes.count("created") == 1 and outcomes.count("conflict") == 15
+    assert sorted(distinct) == sorted(f"t{i}" for i in range(8))

@@ -458,3 +458,335 @@ def _unknown_keys(value: Any, path: str, out: list[str]) -> None:
 
 # --- Compute image look-ups (the wizard's and validation's view of the catalog) ----------------------
 # Written by the validation work: image_features(...), gallery_image(...), ... below this line.
+#
+# Every look-up answers a small frozen dataclass (or None when the thing does not exist) and
+# raises AzureError for anything else. Found answers are cached for
+# settings.AZURE_LOOKUP_CACHE_SECONDS (shared through the Django cache, so every web process
+# and worker sees the same catalog) because the wizard asks the same questions on every
+# keystroke; "not found" is never cached, so an image created a minute ago shows up at once.
+
+_LOOKUP_GENERATION_KEY = "azure:lookup:generation"
+_MISSING = object()
+
+
+def normalize_location(location: str) -> str:
+    """Azure's canonical region name: "East US" -> "eastus"."""
+    return re.sub(r"\s+", "", location or "").lower()
+
+
+def _features(items: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(item.get("name", "")), str(item.get("value", ""))) for item in items or []
+                 if isinstance(item, dict))
+
+
+def _security_type(features: tuple[tuple[str, str], ...]) -> str:
+    # A missing SecurityType feature means Standard (aib-reference §3.3).
+    return next((value for name, value in features if name.lower() == "securitytype" and value), "Standard")
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    product: str
+    publisher: str
+
+
+@dataclass(frozen=True)
+class MarketplaceImage:
+    """One Marketplace image version; `version` is the concrete version even when "latest" was asked."""
+
+    location: str
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    hyper_v_generation: str = "V1"
+    architecture: str = "x64"
+    features: tuple[tuple[str, str], ...] = ()
+    plan: Plan | None = None
+    os_type: str = ""
+    os_disk_size_gb: int | None = None
+    deprecation_state: str = "Active"  # Active, ScheduledForDeprecation, Deprecated
+
+    @property
+    def security_type(self) -> str:
+        return _security_type(self.features)
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """An Azure Compute Gallery image definition."""
+
+    id: str
+    name: str
+    location: str
+    os_type: str = ""
+    os_state: str = "Generalized"
+    hyper_v_generation: str = "V1"
+    architecture: str = "x64"
+    features: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def security_type(self) -> str:
+        return _security_type(self.features)
+
+    @property
+    def gallery(self) -> str:
+        return self.id.split("/galleries/")[1].split("/")[0] if "/galleries/" in self.id else ""
+
+
+@dataclass(frozen=True)
+class GalleryImageVersion:
+    id: str
+    name: str
+    definition_id: str
+    location: str
+    regions: tuple[str, ...] = ()  # normalized names of the regions it is replicated to
+    exclude_from_latest: bool = False
+    os_disk_size_gb: int | None = None
+
+
+@dataclass(frozen=True)
+class ManagedImage:
+    id: str
+    name: str
+    location: str
+    os_type: str = ""
+    os_state: str = "Generalized"
+    hyper_v_generation: str = "V1"
+    os_disk_size_gb: int | None = None
+
+
+def lookup_cache_clear() -> None:
+    """Forget every cached look-up (all processes): the next look-ups go to Azure."""
+    try:
+        cache.set(_LOOKUP_GENERATION_KEY, f"{time.time_ns()}", timeout=None)
+    except Exception:
+        log.warning("could not clear the look-up cache", exc_info=True)
+
+
+def _cached(kind: str, parts: tuple, fetch):
+    import hashlib
+
+    seconds = settings.AZURE_LOOKUP_CACHE_SECONDS
+    if seconds <= 0:
+        return fetch()
+    try:
+        generation = cache.get(_LOOKUP_GENERATION_KEY) or "0"
+        digest = hashlib.sha256(json.dumps([settings.AZURE_ARM_ENDPOINT, kind, *parts]).encode()).hexdigest()
+        key = f"azure:lookup:{generation}:{digest}"
+        found = cache.get(key, _MISSING)
+    except Exception:  # Redis down: look up every time
+        log.debug("look-up cache unavailable", exc_info=True)
+        return fetch()
+    if found is not _MISSING:
+        return found
+    value = fetch()
+    if value is not None and value != []:
+        try:
+            cache.set(key, value, timeout=seconds)
+        except Exception:
+            log.debug("could not cache a look-up", exc_info=True)
+    return value
+
+
+def _subscription(subscription: str | None) -> str:
+    return subscription or settings.AZURE_SUBSCRIPTION_ID
+
+
+def _names(pages) -> list[str]:
+    return [item.name for item in pages if item.name]
+
+
+def _not_found_is_empty(call):
+    with _azure_errors:
+        try:
+            return call()
+        except ResourceNotFoundError:
+            return []
+
+
+def list_publishers(location: str, *, subscription: str | None = None) -> list[str]:
+    """Marketplace publishers in the region (sorted case-insensitively)."""
+    operations = compute(_subscription(subscription)).virtual_machine_images
+    return _cached("publishers", (_subscription(subscription), normalize_location(location)), lambda: sorted(
+        _not_found_is_empty(lambda: _names(operations.list_publishers(location))), key=str.lower))
+
+
+def list_offers(location: str, publisher: str, *, subscription: str | None = None) -> list[str]:
+    """A publisher's offers in the region; [] when the publisher is unknown."""
+    operations = compute(_subscription(subscription)).virtual_machine_images
+    return _cached("offers", (_subscription(subscription), normalize_location(location), publisher), lambda: sorted(
+        _not_found_is_empty(lambda: _names(operations.list_offers(location, publisher))), key=str.lower))
+
+
+def list_skus(location: str, publisher: str, offer: str, *, subscription: str | None = None) -> list[str]:
+    """An offer's SKUs in the region; [] when the offer is unknown."""
+    operations = compute(_subscription(subscription)).virtual_machine_images
+    return _cached("skus", (_subscription(subscription), normalize_location(location), publisher, offer),
+                   lambda: sorted(_not_found_is_empty(lambda: _names(operations.list_skus(location, publisher, offer))),
+                                  key=str.lower))
+
+
+def list_versions(location: str, publisher: str, offer: str, sku: str, *,
+                  subscription: str | None = None) -> list[str]:
+    """A SKU's listed versions, newest first (Azure's order); [] when the SKU is unknown."""
+    operations = compute(_subscription(subscription)).virtual_machine_images
+    return _cached("versions", (_subscription(subscription), normalize_location(location), publisher, offer, sku),
+                   lambda: _not_found_is_empty(lambda: _names(
+                       operations.list(location, publisher, offer, sku, orderby="name desc"))))
+
+
+def marketplace_image(location: str, publisher: str, offer: str, sku: str, version: str, *,
+                      subscription: str | None = None) -> MarketplaceImage | None:
+    """The Marketplace image version, with "latest" resolved to the newest listed version
+    (as Image Builder resolves it). None when the publisher, offer, SKU or version does not exist."""
+    sub = _subscription(subscription)
+
+    def fetch() -> MarketplaceImage | None:
+        operations = compute(sub).virtual_machine_images
+        concrete = version
+        with _azure_errors:
+            try:
+                if version.lower() == "latest":
+                    newest = _names(operations.list(location, publisher, offer, sku, top=1, orderby="name desc"))
+                    if not newest:
+                        return None
+                    concrete = newest[0]
+                found = operations.get(location, publisher, offer, sku, concrete).as_dict()
+            except ResourceNotFoundError:
+                return None
+        props = found.get("properties") or {}
+        plan = props.get("plan") or None
+        disk = props.get("osDiskImage") or {}
+        return MarketplaceImage(
+            location=normalize_location(found.get("location") or location), publisher=publisher, offer=offer, sku=sku,
+            version=found.get("name") or concrete, hyper_v_generation=str(props.get("hyperVGeneration") or "V1"),
+            architecture=str(props.get("architecture") or "x64"), features=_features(props.get("features")),
+            plan=Plan(plan.get("name", ""), plan.get("product", ""), plan.get("publisher", "")) if plan else None,
+            os_type=str(disk.get("operatingSystem") or ""), os_disk_size_gb=_int(disk.get("sizeInGb")),
+            deprecation_state=str((props.get("imageDeprecationStatus") or {}).get("imageState") or "Active"))
+
+    return _cached("marketplace", (sub, normalize_location(location), publisher, offer, sku, version), fetch)
+
+
+_GALLERY_IMAGE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+                            r"galleries/([^/]+)/images/([^/]+)(?:/versions/([^/]+))?/?$", re.IGNORECASE)
+_MANAGED_IMAGE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+                            r"images/([^/]+)/?$", re.IGNORECASE)
+
+
+def _gallery_image(found: dict) -> GalleryImage:
+    props = found.get("properties") or {}
+    return GalleryImage(
+        id=found.get("id") or "", name=found.get("name") or "", location=normalize_location(found.get("location", "")),
+        os_type=str(props.get("osType") or ""), os_state=str(props.get("osState") or "Generalized"),
+        hyper_v_generation=str(props.get("hyperVGeneration") or "V1"),
+        architecture=str(props.get("architecture") or "x64"), features=_features(props.get("features")))
+
+
+def gallery_image(definition_id: str) -> GalleryImage | None:
+    """A gallery image definition by its id; None when it (or its gallery) does not exist.
+    Raises AzureError(code="InvalidId", permanent=True) for something that is not a definition id."""
+    parts = _GALLERY_IMAGE.match(definition_id or "")
+    if not parts or parts.group(5):
+        raise AzureError("InvalidId", f"'{definition_id}' is not a gallery image definition id.", permanent=True)
+    sub, group, gallery, image = parts.group(1, 2, 3, 4)
+
+    def fetch() -> GalleryImage | None:
+        with _azure_errors:
+            try:
+                return _gallery_image(compute(sub).gallery_images.get(group, gallery, image).as_dict())
+            except ResourceNotFoundError:
+                return None
+
+    return _cached("gallery-image", (definition_id.lower(),), fetch)
+
+
+def gallery_image_version(version_id: str) -> GalleryImageVersion | None:
+    """A gallery image version by its id ("…/versions/latest" resolves to the newest version not
+    excluded from latest, as Image Builder does); None when it does not exist."""
+    parts = _GALLERY_IMAGE.match(version_id or "")
+    if not parts or not parts.group(5):
+        raise AzureError("InvalidId", f"'{version_id}' is not a gallery image version id.", permanent=True)
+    sub, group, gallery, image, version = parts.group(1, 2, 3, 4, 5)
+
+    def fetch() -> GalleryImageVersion | None:
+        operations = compute(sub).gallery_image_versions
+        with _azure_errors:
+            try:
+                if version.lower() == "latest":
+                    candidates = [item.as_dict() for item in operations.list_by_gallery_image(group, gallery, image)]
+                    candidates = [item for item in candidates
+                                  if not ((item.get("properties") or {}).get("publishingProfile") or {})
+                                  .get("excludeFromLatest")]
+                    if not candidates:
+                        return None
+                    found = max(candidates, key=lambda item: _version_key(item.get("name", "")))
+                else:
+                    found = operations.get(group, gallery, image, version).as_dict()
+            except ResourceNotFoundError:
+                return None
+        props = found.get("properties") or {}
+        profile = props.get("publishingProfile") or {}
+        disk = (props.get("storageProfile") or {}).get("osDiskImage") or {}
+        regions = tuple(normalize_location(region.get("name", "")) for region in profile.get("targetRegions") or [])
+        return GalleryImageVersion(
+            id=found.get("id") or "", name=found.get("name") or "", definition_id=(found.get("id") or "")
+            .rsplit("/versions/", 1)[0], location=normalize_location(found.get("location", "")), regions=regions,
+            exclude_from_latest=bool(profile.get("excludeFromLatest")), os_disk_size_gb=_int(disk.get("sizeInGB")))
+
+    return _cached("gallery-version", (version_id.lower(),), fetch)
+
+
+def managed_image(image_id: str) -> ManagedImage | None:
+    """A managed image by its id; None when it does not exist."""
+    parts = _MANAGED_IMAGE.match(image_id or "")
+    if not parts:
+        raise AzureError("InvalidId", f"'{image_id}' is not a managed image id.", permanent=True)
+    sub, group, name = parts.group(1, 2, 3)
+
+    def fetch() -> ManagedImage | None:
+        with _azure_errors:
+            try:
+                found = compute(sub).images.get(group, name).as_dict()
+            except ResourceNotFoundError:
+                return None
+        props = found.get("properties") or {}
+        disk = (props.get("storageProfile") or {}).get("osDisk") or {}
+        return ManagedImage(
+            id=found.get("id") or "", name=found.get("name") or "", location=normalize_location(found.get("location", "")),
+            os_type=str(disk.get("osType") or ""), os_state=str(disk.get("osState") or "Generalized"),
+            hyper_v_generation=str(props.get("hyperVGeneration") or "V1"), os_disk_size_gb=_int(disk.get("diskSizeGB")))
+
+    return _cached("managed-image", (image_id.lower(),), fetch)
+
+
+def gallery_images(*, subscription: str | None = None) -> list[GalleryImage]:
+    """Every gallery image definition in the subscription (for picking distribution targets)."""
+    sub = _subscription(subscription)
+
+    def fetch() -> list[GalleryImage]:
+        client = compute(sub)
+        found: list[GalleryImage] = []
+        with _azure_errors:
+            for gallery in client.galleries.list():
+                parts = re.search(r"/resourceGroups/([^/]+)/", gallery.id or "", re.IGNORECASE)
+                if not parts or not gallery.name:
+                    continue
+                found += [_gallery_image(item.as_dict())
+                          for item in client.gallery_images.list_by_gallery(parts.group(1), gallery.name)]
+        return sorted(found, key=lambda item: item.id.lower())
+
+    return _cached("gallery-images", (sub,), fetch)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _version_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else 0 for part in name.split("."))

@@ -201,6 +201,9 @@ AZURE_TEMPLATE_IDENTITY = env_str(
 AZURE_EMULATOR = env_bool("AZURE_EMULATOR", False)
 # Seconds between polls of a long-running operation when Azure sends no Retry-After.
 AZURE_POLLING_INTERVAL = env_int("AZURE_POLLING_INTERVAL", 5, minimum=0)
+# Seconds a catalog look-up (Marketplace image, gallery definition, managed image) is reused;
+# 0 looks up every time. The wizard and the validation rules ask the same questions often.
+AZURE_LOOKUP_CACHE_SECONDS = env_int("AZURE_LOOKUP_CACHE_SECONDS", 300, minimum=0)
 
 # --- Builds --------------------------------------------------------------------------------
 

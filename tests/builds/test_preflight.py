@@ -1,0 +1,91 @@
+"""check_build and check_body: the look-ups plus the rules, as a build request runs them."""
+
+import pytest
+
+from builds import compose, preflight, schema
+from builds.validation import PolicyRules
+from tests import factories
+from tests.support.aib import template_body
+
+pytestmark = pytest.mark.django_db
+
+
+def rules(problems, severity="error"):
+    return {(p.rule, p.path) for p in problems if p.severity == severity}
+
+
+def test_a_good_gold_version_with_a_layer_passes(azure_emulator, web):
+    gold = factories.make_gold_version()
+    layer_version = factories.make_layer_version(factories.make_layer(web, gold.gold_image, "app"))
+    assert schema.errors(preflight.check_build(gold, [layer_version])) == []
+
+
+def test_it_checks_the_exact_body_it_is_given(azure_emulator, web):
+    gold = factories.make_gold_version()
+    layer_version = factories.make_layer_version(factories.make_layer(web, gold.gold_image, "app"))
+    body = compose.compose(gold, [layer_version], compose.BuildContext(location="eastus", requester="bob"))
+    body["properties"]["source"]["sku"] = "22_04-lts"
+    found = rules(preflight.check_build(gold, [layer_version], body=body))
+    assert ("layer.source-changed", "properties.source") in found
+
+
+def test_layer_problems_carry_composed_paths(azure_emulator, web):
+    gold = factories.make_gold_version()
+    layer_version = factories.make_layer_version(factories.make_layer(web, gold.gold_image, "app"), customize=[
+        {"type": "Shell", "name": "ok", "inline": ["echo"]},
+        {"type": "Shell", "name": "leak", "inline": ["echo fine", "export TOKEN=abcd1234secret"]}])
+    problems = preflight.check_build(gold, [layer_version])
+    leak = next(p for p in problems if p.rule == "secret.inline")
+    assert leak.path == "properties.customize[2].inline[1]" and "Line 2 " in leak.message
+
+
+def test_it_refuses_a_gold_version_outside_the_layer_range(azure_emulator, web):
+    gold = factories.make_gold_version(version="3.0.0")
+    layer_version = factories.make_layer_version(factories.make_layer(web, gold.gold_image, "app"), accepts="<3")
+    assert ("layer.gold-range", "layers[0].accepts") in rules(preflight.check_build(gold, [layer_version]))
+
+
+def test_it_refuses_the_same_layer_twice(azure_emulator, web):
+    gold = factories.make_gold_version()
+    layer = factories.make_layer(web, gold.gold_image, "app")
+    one, two = factories.make_layer_version(layer, "1.0.0"), factories.make_layer_version(layer, "1.1.0")
+    assert ("layer.duplicate", "layers[1]") in rules(preflight.check_build(gold, [one, two]))
+
+
+def test_the_current_policy_applies_by_default(azure_emulator, alice):
+    from builds import policies
+
+    gold = factories.make_gold_version()
+    assert not rules(preflight.check_build(gold, []))
+    policies.policy_update(actor=alice, rules={"allowed_vm_sizes": ["Standard_D4ds_v5"]})
+    assert ("policy.vm-size", "properties.vmProfile.vmSize") in rules(preflight.check_build(gold, []))
+    assert not rules(preflight.check_build(gold, [], policy=PolicyRules()))
+
+
+def test_a_failed_look_up_refuses_rather_than_passes(azure_emulator):
+    azure_emulator.add_fault("VirtualMachineImages_*", 500)
+    problems = preflight.check_body(template_body())
+    assert ("source.lookup-failed", "properties.source") in rules(problems)
+
+
+def test_without_look_ups_no_azure_call_is_made(azure_emulator):
+    before = azure_emulator.last_seq()
+    gold = factories.make_gold_version()
+    report = preflight.build_report(gold, [], lookups=False)
+    assert report.ok and azure_emulator.requests(before) == []
+    assert {c.group for c in report.checks if c.ran} == {"schema", "policy", "secret", "security"}
+
+
+def test_publish_problems_leave_the_schema_to_the_service(azure_emulator):
+    gold = factories.make_gold_version(publish=False, security_type="Standard", identity="")
+    problems = preflight.publish_problems(gold)
+    assert ("security.declared-mismatch", "security_type") in rules(problems)
+    assert not any(p.rule.startswith("schema.") for p in problems)
+
+
+def test_placeholders_are_not_looked_up(azure_emulator):
+    body = template_body(location="<region1>")
+    before = azure_emulator.last_seq()
+    problems = preflight.check_body(body)
+    assert rules(problems, "warning") == {("source.not-checked", "location")}
+    assert azure_emulator.requests(before) == []

@@ -1,0 +1,48 @@
+from builds import lineage
+from builds.lineage import ArtifactRow, BuildRow, GoldRow, LayerRow
+
+
+def build(key, gold, layers=(), state="succeeded", artifacts=()):
+    return BuildRow(key, key, state, gold, tuple(layers), tuple(ArtifactRow(a, a, a) for a in artifacts))
+
+
+def test_it_marks_versions_older_than_the_newest_published_as_out_of_date():
+    golds = [GoldRow("g1", "1.0.0", "published"), GoldRow("g2", "1.1.0", "published"), GoldRow("g3", "2.0.0", "draft")]
+    found = lineage.graph(golds, [], [build("b1", "g1", artifacts=["o1"]), build("b2", "g2")])
+    nodes = {node.key: node for node in found.nodes}
+    assert nodes["g1"].marks == ["out-of-date"]
+    assert nodes["g2"].marks == []
+    assert nodes["g3"].marks == ["draft"]
+    assert nodes["b1"].marks == ["out-of-date"]
+    assert nodes["o1"].marks == ["out-of-date"]
+    assert nodes["b2"].marks == []
+
+
+def test_it_carries_revocation_to_layers_builds_and_artifacts():
+    golds = [GoldRow("g1", "1.0.0", "revoked"), GoldRow("g2", "1.1.0", "published")]
+    found = lineage.graph(golds, [LayerRow("l1", "web/nginx@1.0.0")],
+                          [build("b1", "g1", ["l1"], artifacts=["o1"])])
+    nodes = {node.key: node for node in found.nodes}
+    assert nodes["g1"].mark == "revoked"
+    assert nodes["l1"].mark == "revoked"
+    assert nodes["b1"].mark == "revoked"
+    assert nodes["o1"].mark == "revoked"
+
+
+def test_it_links_gold_to_layers_to_builds_to_artifacts():
+    found = lineage.graph([GoldRow("g1", "1.0.0", "published")], [LayerRow("l1", "web/nginx@1.0.0")],
+                          [build("b1", "g1", ["l1"], artifacts=["o1"]), build("b2", "g1", state="failed")])
+    edges = {(edge.source, edge.target) for edge in found.edges}
+    assert edges == {("g1", "l1"), ("l1", "b1"), ("b1", "o1"), ("g1", "b2")}
+    assert {node.key: node.mark for node in found.nodes}["b2"] == "failed"
+
+
+def test_it_places_nodes_in_four_columns_and_draws_curves_between_them():
+    found = lineage.place(lineage.graph([GoldRow("g1", "1.0.0", "published")], [LayerRow("l1", "web/a@1.0.0")],
+                                        [build("b1", "g1", ["l1"], artifacts=["o1"])]))
+    xs = sorted({node.x for node in found.nodes})
+    assert len(xs) == 4
+    assert found.width > xs[-1]
+    paths = found.paths(190, 34)
+    assert len(paths) == 3
+    assert all(d.startswith("M") and " C" in d for _, d in paths)

@@ -41,8 +41,10 @@ class App:
         """Forget everything and start again from the seed (the control API's reset)."""
         from emulator import seed
 
-        self.store.clear()
-        seed.apply(self)
+        # One transaction: a reset between two tests is then a single commit, not one per record.
+        with self.store.transaction():
+            self.store.clear()
+            seed.apply(self)
         for hook in self.reset_hooks:
             hook()
 

@@ -366,7 +366,10 @@ def _kind(route: Route) -> str:
 def request_log_middleware(control: Control) -> Callable:
     def middleware(request: Request, route: Route, call_next: Callable[[Request], Response]) -> Response:
         started = time.monotonic()
-        at = iso(control.app.clock.now())
+        # Wall-clock time: the log is about what clients did (e.g. waiting out a Retry-After, in
+        # real seconds), which a frozen or advanced emulator clock would hide.
+        at = iso(dt.datetime.now(dt.UTC))
+        emulator_at = iso(control.app.clock.now())
         status: int = 0
         retry_after = None
         try:
@@ -381,6 +384,7 @@ def request_log_middleware(control: Control) -> Callable:
             claims = request.claims or unverified_claims(request.headers.get("Authorization"))
             control.record({
                 "time": at,
+                "emulatorTime": emulator_at,
                 "clientId": client_of(claims),
                 "method": request.method,
                 "path": request.path,

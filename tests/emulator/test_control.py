@@ -230,3 +230,16 @@ def test_a_token_the_emulator_did_not_sign_is_refused_with_401(emulator):
         client.virtual_machine_image_templates.get(RG, "web")
     assert caught.value.status_code == 401
     assert caught.value.error.code == "InvalidAuthenticationToken"
+
+
+def test_log_times_are_wall_clock_even_when_the_emulator_clock_is_frozen(emulator, client):
+    create(client)
+    frozen = emulator.freeze()["now"]
+    since = emulator.last_seq()
+    client.virtual_machine_image_templates.get(RG, "web")
+    client.virtual_machine_image_templates.get(RG, "web")
+
+    first, second = emulator.requests(since)
+
+    assert first["emulatorTime"] == second["emulatorTime"] == frozen
+    assert second["time"] >= first["time"] and first["time"] != frozen

@@ -1,0 +1,418 @@
+"""Forms: validate and convert browser input to Image Builder's own shapes.
+
+Field names are the Image Builder JSON keys (scriptUri, inline, vmSize ...), so a Problem's
+JSON path names the form field it belongs to (see wizard.field_for). Forms only convert;
+the rules are builds/validation.py's and the writes are services'.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from builds.models import Generation, OsType, SecurityType
+from builds.versions import Version, VersionError
+
+URL_MAX = 2000
+TEXT_MAX = 20000
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in (text or "").splitlines() if line.strip()]
+
+
+class StepForm(forms.Form):
+    """One customizer or validator; subclasses add the fields of their type."""
+
+    step_type = ""
+    name = forms.CharField(max_length=256, help_text="Shown in build logs; unique within the template.")
+
+    def to_step(self) -> dict[str, Any]:
+        """The Image Builder object (empty values left out)."""
+        step: dict[str, Any] = {"type": self.step_type}
+        for key, value in self.cleaned_data.items():
+            if value in ("", None, [], False):
+                continue
+            step[key] = value
+        return step
+
+    @classmethod
+    def initial_from(cls, step: dict) -> dict[str, Any]:
+        initial = {}
+        for key in cls.base_fields:
+            value = step.get(key)
+            if isinstance(value, list):
+                value = "\n".join(str(item) for item in value) if key != "validExitCodes" else \
+                    ", ".join(str(item) for item in value)
+            if value is not None:
+                initial[key] = value
+        return initial
+
+
+class _ScriptFields(StepForm):
+    scriptUri = forms.CharField(label="Script URL", max_length=URL_MAX, required=False,
+                                help_text="An https URL on a host the policy allows; or give inline commands.")
+    sha256Checksum = forms.CharField(label="SHA-256 of the script", max_length=64, required=False)
+    inline = forms.CharField(label="Inline commands", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
+                             help_text="One command per line. Never put secrets here.")
+
+    def clean_inline(self) -> list[str]:
+        return _lines(self.cleaned_data.get("inline", ""))
+
+
+class ShellStepForm(_ScriptFields):
+    step_type = "Shell"
+
+
+class PowerShellStepForm(_ScriptFields):
+    step_type = "PowerShell"
+    runElevated = forms.BooleanField(label="Run elevated", required=False)
+    runAsSystem = forms.BooleanField(label="Run as SYSTEM (needs 'run elevated')", required=False)
+    validExitCodes = forms.CharField(label="Valid exit codes", max_length=200, required=False,
+                                     help_text="Comma-separated, e.g. 0, 3010. Empty means 0.")
+
+    def clean_validExitCodes(self) -> list[int]:
+        text = self.cleaned_data.get("validExitCodes", "")
+        codes = [part for part in re.split(r"[\s,]+", text) if part]
+        try:
+            values = [int(part) for part in codes]
+        except ValueError as exc:
+            raise ValidationError("Give whole numbers separated by commas, e.g. 0, 3010.") from exc
+        if any(abs(value) > 2**31 for value in values):
+            raise ValidationError("Exit codes are 32-bit numbers.")
+        return values
+
+
+class FileStepForm(StepForm):
+    step_type = "File"
+    sourceUri = forms.CharField(label="File URL", max_length=URL_MAX)
+    sha256Checksum = forms.CharField(label="SHA-256 of the file", max_length=64, required=False)
+    destination = forms.CharField(label="Destination path", max_length=1000,
+                                  help_text="On Linux only /tmp is writable; on Windows the folder must exist.")
+
+
+class WindowsRestartStepForm(StepForm):
+    step_type = "WindowsRestart"
+    restartCommand = forms.CharField(label="Restart command", max_length=1000, required=False)
+    restartCheckCommand = forms.CharField(label="Check command", max_length=1000, required=False)
+    restartTimeout = forms.CharField(label="Timeout", max_length=20, required=False, help_text="e.g. 5m, 10m or 2h.")
+
+
+class WindowsUpdateStepForm(StepForm):
+    step_type = "WindowsUpdate"
+    searchCriteria = forms.CharField(label="Search criteria", max_length=1000, required=False)
+    filters = forms.CharField(label="Filters", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
+                              help_text="One filter per line, e.g. exclude:$_.Title -like '*Preview*'.")
+    updateLimit = forms.IntegerField(label="Update limit", required=False, min_value=0, max_value=100000)
+
+    def clean_filters(self) -> list[str]:
+        return _lines(self.cleaned_data.get("filters", ""))
+
+
+CUSTOMIZER_FORMS: dict[str, type[StepForm]] = {
+    "Shell": ShellStepForm, "PowerShell": PowerShellStepForm, "File": FileStepForm,
+    "WindowsRestart": WindowsRestartStepForm, "WindowsUpdate": WindowsUpdateStepForm,
+}
+VALIDATOR_FORMS = {key: CUSTOMIZER_FORMS[key] for key in ("Shell", "PowerShell", "File")}
+LINUX_TYPES = ("Shell", "File")
+WINDOWS_TYPES = ("PowerShell", "File", "WindowsRestart", "WindowsUpdate")
+
+
+def step_types(kind: str, os_type: str) -> tuple[str, ...]:
+    """The step types offered for an OS family (the schema refuses the others anyway)."""
+    types = LINUX_TYPES if os_type == OsType.LINUX else WINDOWS_TYPES
+    if kind == "validator":
+        types = tuple(t for t in types if t in VALIDATOR_FORMS)
+    return types
+
+
+# --- Wizard steps -----------------------------------------------------------------------------
+
+
+class SourceForm(forms.Form):
+    location = forms.CharField(label="Build region", max_length=40,
+                               help_text="Where the template is created and the build runs, e.g. eastus.")
+    type = forms.ChoiceField(label="Source", choices=[
+        ("PlatformImage", "Marketplace image"), ("ManagedImage", "Managed image"),
+        ("SharedImageVersion", "Azure Compute Gallery image version")], widget=forms.RadioSelect)
+    publisher = forms.CharField(max_length=100, required=False, widget=forms.TextInput(attrs={"list": "publishers"}))
+    offer = forms.CharField(max_length=100, required=False, widget=forms.TextInput(attrs={"list": "offers"}))
+    sku = forms.CharField(label="SKU", max_length=100, required=False, widget=forms.TextInput(attrs={"list": "skus"}))
+    version = forms.CharField(max_length=100, required=False, help_text="A version, or latest.",
+                              widget=forms.TextInput(attrs={"list": "versions"}))
+    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX, required=False)
+    imageVersionId = forms.CharField(label="Gallery image version id", max_length=URL_MAX, required=False)
+
+    def clean_location(self) -> str:
+        return re.sub(r"\s+", "", self.cleaned_data["location"]).lower()
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("type")
+        required = {"PlatformImage": ("publisher", "offer", "sku", "version"), "ManagedImage": ("imageId",),
+                    "SharedImageVersion": ("imageVersionId",)}.get(kind, ())
+        for key in required:
+            if not data.get(key):
+                self.add_error(key, "Required for this kind of source.")
+        return data
+
+    def to_source(self) -> dict[str, str]:
+        data = self.cleaned_data
+        kind = data["type"]
+        keys = {"PlatformImage": ("publisher", "offer", "sku", "version"), "ManagedImage": ("imageId",),
+                "SharedImageVersion": ("imageVersionId",)}[kind]
+        return {"type": kind, **{key: data[key] for key in keys}}
+
+
+class SecurityForm(forms.Form):
+    security_type = forms.ChoiceField(label="Security type", choices=SecurityType.choices, widget=forms.RadioSelect)
+    hyper_v_generation = forms.ChoiceField(label="Hyper-V generation", choices=Generation.choices,
+                                           widget=forms.RadioSelect)
+
+
+class ValidateOptionsForm(forms.Form):
+    continueDistributeOnFailure = forms.BooleanField(label="Distribute even when validation fails", required=False)
+    sourceValidationOnly = forms.BooleanField(label="Only validate the source (no customization)", required=False)
+
+    def to_options(self) -> dict[str, bool]:
+        return {key: True for key, value in self.cleaned_data.items() if value}
+
+
+def _names_list(text: str) -> list[str]:
+    return [part for part in re.split(r"[\s,]+", text or "") if part]
+
+
+class SharedImageTargetForm(forms.Form):
+    target_type = "SharedImage"
+    runOutputName = forms.CharField(label="Run output name", max_length=64)
+    galleryImageId = forms.CharField(label="Gallery image definition", max_length=URL_MAX,
+                                     help_text="Pick from the catalog or paste a definition id.",
+                                     widget=forms.TextInput(attrs={"list": "gallery-definitions"}))
+    targetRegions = forms.CharField(label="Replicate to regions", max_length=1000, required=False,
+                                    help_text="Comma-separated, e.g. eastus, westeurope. Empty: the definition's region.")
+    replicaCount = forms.IntegerField(label="Replicas per region", min_value=1, max_value=100, required=False)
+    storageAccountType = forms.ChoiceField(label="Storage", required=False, choices=[
+        ("", "Default (Standard_LRS)"), ("Standard_LRS", "Standard_LRS"), ("Standard_ZRS", "Standard_ZRS"),
+        ("Premium_LRS", "Premium_LRS")])
+    excludeFromLatest = forms.BooleanField(label="Exclude from latest", required=False)
+
+    def to_target(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        target: dict[str, Any] = {"type": "SharedImage", "runOutputName": data["runOutputName"],
+                                  "galleryImageId": data["galleryImageId"]}
+        regions = []
+        for name in _names_list(data.get("targetRegions", "")):
+            region: dict[str, Any] = {"name": name.lower()}
+            if data.get("replicaCount"):
+                region["replicaCount"] = data["replicaCount"]
+            if data.get("storageAccountType"):
+                region["storageAccountType"] = data["storageAccountType"]
+            regions.append(region)
+        if regions:
+            target["targetRegions"] = regions
+        if data.get("excludeFromLatest"):
+            target["excludeFromLatest"] = True
+        return target
+
+
+class ManagedImageTargetForm(forms.Form):
+    target_type = "ManagedImage"
+    runOutputName = forms.CharField(label="Run output name", max_length=64)
+    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX,
+                              help_text="/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/images/<name>")
+    location = forms.CharField(label="Region", max_length=40)
+
+    def to_target(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {"type": "ManagedImage", "runOutputName": data["runOutputName"], "imageId": data["imageId"],
+                "location": re.sub(r"\s+", "", data["location"]).lower()}
+
+
+class VhdTargetForm(forms.Form):
+    target_type = "VHD"
+    runOutputName = forms.CharField(label="Run output name", max_length=64)
+    uri = forms.CharField(label="Blob URL", max_length=URL_MAX, required=False,
+                          help_text="Empty: the VHD stays in the build's staging storage account.")
+
+    def to_target(self) -> dict[str, Any]:
+        target = {"type": "VHD", "runOutputName": self.cleaned_data["runOutputName"]}
+        if self.cleaned_data.get("uri"):
+            target["uri"] = self.cleaned_data["uri"]
+        return target
+
+
+TARGET_FORMS: dict[str, type[forms.Form]] = {
+    "SharedImage": SharedImageTargetForm, "ManagedImage": ManagedImageTargetForm, "VHD": VhdTargetForm}
+
+
+class BuildVmForm(forms.Form):
+    vmSize = forms.CharField(label="Build VM size", max_length=64, required=False,
+                             widget=forms.TextInput(attrs={"list": "vm-sizes"}),
+                             help_text="Empty lets Image Builder pick (Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2).")
+    osDiskSizeGB = forms.IntegerField(label="OS disk size (GB)", required=False, min_value=0, max_value=32767,
+                                      help_text="0 or empty: the source's size. Disks only grow.")
+    identity = forms.CharField(label="Template identity", max_length=URL_MAX,
+                               help_text="The user-assigned managed identity Image Builder runs as.")
+    userAssignedIdentities = forms.CharField(label="Build VM identities", widget=forms.Textarea, max_length=TEXT_MAX,
+                                             required=False, help_text="One identity id per line.")
+    subnetId = forms.CharField(label="Build VM subnet", max_length=URL_MAX, required=False,
+                               help_text="Empty: Image Builder creates its own network.")
+    buildTimeoutInMinutes = forms.IntegerField(label="Build timeout (minutes)", required=False, min_value=0,
+                                               max_value=960, help_text="0 or empty: Azure's default of 240.")
+    resource_group = forms.CharField(label="Resource group for templates", max_length=90, required=False)
+    tags = forms.CharField(label="Tags", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
+                           help_text="One name=value per line.")
+
+    def clean_userAssignedIdentities(self) -> list[str]:
+        return _lines(self.cleaned_data.get("userAssignedIdentities", ""))
+
+    def clean_tags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("tags", ""))
+
+    def to_fields(self, vm_profile: dict) -> dict[str, Any]:
+        data = self.cleaned_data
+        profile = {key: value for key, value in vm_profile.items()
+                   if key not in ("vmSize", "osDiskSizeGB", "userAssignedIdentities", "vnetConfig")}
+        if data.get("vmSize"):
+            profile["vmSize"] = data["vmSize"]
+        if data.get("osDiskSizeGB"):
+            profile["osDiskSizeGB"] = data["osDiskSizeGB"]
+        if data.get("userAssignedIdentities"):
+            profile["userAssignedIdentities"] = data["userAssignedIdentities"]
+        vnet = dict(vm_profile.get("vnetConfig") or {})
+        vnet.pop("subnetId", None)
+        if data.get("subnetId"):
+            vnet["subnetId"] = data["subnetId"]
+        if vnet:
+            profile["vnetConfig"] = vnet
+        return {"vm_profile": profile, "identity": data["identity"],
+                "build_timeout_minutes": data.get("buildTimeoutInMinutes") or None,
+                "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {}}
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for number, line in enumerate(_lines(text), start=1):
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ValidationError(f"Line {number}: write name=value.")
+        tags[name.strip()] = value.strip()
+    return tags
+
+
+def format_tags(tags: dict) -> str:
+    return "\n".join(f"{name}={value}" for name, value in (tags or {}).items())
+
+
+# --- Starting drafts and layers ---------------------------------------------------------------
+
+
+def _version(text: str) -> str:
+    try:
+        return str(Version.parse(text))
+    except VersionError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class GoldImageStartForm(forms.Form):
+    slug = forms.SlugField(label="Short name", max_length=50, help_text="Used in URLs and template names.")
+    name = forms.CharField(label="Name", max_length=100)
+    os_type = forms.ChoiceField(label="Operating system", choices=OsType.choices, widget=forms.RadioSelect)
+    description = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+    version = forms.CharField(max_length=32, initial="1.0.0")
+
+    def clean_version(self) -> str:
+        return _version(self.cleaned_data["version"])
+
+
+class NewVersionForm(forms.Form):
+    version = forms.CharField(max_length=32)
+    based_on = forms.ChoiceField(label="Start from", required=False)
+    changelog = forms.CharField(label="What changes", widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+
+    def __init__(self, *args, versions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["based_on"].choices = [("", "An empty version")] + [(v, v) for v in versions]
+
+    def clean_version(self) -> str:
+        return _version(self.cleaned_data["version"])
+
+
+class LayerCreateForm(forms.Form):
+    department = forms.ChoiceField()
+    gold_image = forms.ChoiceField(label="Gold image it extends")
+    slug = forms.SlugField(label="Short name", max_length=50)
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+
+    def __init__(self, *args, departments=(), gold_images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].choices = [(d.slug, d.name) for d in departments]
+        self.fields["gold_image"].choices = [(g.slug, g.name) for g in gold_images]
+
+
+class LayerVersionForm(forms.Form):
+    accepts = forms.CharField(label="Accepted gold versions", max_length=100,
+                              help_text="A range such as ^1.0 or >=1.2.0 <2.0.0 (* for any).")
+    tags = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False,
+                           help_text="One name=value per line, added to the image's tags.")
+    changelog = forms.CharField(label="What changes", widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+
+    def clean_tags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("tags", ""))
+
+
+class CheckTemplateForm(forms.Form):
+    template = forms.CharField(label="Template JSON", widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),
+                               max_length=500_000,
+                               help_text="A bare body, an ARM resource or an ARM deployment template.")
+    policy = forms.ChoiceField(required=False)
+    offline = forms.BooleanField(label="Skip the catalog look-ups", required=False)
+
+    def __init__(self, *args, policies=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].choices = [(name, name) for name in policies]
+
+
+class PolicyForm(forms.Form):
+    allowed_hosts = forms.CharField(label="Allowed script and file hosts", widget=forms.Textarea, required=False,
+                                    max_length=TEXT_MAX,
+                                    help_text="One per line: files.example.com, or *.example.com for its subdomains. "
+                                              "Empty: any public https host.")
+    require_checksums = forms.BooleanField(label="Require a sha256Checksum for every downloaded script or file",
+                                           required=False)
+    allowed_vm_sizes = forms.CharField(label="Allowed build VM sizes", widget=forms.Textarea, required=False,
+                                       max_length=TEXT_MAX, help_text="One per line. Empty: any size.")
+    allowed_regions = forms.CharField(label="Allowed regions", widget=forms.Textarea, required=False,
+                                      max_length=TEXT_MAX,
+                                      help_text="Build and distribution regions, one per line. Empty: any region.")
+    required_tags = forms.CharField(label="Required tags", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+                                    help_text="Tag names every template must carry, one per line.")
+    max_build_timeout = forms.IntegerField(label="Maximum build timeout (minutes)", required=False, min_value=0,
+                                           max_value=960, help_text="0 or empty: no limit beyond Azure's 960.")
+    departments_may_use_windows_update = forms.BooleanField(label="Department layers may use Windows Update",
+                                                            required=False)
+    departments_may_run_elevated = forms.BooleanField(label="Department layers may run PowerShell elevated",
+                                                      required=False)
+    comment = forms.CharField(label="Why this change", max_length=1000, required=False)
+
+    LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags")
+
+    def to_rules(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        rules: dict[str, Any] = {key: _lines(data.get(key, "")) for key in self.LIST_FIELDS}
+        rules["require_checksums"] = bool(data.get("require_checksums"))
+        rules["max_build_timeout"] = data.get("max_build_timeout") or 0
+        rules["departments_may_use_windows_update"] = bool(data.get("departments_may_use_windows_update"))
+        rules["departments_may_run_elevated"] = bool(data.get("departments_may_run_elevated"))
+        return rules
+
+    @classmethod
+    def initial_from(cls, rules: dict[str, Any]) -> dict[str, Any]:
+        initial = dict(rules)
+        for key in cls.LIST_FIELDS:
+            initial[key] = "\n".join(rules.get(key) or [])
+        return initial

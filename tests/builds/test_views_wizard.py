@@ -1,0 +1,274 @@
+"""The gold version wizard, browser-free: each step validates on the server and keeps its state on the draft."""
+
+import pytest
+from django.urls import reverse
+
+from builds.models import GoldImage, GoldImageVersion
+from portal.models import AuditEvent
+from tests import factories
+from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
+
+pytestmark = pytest.mark.django_db
+
+
+def step_url(step, slug="ubuntu", version="1.0.0"):
+    return reverse("builds:wizard-step", args=[slug, version, step])
+
+
+def start(client):
+    response = client.post(reverse("builds:wizard-start"), {"slug": "ubuntu", "name": "Ubuntu", "os_type": "Linux",
+                                                            "version": "1.0.0"})
+    assert response.status_code == 302 and response.url == step_url("source")
+    return GoldImageVersion.objects.get(gold_image__slug="ubuntu")
+
+
+JAMMY_GEN2 = {"location": "eastus", "type": "PlatformImage", "publisher": "Canonical",
+              "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest", "action": "save"}
+
+
+def walk_to(client, step):
+    """Complete every step before `step` with good answers."""
+    client.post(step_url("source"), JAMMY_GEN2)
+    if step == "security":
+        return
+    client.post(step_url("security"), {"security_type": "TrustedLaunch", "hyper_v_generation": "V2", "action": "save"})
+    if step == "customize":
+        return
+    client.post(step_url("customize"), {"op": "save", "list": "customize_before", "type": "Shell", "name": "update",
+                                        "inline": "sudo apt-get update\nsudo apt-get -y upgrade"})
+    client.post(step_url("customize"), {"op": "next"})
+    if step == "validate":
+        return
+    client.post(step_url("validate"), {"op": "next"})
+    if step == "distribute":
+        return
+    client.post(step_url("distribute"), {"op": "save", "target_type": "SharedImage", "runOutputName": "gallery",
+                                         "galleryImageId": GEN2_DEFINITION, "targetRegions": "eastus"})
+    client.post(step_url("distribute"), {"op": "next"})
+    if step == "buildvm":
+        return
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
+                                                 "tags": "owner=security"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def test_the_whole_wizard_publishes_a_checked_version(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    assert draft.status == "draft" and draft.wizard_step == ""
+    walk_to(client, "review")
+    response = client.get(step_url("review"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Publish 1.0.0" in page and "22_04-lts-gen2" in page
+    draft.refresh_from_db()
+    assert draft.wizard_step == "buildvm"
+    assert draft.source["sku"] == "22_04-lts-gen2" and draft.security_type == "TrustedLaunch"
+    assert [s["name"] for s in draft.customize_before] == ["update"]
+    assert draft.customize_before[0]["inline"] == ["sudo apt-get update", "sudo apt-get -y upgrade"]
+    assert draft.distribute[0]["targetRegions"] == [{"name": "eastus"}]
+    response = client.post(reverse("builds:wizard-publish", args=["ubuntu", "1.0.0"]), {"reason": "first"})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == "published"
+    assert AuditEvent.objects.filter(action="gold_version.publish", object_id=str(draft.uuid)).exists()
+
+
+def test_the_source_step_refuses_a_trusted_launch_only_image(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    response = client.post(step_url("source"), {**JAMMY_GEN2, "publisher": "Contoso", "offer": "hardened-ubuntu",
+                                                "sku": "22_04-tl-only"})
+    assert response.status_code == 422
+    assert "Image Builder cannot build from it" in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.source == {} and draft.wizard_step == ""
+
+
+def test_the_source_step_names_the_missing_version(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    response = client.post(step_url("source"), {**JAMMY_GEN2, "version": "9.9.9"})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'id="id_version-errors"' in page and "22.04.202411190" in page
+
+
+def test_browsing_lists_the_catalog_without_javascript(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    response = client.post(step_url("source"), {"location": "eastus", "type": "PlatformImage",
+                                                "publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
+                                                "action": "browse"})
+    page = response.content.decode()
+    assert response.status_code == 200 and '<option value="22_04-lts-gen2">' in page
+
+
+def test_the_lookup_fragment_answers_htmx(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    response = client.get(reverse("builds:wizard-lookup", args=["ubuntu", "1.0.0"]),
+                          {"location": "eastus", "type": "PlatformImage", "publisher": "Canonical",
+                           "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
+                          headers={"HX-Request": "true"})
+    page = response.content.decode()
+    assert response.status_code == 200 and page.lstrip().startswith('<div id="source-fields"')
+    assert "TrustedLaunchSupported" in page and "22.04.202411190" in page
+
+
+def test_the_source_sets_the_suggested_declaration(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    client.post(step_url("source"), {**JAMMY_GEN2, "sku": "22_04-lts"})
+    draft.refresh_from_db()
+    assert (draft.security_type, draft.hyper_v_generation) == ("Standard", "V1")
+
+
+def test_the_security_step_checks_the_declaration_live(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "security")
+    response = client.post(step_url("security"), {"security_type": "Standard", "hyper_v_generation": "V1",
+                                                  "action": "check"}, headers={"HX-Request": "true"})
+    page = response.content.decode()
+    assert response.status_code == 200 and page.lstrip().startswith('<div id="wizard"')
+    assert "Standard is declared, but the source is TrustedLaunchSupported" in page
+    assert "Generation 1 is declared" in page
+    draft.refresh_from_db()
+    assert draft.security_type == "TrustedLaunch"  # a check never saves
+
+
+def test_steps_cannot_be_skipped_but_can_be_revisited(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    response = client.get(step_url("distribute"))
+    assert response.status_code == 302 and response.url == step_url("source")
+    walk_to(client, "customize")
+    assert client.get(step_url("source")).status_code == 200
+    assert client.get(step_url("customize")).status_code == 200
+    assert client.get(reverse("builds:wizard-edit", args=["ubuntu", "1.0.0"])).url == step_url("customize")
+
+
+def test_the_step_editor_adds_edits_reorders_and_removes(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "customize")
+    url = step_url("customize")
+    for name in ("a", "b", "c"):
+        assert client.post(url, {"op": "save", "list": "customize_before", "type": "Shell", "name": name,
+                                 "inline": f"echo {name}"}).status_code == 302
+    client.post(url, {"op": "up", "list": "customize_before", "index": "2"})
+    client.post(url, {"op": "save", "list": "customize_before", "index": "0", "type": "Shell", "name": "a",
+                      "scriptUri": "https://files.example.com/a.sh", "sha256Checksum": "a" * 64})
+    client.post(url, {"op": "remove", "list": "customize_before", "index": "2"})
+    draft.refresh_from_db()
+    assert draft.customize_before == [
+        {"type": "Shell", "name": "a", "scriptUri": "https://files.example.com/a.sh", "sha256Checksum": "a" * 64},
+        {"type": "Shell", "name": "c", "inline": ["echo c"]}]
+    page = client.get(url, {"list": "customize_before", "edit": "0"}).content.decode()
+    assert 'value="https://files.example.com/a.sh"' in page
+
+
+@pytest.mark.parametrize("fields, field, text", [
+    ({"scriptUri": "http://files.example.com/a.sh"}, "scriptUri", "https"),
+    ({"inline": "echo ok\ncurl -H 'Authorization: Bearer abcdefghijklmnopqrstu'"}, "inline", "Line 2"),
+    ({"scriptUri": "https://x.example.com/a.sh", "inline": "echo"}, "scriptUri", "not both"),
+    ({"inline": "echo", "name": "update"}, "name", "already called"),
+])
+def test_the_step_editor_puts_each_refusal_next_to_its_field(client, alice, azure_emulator, fields, field, text):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "customize")
+    client.post(step_url("customize"), {"op": "save", "list": "customize_after", "type": "Shell", "name": "update",
+                                        "inline": "echo"})
+    before = list(GoldImageVersion.objects.get(pk=draft.pk).customize_before)
+    data = {"op": "save", "list": "customize_before", "type": "Shell", "name": "new", **fields}
+    response = client.post(step_url("customize"), data)
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert f'id="id_{field}-errors"' in page and text in page
+    assert GoldImageVersion.objects.get(pk=draft.pk).customize_before == before
+
+
+def test_windows_only_steps_are_not_offered_for_linux(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "customize")
+    response = client.post(step_url("customize"), {"op": "save", "list": "customize_before", "type": "WindowsUpdate",
+                                                   "name": "wu"})
+    assert response.status_code == 422 and "Choose one of Shell, File" in response.content.decode()
+
+
+def test_the_distribute_step_refuses_a_definition_of_the_other_generation(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "distribute")
+    response = client.post(step_url("distribute"), {"op": "save", "target_type": "SharedImage", "runOutputName": "g1",
+                                                    "galleryImageId": GEN1_DEFINITION})
+    page = response.content.decode()
+    assert response.status_code == 422 and 'id="id_galleryImageId-errors"' in page
+    assert "Generation 2" in page
+    draft.refresh_from_db()
+    assert draft.distribute == []
+    response = client.post(step_url("distribute"), {"op": "next"})
+    assert response.status_code == 422 and "at least one distribution target" in response.content.decode()
+
+
+def test_the_build_vm_step_refuses_a_size_that_cannot_host_gen2(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "buildvm")
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_A2_v2", "identity": factories.IDENTITY,
+                                                 "osDiskSizeGB": "10"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert 'id="id_vmSize-errors"' in page and 'id="id_osDiskSizeGB-errors"' in page
+
+
+def test_htmx_step_swaps_get_the_fragment(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    response = client.get(step_url("source"), headers={"HX-Request": "true"})
+    assert response.content.decode().lstrip().startswith('<div id="wizard"')
+    assert "HX-Request" in response["Vary"]
+    full = client.get(step_url("source")).content.decode()
+    assert "<html" in full and 'id="wizard"' in full
+
+
+@pytest.mark.parametrize("persona, status", [("bob", 403), ("dave", 403), ("erin", 403)])
+def test_only_the_security_team_uses_the_wizard(client, request, persona, status):
+    user = request.getfixturevalue(persona)
+    factories.make_gold_version(factories.make_gold_image("ubuntu"), publish=False)
+    client.force_login(user)
+    assert client.get(reverse("builds:wizard-start")).status_code == 403
+    # Editors do not even learn that a draft exists.
+    expected = 404 if persona == "bob" else status
+    assert client.get(step_url("source")).status_code == expected
+
+
+def test_a_published_version_is_not_edited(client, alice):
+    client.force_login(alice)
+    factories.make_gold_version(factories.make_gold_image("ubuntu"))
+    response = client.get(step_url("source"))
+    assert response.status_code == 302 and response.url == reverse("builds:gold-version", args=["ubuntu", "1.0.0"])
+
+
+def test_a_new_version_copies_another_and_starts_at_the_source(client, alice):
+    client.force_login(alice)
+    published = factories.make_gold_version(factories.make_gold_image("ubuntu"))
+    response = client.post(reverse("builds:wizard-new-version", args=["ubuntu"]),
+                           {"version": "1.1.0", "based_on": "1.0.0"})
+    assert response.status_code == 302 and response.url == step_url("source", version="1.1.0")
+    draft = GoldImageVersion.objects.get(version="1.1.0")
+    assert draft.source == published.source and draft.wizard_step == ""
+    response = client.post(reverse("builds:wizard-new-version", args=["ubuntu"]), {"version": "1.1.0"})
+    assert response.status_code == 422 and "already exists" in response.content.decode()
+
+
+def test_a_taken_slug_is_refused_on_its_field(client, alice):
+    client.force_login(alice)
+    factories.make_gold_image("ubuntu")
+    response = client.post(reverse("builds:wizard-start"), {"slug": "ubuntu", "name": "U", "os_type": "Linux",
+                                                            "version": "1.0.0"})
+    assert response.status_code == 422 and 'id="id_slug-errors"' in response.content.decode()
+    assert GoldImage.objects.count() == 1

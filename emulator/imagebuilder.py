@@ -282,6 +282,15 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
         backend.set_unavailable_regions([])
         return Response(204)
 
+    @route("GET", CONTROL + r"/templates/(?P<subscription>[^/]+)/(?P<resource_group>[^/]+)/(?P<template>[^/]+)/logs",
+           "Control_ListBuildLogs", auth="none")
+    def build_logs(request: Request) -> Response:
+        p = request.params
+        doc = backend.find(p["subscription"], p["resource_group"], p["template"])
+        if doc is None:
+            raise not_found_control(p["resource_group"], p["template"])
+        return Response(200, {"value": backend.log_urls(doc)})
+
     @route("GET", CONTROL + r"/templates/(?P<subscription>[^/]+)/(?P<resource_group>[^/]+)/(?P<template>[^/]+)",
            "Control_GetTemplateInternals", auth="none")
     def template_internals(request: Request) -> Response:

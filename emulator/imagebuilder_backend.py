@@ -842,6 +842,17 @@ class ImageBuilder:
                 names.append(f"{run['id']}/validation.log")
         return names
 
+    def log_urls(self, doc: dict) -> list[dict]:
+        """The template's runs, oldest first, with the URLs of their logs (live while running:
+        in Azure the portal would list the staging storage account's packerlogs container)."""
+        runs = []
+        for run in doc["runs"]:
+            entry = {"runId": run["id"], "startTime": iso_at(run["start"]), "customizationLog": run["logUrl"]}
+            if (run["snapshot"].get("validate") or {}).get("inVMValidations"):
+                entry["validationLog"] = run["logUrl"].rsplit("/", 1)[0] + "/validation.log"
+            runs.append(entry)
+        return runs
+
     def internal(self, doc: dict) -> dict:
         """The stored document with the plan of each run, for debugging through the control API."""
         return {**doc, "rendered": self.render(doc)}

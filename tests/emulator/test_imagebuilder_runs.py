@@ -261,9 +261,9 @@ def test_the_log_grows_as_the_build_progresses(emulator, templates):
     templates.begin_run(RG, "web", polling=False)
     emulator.advance_simulated(60 + 300 + 130)  # into the second customizer
 
-    # lastRunStatus has no message while running: find the log through the control API.
-    internals = emulator.control("GET", f"imagebuilder/templates/{SUBSCRIPTION_ID}/{RG}/web").json()
-    url = internals["runs"][-1]["logUrl"]
+    # lastRunStatus has no message while running: the control API lists the runs' log URLs.
+    url = emulator.control("GET", f"imagebuilder/templates/{SUBSCRIPTION_ID}/{RG}/web/logs").json()["value"][-1][
+        "customizationLog"]
     text = emulator.blob(url).text
 
     assert text.count("Starting provisioner shell") == 2
@@ -311,9 +311,8 @@ def test_the_validation_log_is_served_next_to_the_customization_log(fast_emulato
     create(templates, validate={"inVMValidations": [shell("check", "systemctl is-enabled nginx")]})
     templates.begin_run(RG, "web").result()
 
-    internals = fast_emulator.control(
-        "GET", f"imagebuilder/templates/{SUBSCRIPTION_ID}/{RG}/web").json()
-    url = internals["runs"][-1]["logUrl"].replace("customization.log", "validation.log")
+    runs = fast_emulator.control("GET", f"imagebuilder/templates/{SUBSCRIPTION_ID}/{RG}/web/logs").json()["value"]
+    url = runs[-1]["validationLog"]
     text = fast_emulator.blob(url).text
 
     assert "(telemetry) Starting provisioner shell" in text and "(telemetry) ending shell" in text

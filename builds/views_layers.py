@@ -145,7 +145,7 @@ def layer_version_edit(request, department, slug, version):
     context.update({"layer_version": layer_version, "layer": layer, "details": details, "editor_url": url,
                     "gold_choices": choices, "os_type": os_type,
                     "step_types_validators": forms.step_types("validator", os_type)})
-    _attach_own_problems(context, layer_version, os_type)
+    _attach_own_problems(context, layer_version, os_type, choices[0] if choices else None)
     return _page(request, "builds/layer_edit.html", "builds/layer_edit.html", context, status=status)
 
 
@@ -155,15 +155,20 @@ def _lists(layer_version):
     return _editor_lists(layer_version, ("customize", "validators"))
 
 
-def _attach_own_problems(context: dict, layer_version: LayerVersion, os_type: str) -> None:
-    """The layer's own step problems (schema, policy, secrets, department rules) beside each step."""
+def _attach_own_problems(context: dict, layer_version: LayerVersion, os_type: str,
+                         gold_version: GoldImageVersion | None) -> None:
+    """The layer's own step problems (schema, policy, secrets, department rules, and the layering
+    rules against the newest gold version it accepts) beside each step; the rest above the lists."""
     policy = preflight.policy_rules()
+    layering = validation.check_layer(layer_version, gold_version, policy=policy) if gold_version else []
+    context["problems"] = [p for p in schema.errors(layering) if not p.path.startswith(("customize[", "validators["))]
     for item in context["lists"]:
         kind = "customizer" if item["name"] == "customize" else "validator"
         for index, entry in enumerate(item["entries"]):
+            where = f"{item['name']}[{index}]"
             entry["problems"] = schema.errors(validation.check_step(
-                entry["step"], f"{item['name']}[{index}]", kind=kind, os_type=os_type, policy=policy,
-                department=True))
+                entry["step"], where, kind=kind, os_type=os_type, policy=policy, department=True)) + [
+                p for p in schema.errors(layering) if p.path.startswith((where + ".", where + "["))]
 
 
 @login_required

@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.security.SessionTimeoutMiddleware",  # after auth: ends idle and over-age sessions
+    "portal.security.SecurityHeadersMiddleware",  # Content-Security-Policy and friends
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -137,6 +139,30 @@ LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 
+# Sessions live in the database, so signing out (or a timeout) ends them on the server. A
+# session ends after SESSION_IDLE_TIMEOUT seconds without a page load or form post, and in any
+# case SESSION_ABSOLUTE_TIMEOUT seconds after sign-in (portal/security.py enforces both).
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60, minimum=60)
+SESSION_ABSOLUTE_TIMEOUT = env_int("SESSION_ABSOLUTE_TIMEOUT", 12 * 60 * 60, minimum=300)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+SESSION_COOKIE_SAMESITE = "Lax"  # the Entra callback is a top-level GET redirect, which Lax admits
+
+# Failed local sign-ins: a (username, address) pair is locked for LOGIN_LOCKOUT_SECONDS after
+# LOGIN_FAILURE_LIMIT failures, an address after ten times as many across usernames.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+
+# Microsoft Entra ID sign-in (authorization code flow with PKCE, portal/entra.py) is offered
+# once the app registration's client id, tenant id and secret are all set. `make run` points
+# it at the emulator's login host; local accounts keep working beside it.
+ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID")
+ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
+ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET")
+ENTRA_AUTHORITY_HOST = env_str("ENTRA_AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/")
+ENTRA_REDIRECT_URI = env_str("ENTRA_REDIRECT_URI")  # empty: <this site>/auth/entra/callback/
+ENTRA_CLOCK_SKEW_SECONDS = env_int("ENTRA_CLOCK_SKEW_SECONDS", 120, minimum=0)
+ENTRA_ENABLED = bool(ENTRA_CLIENT_ID and ENTRA_TENANT_ID and ENTRA_CLIENT_SECRET)
+
 # --- Web security ------------------------------------------------------------------------
 # Production defaults apply once the portal is deployed (DEBUG off and ALLOWED_HOSTS set);
 # each can still be turned off explicitly, e.g. behind a proxy that terminates TLS itself.
@@ -146,7 +172,9 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", DEPLOYED)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", DEPLOYED)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if DEPLOYED else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPLOYED)
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The preload token only takes effect for a registrable domain submitted to the browsers'
+# lists; on the portal's own host name it is inert, so it is on by default like the rest.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", DEPLOYED)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
@@ -154,6 +182,24 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sent on every response by portal.security.SecurityHeadersMiddleware: scripts and styles come
+# from our own static files only (no inline <script>, no event handler attributes, no eval),
+# nothing may frame the portal. Inline style attributes stay allowed: they cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    # Signing out of Entra ID posts to /logout/, which redirects to the login host.
+    "form-action": ["'self'"] + ([ENTRA_AUTHORITY_HOST] if ENTRA_ENABLED else []),
+    "frame-ancestors": ["'none'"],
+}
 
 # --- Internationalisation ------------------------------------------------------------------
 
@@ -190,6 +236,8 @@ AZURE_LOCATION = env_str("AZURE_LOCATION", "eastus")
 AZURE_ARM_ENDPOINT = env_str("AZURE_ARM_ENDPOINT", AZURE_PUBLIC_ARM_ENDPOINT).rstrip("/")
 AZURE_AUTHORITY_HOST = env_str("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/")
 AZURE_CA_BUNDLE = env_str("AZURE_CA_BUNDLE", "")
+# The CA bundle for calls to the Entra login host (discovery, keys, tokens); Azure's by default.
+ENTRA_CA_BUNDLE = env_str("ENTRA_CA_BUNDLE", AZURE_CA_BUNDLE)
 # The identity Image Builder runs as, filled into gold images whose template has none.
 AZURE_TEMPLATE_IDENTITY = env_str(
     "AZURE_TEMPLATE_IDENTITY",

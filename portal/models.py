@@ -1,6 +1,8 @@
-"""Departments, roles and the audit trail."""
+"""Departments, roles, sign-in identities, API tokens and the audit trail."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -109,3 +111,77 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at event {self.last_event_id} ({self.head_hash[:12]})"
+
+
+class RoleMapping(models.Model):
+    """An Entra ID app role (a value of the ID token's `roles` claim) and the membership it grants.
+
+    Administrators edit these in the Django admin. At every Entra sign-in the user's memberships
+    are set to exactly what their app roles map to, so removing someone's app role in Entra
+    removes their Goldsmith role at their next sign-in.
+    """
+
+    claim_value = models.CharField(max_length=120, db_index=True,
+                                   help_text="The app role's value as it appears in the token, e.g. Goldsmith.Editor.web")
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="role_mappings", help_text="Editors only: the department they edit.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["claim_value", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["claim_value", "role", "department"], name="role_mapping_unique"),
+            models.UniqueConstraint(fields=["claim_value", "role"], condition=models.Q(department__isnull=True),
+                                    name="role_mapping_unique_global"),
+            models.CheckConstraint(
+                condition=(models.Q(role="editor", department__isnull=False)
+                           | (~models.Q(role="editor") & models.Q(department__isnull=True))),
+                name="role_mapping_department_iff_editor"),
+        ]
+
+    def __str__(self) -> str:
+        where = f" in {self.department}" if self.department_id else ""
+        return f"{self.claim_value} → {self.get_role_display()}{where}"
+
+
+class ExternalIdentity(models.Model):
+    """Links a Goldsmith user to an Entra ID account (tenant id + object id, which never change)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity")
+    tenant_id = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "external identities"
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "object_id"], name="external_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} (Entra {self.object_id})"
+
+
+class ApiToken(models.Model):
+    """A personal access token for /api/: only its SHA-256 is stored; the token is shown once.
+
+    A token acts as its user, with the user's current roles; it stops working when revoked,
+    expired, or when the user is deactivated.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)  # the token's first characters, to recognise it in lists
+    digest = models.CharField(max_length=64, unique=True)  # sha256 hex of the whole token
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="api_token_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

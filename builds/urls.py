@@ -1,8 +1,35 @@
-from django.urls import path  # noqa: F401 - patterns are added by the pages that need them
+from django.urls import path
+
+from builds import views
 
 app_name = "builds"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # Gold images (builds/views.py)
+    path("gold/", views.gold_list, name="gold-list"),
+    path("gold/<slug:slug>/", views.gold_detail, name="gold-detail"),
+    path("gold/<slug:slug>/diff/", views.gold_diff, name="gold-diff"),
+    path("gold/<slug:slug>/lineage/", views.gold_lineage, name="gold-lineage"),
+    path("gold/<slug:slug>/v/<str:version>/", views.gold_version_detail, name="gold-version"),
+    path("gold/<slug:slug>/v/<str:version>/build/", views.gold_version_build, name="gold-version-build"),
+    path("gold/<slug:slug>/v/<str:version>/<str:action>/", views.gold_version_action, name="gold-version-action"),
+    # Layers (builds/views.py; the edit forms are in builds/views_layers.py)
+    path("layers/", views.layer_list, name="layer-list"),
+    path("layers/<slug:department>/<slug:slug>/", views.layer_detail, name="layer-detail"),
+    path("layers/<slug:department>/<slug:slug>/v/<str:version>/", views.layer_version_detail, name="layer-version"),
+    path("layers/<slug:department>/<slug:slug>/v/<str:version>/preview/", views.layer_version_preview,
+         name="layer-version-preview"),
+    path("layers/<slug:department>/<slug:slug>/v/<str:version>/build/", views.layer_version_build,
+         name="layer-version-build"),
+    # Builds (builds/views.py)
+    path("builds/", views.build_list, name="build-list"),
+    path("builds/<uuid:build_uuid>/", views.build_detail, name="build-detail"),
+    path("builds/<uuid:build_uuid>/status/", views.build_status, name="build-status"),
+    path("builds/<uuid:build_uuid>/log/", views.build_log, name="build-log"),
+    path("builds/<uuid:build_uuid>/template.json", views.build_template, name="build-template"),
+    path("builds/<uuid:build_uuid>/cancel/", views.build_cancel, name="build-cancel"),
+    path("builds/<uuid:build_uuid>/rebuild/", views.build_rebuild, name="build-rebuild"),
+]
 
 # Validation pages: the gold version wizard, department layer forms, the policy and the template check
 # (builds/views_wizard.py, builds/views_layers.py, builds/views_checks.py).

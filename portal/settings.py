@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.timezones.TimezoneMiddleware",  # the browser's zone for times on pages (see portal/timezones.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.security.SessionTimeoutMiddleware",  # after auth: ends idle and over-age sessions
     "portal.security.SecurityHeadersMiddleware",  # Content-Security-Policy and friends

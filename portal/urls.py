@@ -9,6 +9,8 @@ portal_patterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
+    path("operator/", views.operator, name="operator"),
+    *audit_patterns,
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),

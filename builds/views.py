@@ -1,0 +1,669 @@
+"""Catalog and build pages: gold images (versions, diff, publish/deprecate/revoke, lineage),
+layers (steps, preview, build button), builds (list, live page, log, template, cancel, rebuild).
+
+Every object comes through portal.access; every write goes through builds.services. The
+wizard and the layer edit forms live in their own modules (views_wizard, views_layers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from builds import azure, buildlog, compose, diffing, lineage, schema, services, timeline
+from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
+from builds.versions import Version, VersionError, VersionRange
+from portal import access
+from portal.models import Department
+
+POLL_SECONDS = 3  # how often an open build page asks for the live fragment while the build is active
+LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
+PAGE_SIZE = 25
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render(request, template_name: str, context: dict, *, fragment: str | None = None, status: int = 200):
+    """The full page, or only `fragment` for htmx requests; either way Vary: HX-Request."""
+    name = fragment if fragment and _is_htmx(request) else template_name
+    response = render(request, name, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
+    """Problems with a path that names a form field, and the rest (shown above the form)."""
+    by_field: dict[str, list[str]] = {}
+    rest = []
+    for problem in problems:
+        field = (problem.path or "").split(".")[0].split("[")[0]
+        if field in ("reason", "version", "gold", "layers", "department"):
+            by_field.setdefault(field, []).append(problem.message)
+        else:
+            rest.append(problem)
+    return by_field, rest
+
+
+def _newest_published(versions) -> GoldImageVersion | None:
+    published = [v for v in versions if v.status == GoldImageVersion.Status.PUBLISHED]
+    return max(published, key=lambda v: v.semver) if published else None
+
+
+def _baseline(gold_version: GoldImageVersion) -> dict:
+    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
+    return compose.without_provenance(body)
+
+
+# --- Gold images ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def gold_list(request):
+    roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
+    visible = access.gold_versions(request.user)
+    images = (access.gold_images(request.user)
+              .prefetch_related(Prefetch("versions", queryset=visible.order_by("-major", "-minor", "-patch"),
+                                         to_attr="visible_versions"))
+              .annotate(layer_count=Count("layers", distinct=True)))
+    return render(request, "builds/gold_list.html", {"images": images, "roles": roles})
+
+
+@login_required
+@require_GET
+def gold_detail(request, slug):
+    gold_image = access.get_gold_image(request.user, slug)
+    roles = access.roles_of(request.user)
+    versions = list(access.gold_versions(request.user).filter(gold_image=gold_image)
+                    .annotate(build_count=Count("builds", filter=access.scope_q(request.user, "builds__department"),
+                                                distinct=True))
+                    .order_by("-major", "-minor", "-patch"))
+    newest = _newest_published(versions)
+    layers = access.layers(request.user).filter(gold_image=gold_image)
+    builds = (access.builds(request.user).filter(gold_version__gold_image=gold_image)
+              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
+    return render(request, "builds/gold_detail.html", {
+        "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
+        "roles": roles, "can_change": roles.security,
+        "diff_from": versions[1].version if len(versions) > 1 else "",
+        "diff_to": versions[0].version if versions else "",
+    })
+
+
+@login_required
+@require_GET
+def gold_version_detail(request, slug, version):
+    gold_version = access.get_gold_version(request.user, slug, version)
+    return _gold_version_page(request, gold_version)
+
+
+def _gold_version_page(request, gold_version, *, build_errors: dict | None = None, build_problems=(), status=200):
+    roles = access.roles_of(request.user)
+    siblings = list(access.gold_versions(request.user).filter(gold_image=gold_version.gold_image))
+    newest = _newest_published(siblings)
+    body = _baseline(gold_version)
+    derived_layers = (access.layer_versions(request.user).filter(layer__gold_image=gold_version.gold_image)
+                      .exclude(status=LayerVersion.Status.DRAFT))
+    accepting = [lv for lv in derived_layers if _accepts(lv, gold_version.version)]
+    builds = (access.builds(request.user).filter(gold_version=gold_version)
+              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:20])
+    departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
+    return render(request, "builds/gold_version.html", {
+        "gold_version": gold_version, "gold_image": gold_version.gold_image, "newest": newest,
+        "out_of_date": newest is not None and gold_version.is_buildable and gold_version.semver < newest.semver,
+        "template": body, "template_sha256": compose.template_sha256(body),
+        "accepting_layers": accepting, "builds": builds, "roles": roles,
+        "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
+        "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
+        "wizard_url": _optional("builds:wizard-edit", gold_version.gold_image.slug, gold_version.version)
+        if gold_version.is_draft else "",
+    }, status=status)
+
+
+def _accepts(layer_version: LayerVersion, version: str) -> bool:
+    try:
+        return VersionRange.parse(layer_version.accepts).allows(version)
+    except VersionError:
+        return False
+
+
+def _optional(name: str, *args) -> str:
+    from portal.templatetags.goldsmith import optional_url
+
+    return optional_url(name, *args)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
+
+
+GOLD_ACTIONS = {
+    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published", "from": ("draft",),
+                "reason_required": False, "busy": "Publishing…",
+                "explain": "Publishing freezes this version: it can never change again, and departments can build "
+                           "from it and base layers on it."},
+    "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated", "from": ("published",),
+                  "reason_required": True, "busy": "Deprecating…",
+                  "explain": "A deprecated version can still be built, but every image and layer derived from it is "
+                             "flagged as out of date. The reason is shown to everyone affected."},
+    "revoke": {"service": services.gold_version_revoke, "title": "Revoke", "done": "revoked", "from": ("published", "deprecated"),
+               "reason_required": True, "busy": "Revoking…",
+               "explain": "Nothing can be built from a revoked version any more, and every image derived from it is "
+                          "marked revoked. This cannot be undone. The reason is shown to everyone affected."},
+}
+
+
+@login_required
+def gold_version_action(request, slug, version, action):
+    """Publish, deprecate or revoke: a confirmation page with a reason (GET), the change (POST)."""
+    spec = GOLD_ACTIONS.get(action)
+    if spec is None:
+        raise Http404("No such action.")
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    gold_version = access.get_gold_version(request.user, slug, version, need="change")
+    form = ReasonForm(request.POST or None)
+    problems = []
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        try:
+            spec["service"](actor=request.user, gold_version=gold_version, reason=reason)
+        except services.ServiceError as exc:
+            by_field, rest = _problem_map(exc.problems)
+            for message in by_field.get("reason", []):
+                form.add_error("reason", message)
+            problems = rest
+            if not exc.problems or not (by_field or rest):
+                form.add_error(None, exc.message)
+            status = 200 if _is_htmx(request) else 422
+        else:
+            messages.success(request, f"{gold_version} is now {spec['done']}.")
+            return redirect("builds:gold-version", slug=slug, version=version)
+    derived_builds = access.builds(request.user).filter(gold_version=gold_version).count()
+    derived_layers = [lv for lv in access.layer_versions(request.user)
+                      .filter(layer__gold_image=gold_version.gold_image)
+                      .exclude(status=LayerVersion.Status.DRAFT) if _accepts(lv, gold_version.version)]
+    return render(request, "builds/gold_version_action.html", {
+        "gold_version": gold_version, "gold_image": gold_version.gold_image, "action": action, "spec": spec,
+        "form": form, "problems": problems, "allowed": gold_version.status in spec["from"],
+        "derived_builds": derived_builds, "derived_layers": derived_layers,
+        "wizard_url": _optional("builds:wizard-edit", slug, version) if gold_version.is_draft else "",
+    }, status=status)
+
+
+@login_required
+@require_GET
+def gold_diff(request, slug):
+    gold_image = access.get_gold_image(request.user, slug)
+    versions = list(access.gold_versions(request.user).filter(gold_image=gold_image)
+                    .order_by("-major", "-minor", "-patch"))
+    by_version = {v.version: v for v in versions}
+    mode = "unified" if request.GET.get("mode") == "unified" else "split"
+    errors: dict[str, str] = {}
+    old_text = request.GET.get("from") or (versions[1].version if len(versions) > 1 else "")
+    new_text = request.GET.get("to") or (versions[0].version if versions else "")
+    old, new = by_version.get(old_text), by_version.get(new_text)
+    if old_text and old is None:
+        errors["from"] = f"{gold_image.slug} has no version {old_text} that you can see."
+    if new_text and new is None:
+        errors["to"] = f"{gold_image.slug} has no version {new_text} that you can see."
+    result = diffing.diff(_baseline(old), _baseline(new)) if old and new else None
+    return render(request, "builds/gold_diff.html", {
+        "gold_image": gold_image, "versions": versions, "old": old, "new": new, "mode": mode, "diff": result,
+        "errors": errors, "old_text": old_text, "new_text": new_text,
+    })
+
+
+@login_required
+@require_GET
+def gold_lineage(request, slug):
+    gold_image = access.get_gold_image(request.user, slug)
+    golds = list(access.gold_versions(request.user).filter(gold_image=gold_image))
+    builds = list(access.builds(request.user).filter(gold_version__gold_image=gold_image)
+                  .prefetch_related(_build_layers_prefetch(), "outputs").order_by("-created_at")[:LINEAGE_BUILDS])
+    layer_versions = {}
+    for build in builds:
+        for build_layer in build.build_layers.all():
+            layer_versions[build_layer.layer_version_id] = build_layer.layer_version
+    found = lineage.graph(
+        [lineage.GoldRow(f"g{g.pk}", g.version, g.status,
+                         reverse("builds:gold-version", args=[gold_image.slug, g.version])) for g in golds],
+        [lineage.LayerRow(f"l{lv.pk}", compose.layer_label(lv),
+                          reverse("builds:layer-version", args=[lv.layer.department.slug, lv.layer.slug, lv.version]))
+         for lv in layer_versions.values()],
+        [lineage.BuildRow(f"b{b.pk}", f"build {str(b.uuid)[:8]}", b.state, f"g{b.gold_version_id}",
+                          tuple(f"l{bl.layer_version_id}" for bl in b.build_layers.all()),
+                          tuple(lineage.ArtifactRow(f"o{o.pk}", _short_artifact(o), o.artifact_id or o.artifact_uri)
+                                for o in b.outputs.all()),
+                          reverse("builds:build-detail", args=[b.uuid])) for b in builds],
+    )
+    lineage.place(found)
+    return render(request, "builds/gold_lineage.html", {
+        "gold_image": gold_image, "graph": found, "paths": found.paths(190, 34), "columns": lineage.COLUMNS,
+        "column_titles": list(zip(found.column_x, lineage.COLUMNS, strict=True)), "builds": builds,
+        "limit": LINEAGE_BUILDS, "golds": golds,
+    })
+
+
+def _short_artifact(output: BuildOutput) -> str:
+    text = output.artifact_id or output.artifact_uri or output.run_output_name
+    parts = [part for part in text.split("/") if part]
+    if "images" in parts and "versions" in parts:  # a gallery image version: image@version
+        return f"{parts[parts.index('images') + 1]}@{parts[-1]}"
+    return parts[-1][:28] if parts else output.run_output_name
+
+
+# --- Layers ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def layer_list(request):
+    roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
+    layers = (access.layers(request.user)
+              .prefetch_related(Prefetch("versions", queryset=LayerVersion.objects.order_by("-major", "-minor",
+                                                                                             "-patch"))))
+    departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
+    return render(request, "builds/layer_list.html", {
+        "layers": layers, "roles": roles, "departments": departments,
+        "create_url": _optional("builds:layer-create"),
+    })
+
+
+@login_required
+@require_GET
+def layer_detail(request, department, slug):
+    layer = access.get_layer(request.user, department, slug)
+    roles = access.roles_of(request.user)
+    versions = layer.versions.order_by("-major", "-minor", "-patch").annotate(
+        build_count=Count("builds", distinct=True))
+    builds = (access.builds(request.user).filter(build_layers__layer_version__layer=layer)
+              .prefetch_related(_build_layers_prefetch()).order_by("-created_at").distinct()[:10])
+    return render(request, "builds/layer_detail.html", {
+        "layer": layer, "versions": versions, "builds": builds, "roles": roles,
+        "can_edit": roles.edits(layer.department_id),
+        "new_version_url": _optional("builds:layer-version-create", department, slug),
+    })
+
+
+def _gold_choices(user, layer_version: LayerVersion) -> list[tuple[GoldImageVersion, bool]]:
+    """Buildable gold versions of the layer's gold image, newest first, with whether the layer accepts each."""
+    versions = (access.gold_versions(user).filter(gold_image=layer_version.layer.gold_image,
+                                                  status__in=(GoldImageVersion.Status.PUBLISHED,
+                                                              GoldImageVersion.Status.DEPRECATED))
+                .order_by("-major", "-minor", "-patch"))
+    return [(version, _accepts(layer_version, version.version)) for version in versions]
+
+
+@login_required
+@require_GET
+def layer_version_detail(request, department, slug, version):
+    layer_version = access.get_layer_version(request.user, department, slug, version)
+    return _layer_version_page(request, layer_version)
+
+
+def _layer_version_page(request, layer_version, *, build_errors=None, build_problems=(), status=200,
+                        chosen: str = ""):
+    roles = access.roles_of(request.user)
+    choices = _gold_choices(request.user, layer_version)
+    accepted = [version for version, ok in choices if ok]
+    default = chosen or (accepted[0].version if accepted else "")
+    own_problems = services.layer_version_problems(layer_version)
+    builds = (access.builds(request.user).filter(build_layers__layer_version=layer_version)
+              .order_by("-created_at")[:10])
+    return render(request, "builds/layer_version.html", {
+        "layer_version": layer_version, "layer": layer_version.layer, "choices": choices, "default_gold": default,
+        "can_build": roles.edits(layer_version.layer.department_id)
+        and layer_version.status == LayerVersion.Status.PUBLISHED and bool(accepted),
+        "can_edit": roles.edits(layer_version.layer.department_id),
+        "edit_url": _optional("builds:layer-version-edit", layer_version.layer.department.slug,
+                              layer_version.layer.slug, layer_version.version) if layer_version.is_draft else "",
+        "own_problems": own_problems, "builds": builds, "build_errors": build_errors or {},
+        "build_problems": build_problems,
+    }, status=status)
+
+
+@login_required
+@require_GET
+def layer_version_preview(request, department, slug, version):
+    """The composed template of this layer on a chosen gold version (a fragment for htmx)."""
+    layer_version = access.get_layer_version(request.user, department, slug, version)
+    choices = _gold_choices(request.user, layer_version)
+    wanted = request.GET.get("gold", "")
+    gold_version = next((v for v, _ in choices if v.version == wanted), None)
+    context = {"layer_version": layer_version, "layer": layer_version.layer, "choices": choices,
+               "default_gold": wanted, "error": ""}
+    if gold_version is None:
+        context["error"] = ("Choose one of the published versions of "
+                            f"{layer_version.layer.gold_image.name} to preview against.")
+        return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
+                       status=200 if _is_htmx(request) else 422)
+    body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=settings.AZURE_LOCATION))
+    problems = schema.check_template(body)
+    if not _accepts(layer_version, gold_version.version):
+        problems.insert(0, schema.Problem("build.layer-range", "gold",
+                                          f"This layer version accepts gold versions {layer_version.accepts}, not "
+                                          f"{gold_version.version}: a build would be refused."))
+    context.update(gold_version=gold_version, template=body, template_sha256=compose.template_sha256(body),
+                   problems=problems, errors=schema.errors(problems))
+    return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html")
+
+
+# --- Requesting builds ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def layer_version_build(request, department, slug, version):
+    """The build button of a layer version: builds it on the chosen gold version."""
+    layer_version = access.get_layer_version(request.user, department, slug, version, need="build")
+    wanted = request.POST.get("gold", "")
+    gold_version = (access.gold_versions(request.user)
+                    .filter(gold_image=layer_version.layer.gold_image, version=wanted).first())
+    if gold_version is None:
+        return _layer_version_page(request, layer_version, status=422, chosen=wanted,
+                                   build_errors={"gold": ["Choose a published gold version to build on."]})
+    access.get_gold_version(request.user, gold_version.gold_image.slug, gold_version.version, need="build")
+    try:
+        build = services.build_request(actor=request.user, gold_version=gold_version, layer_versions=[layer_version],
+                                       department=layer_version.layer.department)
+    except services.ServiceError as exc:
+        by_field, rest = _problem_map(exc.problems)
+        errors = {"gold": by_field.get("version", []) + by_field.get("gold", []) + by_field.get("layers", [])}
+        if not exc.problems:
+            errors["gold"].append(exc.message)
+        return _layer_version_page(request, layer_version, status=422, chosen=wanted, build_errors=errors,
+                                   build_problems=rest)
+    messages.success(request, "Build requested: this page follows it live.")
+    return redirect("builds:build-detail", build_uuid=build.uuid)
+
+
+@login_required
+@require_POST
+def gold_version_build(request, slug, version):
+    """A gold-only build (no layers): the security team's, or an editor's for their department."""
+    gold_version = access.get_gold_version(request.user, slug, version, need="build")
+    roles = access.roles_of(request.user)
+    department = None
+    if not roles.security:
+        chosen = request.POST.get("department", "")
+        department = Department.objects.filter(pk__in=roles.editor_departments, slug=chosen).first()
+        if department is None and len(roles.editor_departments) == 1:
+            department = Department.objects.get(pk=next(iter(roles.editor_departments)))
+        if department is None:
+            return _gold_version_page(request, gold_version, status=422,
+                                      build_errors={"department": ["Choose the department the build is for."]})
+    try:
+        build = services.build_request(actor=request.user, gold_version=gold_version, layer_versions=[],
+                                       department=department)
+    except services.ServiceError as exc:
+        by_field, rest = _problem_map(exc.problems)
+        errors = {"version": by_field.get("version", []) + ([exc.message] if not exc.problems else [])}
+        return _gold_version_page(request, gold_version, status=422, build_errors=errors, build_problems=rest)
+    messages.success(request, "Build requested: this page follows it live.")
+    return redirect("builds:build-detail", build_uuid=build.uuid)
+
+
+# --- Builds ----------------------------------------------------------------------------------------
+
+
+def _build_layers_prefetch() -> Prefetch:
+    return Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department"))
+
+
+class BuildFilterForm(forms.Form):
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), ("active", "In progress"),
+                                                       *Build.State.choices])
+    department = forms.ChoiceField(required=False)
+    gold = forms.ChoiceField(required=False, label="Gold image")
+    requester = forms.CharField(required=False, max_length=150, label="Requested by",
+                                widget=forms.TextInput(attrs={"placeholder": "user name"}))
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, departments=(), gold_images=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].choices = [("", "Any department")] + [(d.slug, d.name) for d in departments]
+        self.fields["gold"].choices = [("", "Any gold image")] + [(g.slug, g.name) for g in gold_images]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+
+SORTS = {
+    "created": "created_at", "state": "state", "gold": "gold_version__gold_image__slug",
+    "requester": "requested_by__username", "finished": "finished_at", "department": "department__slug",
+}
+
+
+@login_required
+@require_GET
+def build_list(request):
+    roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
+    departments = (Department.objects.all() if roles.security or roles.auditor
+                   else Department.objects.filter(pk__in=roles.editor_departments))
+    gold_images = access.gold_images(request.user)
+    form = BuildFilterForm(request.GET or None, departments=departments, gold_images=gold_images)
+    queryset = access.builds(request.user)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data["state"] == "active":
+            queryset = queryset.filter(state__in=Build.ACTIVE)
+        elif data["state"]:
+            queryset = queryset.filter(state=data["state"])
+        if data["department"]:
+            queryset = queryset.filter(department__slug=data["department"])
+        if data["gold"]:
+            queryset = queryset.filter(gold_version__gold_image__slug=data["gold"])
+        if data["requester"]:
+            queryset = queryset.filter(requested_by__username__iexact=data["requester"].strip())
+        zone = timezone.get_current_timezone()
+        if data["since"]:
+            queryset = queryset.filter(created_at__gte=dt.datetime.combine(data["since"], dt.time.min, zone))
+        if data["until"]:
+            queryset = queryset.filter(created_at__lt=dt.datetime.combine(data["until"] + dt.timedelta(days=1),
+                                                                          dt.time.min, zone))
+    sort = request.GET.get("sort", "-created")
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        sort, key = "-created", "created"
+    descending = sort.startswith("-")
+    order = SORTS[key]
+    queryset = queryset.order_by(f"-{order}" if descending else order, "-id" if descending else "id")
+    page = Paginator(queryset.prefetch_related(_build_layers_prefetch()), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
+    columns = []
+    for column, label in (("created", "Requested"), ("state", "State"), ("gold", "Gold image"),
+                          ("department", "Department"), ("requester", "Requested by"), ("finished", "Finished")):
+        current = key == column
+        next_sort = column if current and descending else f"-{column}"
+        sort_query["sort"] = next_sort
+        columns.append({"key": column, "label": label, "url": "?" + sort_query.urlencode(), "current": current,
+                        "aria": ("descending" if descending else "ascending") if current else ""})
+    return render(request, "builds/build_list.html", {
+        "form": form, "page": page, "columns": columns, "query": query.urlencode(), "roles": roles,
+        "filtered": any(request.GET.get(name) for name in form.fields),
+    })
+
+
+def _build_context(request, build: Build) -> dict:
+    roles = access.roles_of(request.user)
+    events = list(build.events.order_by("at", "id"))
+    now = timezone.now()
+    found = timeline.phases([timeline.Event(e.at, e.to_state, e.to_sub_state) for e in events],
+                            final_state=build.state, now=now, finished_at=build.finished_at)
+    may_act = roles.security or roles.edits(build.department_id)
+    failing = None
+    log_location = build.log_uri or buildlog.log_location(build.error_message)
+    if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED) and log_location:
+        failing = _failing_step(build, log_location)
+    versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
+                    .only("version", "status", "major", "minor", "patch"))
+    newest = _newest_published(versions)
+    return {
+        "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
+        "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
+        "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,
+        "can_rebuild": may_act and build.is_terminal, "failing": failing, "log_location": log_location,
+        "newest": newest,
+        "out_of_date": newest is not None and build.gold_version.semver < newest.semver,
+        "revoked": build.gold_version.status == GoldImageVersion.Status.REVOKED,
+    }
+
+
+def _failing_step(build: Build, location: str) -> buildlog.FailingStep | None:
+    """Where the build failed, read from its log (cached: a finished build's log never changes)."""
+    key = f"buildlog:failing:{build.uuid}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
+    text = _log_text(build, location)
+    if text is None:
+        return None  # not readable now; try again on the next view
+    found = buildlog.failing_step(text, build.template, kind=kind)
+    cache.set(key, found or "", timeout=LOG_CACHE_SECONDS)
+    return found
+
+
+LOG_CACHE_SECONDS = 7 * 24 * 3600
+LOG_CACHE_CHARS = 500_000
+
+
+def _log_text(build: Build, location: str) -> str | None:
+    """The build log's text, or None when it cannot be read from here.
+
+    Image Builder deletes the log with the template, which Goldsmith deletes once the build
+    has finished (BUILD_TEMPLATE_RETENTION_HOURS), so the log of a finished build is kept in
+    the cache (its last LOG_CACHE_CHARS characters) the first time a page reads it.
+    """
+    key = f"buildlog:text:{build.uuid}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    if not location.startswith("http"):
+        return None
+    try:
+        text = azure.fetch_log(location)
+    except Exception:  # the log is a convenience: the page must render without it
+        return None
+    if text is not None and build.is_terminal:
+        cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
+    return text
+
+
+@login_required
+@require_GET
+def build_detail(request, build_uuid):
+    build = access.get_build(request.user, build_uuid)
+    context = _build_context(request, build)
+    context.update({
+        "layers": list(build.build_layers.select_related("layer_version__layer__department")),
+        "provenance_url": _optional("portal:audit-provenance", build.uuid),
+    })
+    return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
+
+
+@login_required
+@require_GET
+def build_status(request, build_uuid):
+    """The live part of the build page, which the page polls while the build is active."""
+    build = access.get_build(request.user, build_uuid)
+    if not _is_htmx(request):
+        return redirect("builds:build-detail", build_uuid=build.uuid)
+    return _render(request, "builds/_build_live.html", _build_context(request, build))
+
+
+@login_required
+@require_GET
+def build_log(request, build_uuid):
+    build = access.get_build(request.user, build_uuid)
+    location = build.log_uri or buildlog.log_location(build.error_message)
+    text = _log_text(build, location) if location else None
+    failing = None
+    lines = []
+    if text:
+        kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
+        failing = buildlog.failing_step(text, build.template, kind=kind)
+        lines = [{"number": n, "text": line, "error": "PACKER ERR" in line}
+                 for n, line in enumerate(text.splitlines(), start=1)]
+    return render(request, "builds/build_log.html", {
+        "build": build, "location": location, "lines": lines, "failing": failing, "available": text is not None,
+        "emulated": settings.AZURE_EMULATOR and location.startswith(settings.AZURE_ARM_ENDPOINT),
+    })
+
+
+@login_required
+@require_GET
+def build_template(request, build_uuid):
+    """The exact template body submitted for the build, as a JSON download."""
+    build = access.get_build(request.user, build_uuid)
+    response = JsonResponse(build.template, json_dumps_params={"indent": 2, "sort_keys": True})
+    response["Content-Disposition"] = f'attachment; filename="{build.template_name}.json"'
+    response["X-Template-SHA256"] = build.template_sha256
+    return response
+
+
+@login_required
+@require_POST
+def build_cancel(request, build_uuid):
+    build = access.get_build(request.user, build_uuid, need="change")
+    try:
+        build = services.build_cancel(actor=request.user, build=build)
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Cancel requested." if build.state != Build.State.CANCELED else "Build canceled.")
+    if _is_htmx(request):
+        build = access.get_build(request.user, build_uuid)
+        return _render(request, "builds/_build_live.html", _build_context(request, build))
+    return redirect("builds:build-detail", build_uuid=build_uuid)
+
+
+@login_required
+@require_POST
+def build_rebuild(request, build_uuid):
+    build = access.get_build(request.user, build_uuid, need="build")
+    try:
+        new = services.build_rebuild(actor=request.user, build=build)
+    except services.ServiceError as exc:
+        problems = "; ".join(problem.message for problem in exc.problems)
+        messages.error(request, f"{exc.message} {problems}".strip())
+        return redirect("builds:build-detail", build_uuid=build.uuid)
+    messages.success(request, f"Rebuild of {str(build.uuid)[:8]} requested.")
+    return redirect("builds:build-detail", build_uuid=new.uuid)
+
+
+def newest_versions_by_image(gold_image_ids) -> dict[int, Version]:
+    """Newest published version per gold image (for out-of-date marks on lists)."""
+    newest: dict[int, Version] = {}
+    rows = (GoldImageVersion.objects.filter(gold_image_id__in=set(gold_image_ids),
+                                            status=GoldImageVersion.Status.PUBLISHED)
+            .values_list("gold_image_id", "major", "minor", "patch"))
+    for image_id, major, minor, patch in rows:
+        version = Version(major, minor, patch)
+        if image_id not in newest or newest[image_id] < version:
+            newest[image_id] = version
+    return newest

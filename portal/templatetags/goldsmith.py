@@ -1,0 +1,137 @@
+"""Template helpers shared by every page: times, durations, badges, code, navigation, optional links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import BashLexer, JsonLexer, PowerShellLexer, TextLexer
+
+from builds.timeline import format_duration
+from portal import access
+
+register = template.Library()
+
+_LEXERS = {"shell": BashLexer, "bash": BashLexer, "powershell": PowerShellLexer, "json": JsonLexer}
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+@register.simple_tag
+def when(value: dt.datetime | None, relative: bool = True):
+    """<time> in the active zone (see portal/timezones.py), with a relative time after it."""
+    if not value:
+        return mark_safe('<span class="muted">never</span>')
+    local = timezone.localtime(value)
+    text = local.strftime("%-d %b %Y, %H:%M ") + (local.tzname() or "")
+    title = local.isoformat(timespec="seconds")
+    if not relative:
+        return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), title, text)
+    return format_html('<time datetime="{}" title="{}">{}</time> <span class="rel">({})</span>',
+                       value.isoformat(), title, text, naturaltime(value))
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """Seconds (or a timedelta) as 4m 05s."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    return format_duration(float(value))
+
+
+@register.filter
+def between(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    if not start:
+        return ""
+    return format_duration(((end or timezone.now()) - start).total_seconds())
+
+
+@register.simple_tag
+def state_badge(build) -> str:
+    """The build's state (and Image Builder's sub-state while running) as a badge."""
+    label = build.get_state_display()
+    if build.sub_state and build.state in ("running", "canceling"):
+        label = f"{label} · {build.sub_state[:1].upper()}{build.sub_state[1:]}"
+    return format_html('<span class="badge state-{}">{}</span>', build.state, label)
+
+
+@register.simple_tag
+def status_badge(version) -> str:
+    return format_html('<span class="badge status-{}">{}</span>', version.status, version.get_status_display())
+
+
+@register.filter
+def highlight(code: Any, language: str = "") -> str:
+    """Server-side syntax highlighting (Pygments) into token spans; the caller wraps it in <pre><code>."""
+    if isinstance(code, list | tuple):
+        code = "\n".join(str(line) for line in code)
+    lexer = _LEXERS.get((language or "").lower(), TextLexer)()
+    return mark_safe(pygments_highlight(str(code), lexer, _FORMATTER).rstrip("\n"))  # noqa: S308 - Pygments escapes
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@register.simple_tag
+def optional_url(name: str, *args: Any) -> str:
+    """The URL of a page another part of Goldsmith provides, or "" while it does not exist."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+@register.inclusion_tag("_nav.html", takes_context=True)
+def main_nav(context) -> dict:
+    """The main navigation: only the pages the user's roles open."""
+    request = context["request"]
+    roles = access.roles_of(request.user)
+    path = request.path
+    links: list[tuple[str, str]] = [("Home", reverse("portal:home"))]
+    if roles.security or roles.editor or roles.auditor:
+        links += [("Gold images", reverse("builds:gold-list")), ("Layers", reverse("builds:layer-list")),
+                  ("Builds", reverse("builds:build-list"))]
+    if roles.security or roles.auditor:
+        history = optional_url("portal:audit-history")
+        if history:
+            links.append(("History", history))
+    if roles.security or roles.editor or roles.auditor:
+        policy = optional_url("builds:policy")
+        if policy:
+            links.append(("Policy", policy))
+    if roles.admin:
+        links.append(("Operator", reverse("portal:operator")))
+    items = []
+    for label, url in links:
+        current = path == url if url == "/" else path.startswith(url)
+        items.append({"label": label, "url": url, "current": current})
+    return {"items": items}
+
+
+@register.filter
+def source_label(source: dict) -> str:
+    """An Image Builder source object in one line."""
+    source = source or {}
+    if source.get("type") == "PlatformImage":
+        parts = [source.get(key, "") for key in ("publisher", "offer", "sku", "version")]
+        return " / ".join(part for part in parts if part)
+    return source.get("imageVersionId") or source.get("imageId") or source.get("type") or "not set"
+
+
+@register.filter
+def target_label(target: dict) -> str:
+    """Where a distributor puts the image."""
+    target = target or {}
+    return target.get("galleryImageId") or target.get("imageId") or target.get("uri") or "staging storage"

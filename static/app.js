@@ -1,0 +1,81 @@
+/* Goldsmith's small behaviours. Every page works without this file; it only adds comfort.
+   No inline scripts anywhere (the Content-Security-Policy forbids them): hooks are data-* attributes. */
+(function () {
+  "use strict";
+
+  // 1. The browser's time zone, for server-rendered times (see portal/timezones.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("goldsmith_tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "goldsmith_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  } catch (e) { /* very old browsers: times stay in the server's zone, labelled */ }
+
+  // 2. Copy buttons: <button data-copy="text"> (or data-copy-target="#id") copies and says so.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "absolute";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy], [data-copy-target]");
+    if (!button) { return; }
+    var text = button.getAttribute("data-copy");
+    if (text === null) {
+      var target = document.querySelector(button.getAttribute("data-copy-target"));
+      text = target ? target.textContent : "";
+    }
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    copyText(text).then(function () {
+      button.textContent = "Copied";
+      button.setAttribute("data-copied", "true");
+    }, function () {
+      button.textContent = "Select and copy";
+    });
+    window.setTimeout(function () {
+      button.textContent = label;
+      button.removeAttribute("data-copied");
+    }, 2000);
+  });
+
+  // 3. Copy buttons are hidden without JavaScript (they could not work); show them now.
+  function revealCopyButtons(root) {
+    root.querySelectorAll("[data-copy], [data-copy-target]").forEach(function (button) { button.hidden = false; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { revealCopyButtons(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { revealCopyButtons(event.detail.elt.parentNode || document); });
+
+  // 4. Long operations: a form with data-busy="Publishing…" disables its button and says so,
+  //    so nobody clicks twice while the server works.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var text = form.getAttribute("data-busy");
+    if (!text || event.defaultPrevented) { return; }
+    var button = event.submitter || form.querySelector("button[type=submit], button:not([type])");
+    if (!button) { return; }
+    window.setTimeout(function () {  // after the browser has taken the button's name/value
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      button.textContent = text;
+    }, 0);
+  });
+
+  // 5. Confirmations for destructive buttons: <button data-confirm="Cancel this build?">.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+})();

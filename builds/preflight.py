@@ -91,7 +91,9 @@ def gather_facts(body: Any, *, subscription: str | None = None) -> Facts:
     definitions: dict[str, DefinitionFacts | None] = {}
     existing: set[str] = set()
     for index, target in enumerate(_list(props.get("distribute"))):
-        gallery_id = target.get("galleryImageId") if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue
+        gallery_id = target.get("galleryImageId")
         if target.get("type") != "SharedImage" or not isinstance(gallery_id, str) or _placeholder(gallery_id) \
                 or not _GALLERY_ID.match(gallery_id):
             continue

@@ -301,6 +301,8 @@ def check_template(body: Any) -> list[Problem]:
     if not isinstance(body, dict):
         return problems
     problems += check_tags(body.get("tags"), "tags")
+    if isinstance(body.get("location"), str) and not body["location"].strip():
+        problems.append(Problem("schema.empty", "location", _REQUIRED_HINTS["location"]))
     problems += check_identity(body.get("identity"), "identity")
     props = body.get("properties")
     if isinstance(props, dict):
@@ -435,7 +437,7 @@ def check_customizer(step: Any, path: str, *, os_type: str | None = None) -> lis
         limit = step.get("updateLimit")
         if isinstance(limit, int) and limit < 0:
             problems.append(Problem("schema.negative", join(path, "updateLimit"), "must be zero or more (0 = 1000)."))
-    if os_type and kind in (LINUX_ONLY if os_type == "Windows" else WINDOWS_ONLY):
+    if os_type and isinstance(kind, str) and kind in (LINUX_ONLY if os_type == "Windows" else WINDOWS_ONLY):
         problems.append(Problem("schema.os-mismatch", join(path, "type"),
                                 f"A {kind} step cannot run on a {os_type} image."))
     return problems
@@ -448,7 +450,7 @@ def check_validator(step: Any, path: str, *, os_type: str | None = None) -> list
         return problems
     problems += _check_step(step, path)
     kind = step.get("type")
-    if os_type and kind in (LINUX_ONLY if os_type == "Windows" else WINDOWS_ONLY):
+    if os_type and isinstance(kind, str) and kind in (LINUX_ONLY if os_type == "Windows" else WINDOWS_ONLY):
         problems.append(Problem("schema.os-mismatch", join(path, "type"),
                                 f"A {kind} validator cannot run on a {os_type} image."))
     return problems

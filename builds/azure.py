@@ -45,7 +45,6 @@ from django.core.cache import cache
 log = logging.getLogger(__name__)
 
 ARM_SCOPE = "https://management.azure.com/.default"
-IMAGE_BUILDER_THROTTLE_SECONDS = 180  # Image Builder's TooManyRequests: back off at least this long
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?]+)", re.IGNORECASE)
 _GATE_KEY = "azure:gate:{}"
 _RATE_KEY = "azure:ratelimit:{}"
@@ -192,7 +191,7 @@ class _ThrottleGate(SansIOHTTPPolicy):
         if status in (429, 503):
             seconds = _retry_after(headers) or (10.0 if status == 503 else 60.0)
             if status == 429 and "microsoft.virtualmachineimages" in request.http_request.url.lower():
-                seconds = max(seconds, IMAGE_BUILDER_THROTTLE_SECONDS)
+                seconds = max(seconds, settings.AZURE_THROTTLE_MIN_SECONDS)
             close_gate(subscription, seconds)
 
 
@@ -308,17 +307,22 @@ _azure_errors = _Translate()
 # --- Image Builder --------------------------------------------------------------------------------
 
 
+def _text(value: Any) -> str:
+    """An SDK enum member or a plain string, as the string Azure sent."""
+    return str(getattr(value, "value", value) or "")
+
+
 def _status(template: ib_models.ImageTemplate) -> TemplateStatus:
     error = template.provisioning_error
     run = template.last_run_status
     source = template.source
     return TemplateStatus(
         name=template.name or "",
-        provisioning_state=str(template.provisioning_state or ""),
-        provisioning_error_code=str(error.provisioning_error_code or "") if error else "",
+        provisioning_state=_text(template.provisioning_state),
+        provisioning_error_code=_text(error.provisioning_error_code) if error else "",
         provisioning_error_message=(error.message or "") if error else "",
-        run_state=str(run.run_state or "") if run else "",
-        run_sub_state=str(run.run_sub_state or "") if run else "",
+        run_state=_text(run.run_state) if run else "",
+        run_sub_state=_text(run.run_sub_state) if run else "",
         run_message=(run.message or "") if run else "",
         run_start=_raw(run, "startTime"),
         run_end=_raw(run, "endTime"),
@@ -344,11 +348,13 @@ def template_get(subscription: str, resource_group: str, name: str) -> TemplateS
             return None
 
 
-def template_put(subscription: str, resource_group: str, name: str, body: dict) -> TemplateStatus:
-    """Create the template and wait until Azure has provisioned it (or refused it).
+def template_put(subscription: str, resource_group: str, name: str, body: dict, *,
+                 wait_seconds: float = 120) -> TemplateStatus:
+    """Create the template and wait (up to wait_seconds) for Azure to provision it.
 
-    Returns the status (provisioning_state Succeeded, or Failed with the error). Raises
-    AzureError(code="Conflict") when the name exists; other errors per their nature.
+    Returns the status: provisioning_state Succeeded, Failed with the error, or still Creating
+    when the wait ran out (read it again later). Raises AzureError(code="Conflict") when the
+    name exists; other errors per their nature.
     """
     operations = imagebuilder(subscription).virtual_machine_image_templates
     with _azure_errors:
@@ -357,20 +363,44 @@ def template_put(subscription: str, resource_group: str, name: str, body: dict) 
         except ResourceExistsError as exc:
             raise AzureError("Conflict", _message(exc), permanent=True, status=409) from exc
         try:
-            return _status(poller.result())
+            poller.wait(wait_seconds)
+            if poller.done():
+                return _status(poller.result())
         except HttpResponseError as exc:
-            if exc.status_code is None or exc.status_code in (200, 201):
-                # The provisioning operation ended Failed: the template exists with the error.
-                found = template_get(subscription, resource_group, name)
-                if found is not None:
-                    return found
-            raise
+            if exc.status_code is not None and exc.status_code not in (200, 201):
+                raise
+            # The provisioning operation ended Failed: the template exists and carries the error.
+        found = template_get(subscription, resource_group, name)
+        if found is None:
+            raise AzureError("TemplateNotFound", "Azure accepted the template but does not show it yet.",
+                             permanent=False)
+        return found
 
 
-def template_run(subscription: str, resource_group: str, name: str) -> None:
-    """Start a run without waiting for it (the sweep follows it)."""
+def template_run(subscription: str, resource_group: str, name: str) -> str:
+    """Start a run without waiting for it (the sweep follows it); return its async-operation URL."""
     with _azure_errors:
-        imagebuilder(subscription).virtual_machine_image_templates.begin_run(resource_group, name, polling=False)
+        poller = imagebuilder(subscription).virtual_machine_image_templates.begin_run(
+            resource_group, name, polling=False, cls=lambda response, *_: response.http_response.headers)
+        headers = poller.result() or {}
+        return headers.get("Azure-AsyncOperation") or headers.get("Location") or ""
+
+
+def operation_error_code(subscription: str, operation_url: str) -> str:
+    """The error code of a finished async operation (e.g. PackerBuildFailed), "" if unknown."""
+    from azure.core.rest import HttpRequest
+
+    try:
+        with _azure_errors:
+            response = imagebuilder(subscription).send_request(HttpRequest("GET", operation_url))
+    except AzureError:
+        return ""
+    if response.status_code != 200:
+        return ""
+    try:
+        return ((response.json() or {}).get("error") or {}).get("code") or ""
+    except ValueError:
+        return ""
 
 
 def template_cancel(subscription: str, resource_group: str, name: str) -> None:
@@ -401,7 +431,7 @@ def run_outputs(subscription: str, resource_group: str, name: str) -> list[RunOu
         operations = imagebuilder(subscription).virtual_machine_image_templates
         return [RunOutputInfo(name=output.name or "", artifact_id=output.artifact_id or "",
                               artifact_uri=output.artifact_uri or "",
-                              provisioning_state=str(output.provisioning_state or ""))
+                              provisioning_state=_text(output.provisioning_state))
                 for output in operations.list_run_outputs(resource_group, name)]
 
 

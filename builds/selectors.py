@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from builds.models import GoldImageVersion, LayerVersion
+from builds.models import Build, GoldImageVersion, LayerVersion
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
 
@@ -32,3 +32,44 @@ def layer_version_get(ref: str) -> LayerVersion:
     if found is None:
         raise NotFound(f"No layer version {ref}.")
     return found
+
+
+def build_get(build_id: str) -> Build:
+    found = (Build.objects.select_related("gold_version__gold_image", "requested_by", "department")
+             .filter(uuid=build_id).first())
+    if found is None:
+        raise NotFound(f"No build {build_id}.")
+    return found
+
+
+def build_summary(build: Build) -> dict:
+    """A build as plain data (showbuild --json, the API)."""
+    return {
+        "id": str(build.uuid),
+        "state": build.state,
+        "sub_state": build.sub_state,
+        "gold_version": str(build.gold_version),
+        "layers": [str(bl.layer_version) for bl in
+                   build.build_layers.select_related("layer_version__layer__department")],
+        "department": build.department.slug if build.department_id else None,
+        "requested_by": build.requested_by.get_username(),
+        "created_at": build.created_at.isoformat(),
+        "started_at": build.started_at.isoformat() if build.started_at else None,
+        "finished_at": build.finished_at.isoformat() if build.finished_at else None,
+        "subscription_id": build.subscription_id,
+        "resource_group": build.resource_group,
+        "location": build.location,
+        "template_name": build.template_name,
+        "template_sha256": build.template_sha256,
+        "error_code": build.error_code,
+        "error_message": build.error_message,
+        "log_uri": build.log_uri,
+        "staging_resource_group": build.staging_resource_group,
+        "source_exact_version": build.source_exact_version,
+        "outputs": [{"name": o.run_output_name, "type": o.distributor_type, "artifact_id": o.artifact_id,
+                     "artifact_uri": o.artifact_uri, "provisioning_state": o.provisioning_state}
+                    for o in build.outputs.all()],
+        "events": [{"at": e.at.isoformat(), "from_state": e.from_state, "to_state": e.to_state,
+                    "from_sub_state": e.from_sub_state, "to_sub_state": e.to_sub_state, "detail": e.detail}
+                   for e in build.events.all()],
+    }

@@ -7,6 +7,7 @@ Published gold image and layer versions are immutable; the services refuse to ch
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from builds import compose, importer, schema
-from builds.models import GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
+from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
 from portal import audit
@@ -328,3 +329,121 @@ def _user(actor: Actor):
                                                          defaults={"is_active": False})
         return user
     return actor
+
+
+# --- Builds ------------------------------------------------------------------------------------------
+
+
+def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVersion], body: dict) -> list[Problem]:
+    """Every check that must pass before a build is submitted (run again at request time)."""
+    return schema.check_template(body)
+
+
+@transaction.atomic
+def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_versions: Iterable[LayerVersion] = (),
+                  department: Department | None = None, rebuild_of: Build | None = None) -> Build:
+    """Request a build of a gold version with department layers (in the order given).
+
+    Composes the template, runs every check on the exact body, stores the build and enqueues
+    its submit job when the transaction commits. Raises ServiceError (with the problems) when
+    anything would be refused; nothing is submitted then.
+    """
+    from builds import jobs
+
+    layer_versions = list(layer_versions)
+    problems = _build_preconditions(gold_version, layer_versions)
+    if problems:
+        raise ServiceError("This build cannot be requested.", problems)
+    departments = {lv.layer.department_id for lv in layer_versions}
+    if department is None and departments:
+        department = layer_versions[0].layer.department
+    if departments - ({department.pk} if department else set()):
+        raise ServiceError("All layers of a build must belong to the department it is built for.",
+                           [Problem("build.department", "layers", "Pick layers of one department.")])
+    build_id = uuid.uuid4()
+    context = compose.BuildContext(location=gold_version.location or settings.AZURE_LOCATION, build_id=build_id,
+                                   requester=_user(actor).get_username())
+    body = compose.compose(gold_version, layer_versions, context)
+    problems = schema.errors(build_problems(gold_version, layer_versions, body))
+    if problems:
+        raise ServiceError("The composed template does not pass the checks; nothing was submitted.", problems)
+    build = Build.objects.create(
+        uuid=build_id, gold_version=gold_version, requested_by=_user(actor), department=department,
+        rebuild_of=rebuild_of, template=body, template_sha256=compose.template_sha256(body),
+        template_name=compose.template_name(build_id, gold_version.gold_image.slug),
+        subscription_id=gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID,
+        resource_group=gold_version.resource_group or settings.AZURE_RESOURCE_GROUP,
+        location=body["location"],
+    )
+    BuildLayer.objects.bulk_create(BuildLayer(build=build, layer_version=lv, position=index)
+                                   for index, lv in enumerate(layer_versions))
+    BuildEvent.objects.create(build=build, at=build.created_at, to_state=Build.State.PENDING, detail="requested")
+    changes = {"gold_version": [None, str(gold_version)], "layers": [None, [str(lv) for lv in layer_versions]],
+               "template_sha256": [None, build.template_sha256]}
+    if rebuild_of:
+        changes["rebuild_of"] = [None, str(rebuild_of.uuid)]
+    audit.record("build.request", actor=actor, obj=build, department=department, changes=changes)
+    jobs.enqueue_submit(build)
+    return build
+
+
+def _build_preconditions(gold_version: GoldImageVersion, layer_versions: list[LayerVersion]) -> list[Problem]:
+    problems = []
+    if not gold_version.is_buildable:
+        problems.append(Problem("build.gold-status", "version",
+                                f"{gold_version} is {gold_version.status}: only published or deprecated versions "
+                                "can be built."))
+    seen = set()
+    for index, layer_version in enumerate(layer_versions):
+        where = f"layers[{index}]"
+        if layer_version.status != LayerVersion.Status.PUBLISHED:
+            problems.append(Problem("build.layer-status", where,
+                                    f"{layer_version} is {layer_version.status}: publish it before building."))
+        if layer_version.layer.gold_image_id != gold_version.gold_image_id:
+            problems.append(Problem("build.layer-gold-image", where,
+                                    f"{layer_version} extends {layer_version.layer.gold_image.slug}, not "
+                                    f"{gold_version.gold_image.slug}."))
+        elif not VersionRange.parse(layer_version.accepts).allows(gold_version.version):
+            problems.append(Problem("build.layer-range", where,
+                                    f"{layer_version} accepts gold versions {layer_version.accepts}, not "
+                                    f"{gold_version.version}: make a layer version that accepts it."))
+        if layer_version.layer_id in seen:
+            problems.append(Problem("build.layer-twice", where, f"{layer_version.layer} is listed twice."))
+        seen.add(layer_version.layer_id)
+    return problems
+
+
+@transaction.atomic
+def build_cancel(*, actor: Actor, build: Build) -> Build:
+    """Cancel an active build. Before its run starts it is canceled here; once running,
+    Image Builder is asked to cancel (the sweep follows Canceling to Canceled).
+
+    Raises ServiceError when the build has already finished.
+    """
+    from builds import jobs, lifecycle
+
+    build = Build.objects.select_for_update().get(pk=build.pk)
+    if build.is_terminal:
+        raise ServiceError(f"The build has already {build.get_state_display().lower()}.")
+    if build.state == Build.State.CANCELING:
+        return build
+    now = timezone.now()
+    Build.objects.filter(pk=build.pk).update(cancel_requested=True, cancel_requested_at=now)
+    audit.record("build.cancel", actor=actor, obj=build, department=build.department_id,
+                 changes={"state": [build.state, "canceling" if build.run_started else "canceled"]})
+    if build.state == Build.State.PENDING and (build.lease_until is None or build.lease_until < now):
+        return lifecycle.transition(build, state=Build.State.CANCELED, detail="canceled before submission",
+                                    actor=actor)
+    if build.run_started:
+        build = lifecycle.transition(build, state=Build.State.CANCELING, detail="cancel requested", actor=actor)
+        jobs.enqueue_cancel(build)
+        return build
+    # A submit job holds it: it sees cancel_requested and stops before starting the run.
+    return Build.objects.get(pk=build.pk)
+
+
+def build_rebuild(*, actor: Actor, build: Build) -> Build:
+    """A new build of the same gold version and layers (checked again: a revoked version refuses)."""
+    layer_versions = [bl.layer_version for bl in build.build_layers.select_related("layer_version__layer")]
+    return build_request(actor=actor, gold_version=build.gold_version, layer_versions=layer_versions,
+                         department=build.department, rebuild_of=build)

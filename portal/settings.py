@@ -8,6 +8,7 @@ the three in step. Misconfiguration is reported by the system checks in portal/c
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_apps.GoldsmithAdminConfig",  # the Django admin, for the admin role only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -72,8 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "portal.timezones.TimezoneMiddleware",  # the browser's zone for times on pages (see portal/timezones.py)
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.security.SessionTimeoutMiddleware",  # after auth: ends idle and over-age sessions
     "portal.security.SecurityHeadersMiddleware",  # Content-Security-Policy and friends
@@ -111,6 +112,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests start real worker processes and a live server: they need a file, not :memory:
+    # (one per test run, so concurrent runs on one machine never share it).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-goldsmith-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", f"unix://{VAR_DIR / 'redis.sock'}")
@@ -135,6 +139,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Passwords are checked by ModelBackend; the second backend authenticates nobody and gives the
+# admin role its Django admin permissions (portal/admin_site.py).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "portal.admin_site.AdminRolePermissions",
 ]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -250,6 +260,8 @@ AZURE_TEMPLATE_IDENTITY = env_str(
 AZURE_EMULATOR = env_bool("AZURE_EMULATOR", False)
 # Seconds between polls of a long-running operation when Azure sends no Retry-After.
 AZURE_POLLING_INTERVAL = env_int("AZURE_POLLING_INTERVAL", 5, minimum=0)
+# Image Builder's TooManyRequests: wait at least this long, whatever Retry-After says.
+AZURE_THROTTLE_MIN_SECONDS = env_int("AZURE_THROTTLE_MIN_SECONDS", 180, minimum=0)
 # Seconds a catalog look-up (Marketplace image, gallery definition, managed image) is reused;
 # 0 looks up every time. The wizard and the validation rules ask the same questions often.
 AZURE_LOOKUP_CACHE_SECONDS = env_int("AZURE_LOOKUP_CACHE_SECONDS", 300, minimum=0)
@@ -259,6 +271,14 @@ AZURE_LOOKUP_CACHE_SECONDS = env_int("AZURE_LOOKUP_CACHE_SECONDS", 300, minimum=
 BUILD_SWEEP_SECONDS = env_int("BUILD_SWEEP_SECONDS", 30, minimum=1)
 BUILD_MAX_SUBMITTING = env_int("BUILD_MAX_SUBMITTING", 20, minimum=1)
 BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, minimum=0)
+# A VHD without an explicit uri lives in the template's staging storage and is lost when the
+# template is deleted, so such builds keep their template longer.
+BUILD_VHD_RETENTION_HOURS = env_int("BUILD_VHD_RETENTION_HOURS", 168, minimum=0)
+BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=5)
+BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 50, minimum=1)
+BUILD_RECONCILE_SECONDS = env_int("BUILD_RECONCILE_SECONDS", 60, minimum=1)
+BUILD_CANCEL_STUCK_MINUTES = env_int("BUILD_CANCEL_STUCK_MINUTES", 60, minimum=1)
+BUILD_MISSING_GRACE_SECONDS = env_int("BUILD_MISSING_GRACE_SECONDS", 600, minimum=0)
 
 # --- Logging -------------------------------------------------------------------------------
 

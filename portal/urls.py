@@ -1,20 +1,24 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import health, views
+from portal import admin_site, health, signin, views, views_profile
 
 portal_patterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-]
+    path("login/", signin.login_view, name="login"),
+    path("logout/", signin.logout_view, name="logout"),
+    path("auth/entra/", signin.entra_start, name="entra-start"),
+    path("auth/entra/callback/", signin.entra_callback, name="entra-callback"),
+    path("profile/", views_profile.profile, name="profile"),
+    path("profile/tokens/", views_profile.token_create, name="token-create"),
+    path("profile/tokens/<uuid:token_uuid>/revoke/", views_profile.token_revoke, name="token-revoke"),
     path("operator/", views.operator, name="operator"),
-    *audit_patterns,
+]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("", include("builds.urls")),
     path("admin/", admin.site.urls),
+    path("rq/", include((admin_site.rq_patterns(), "django_rq"))),
     path("healthz", health.healthz, name="healthz"),
 ]

@@ -10,7 +10,15 @@ import pytest
 
 from tests import factories
 
-pytest_plugins = ["tests.support.emulator"]
+pytest_plugins = ["tests.support.emulator", "tests.support.workers"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Personas are made in almost every test: hash their passwords cheaply (tests only)."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -51,20 +59,3 @@ def erin(db):
 @pytest.fixture
 def sam(db):
     return factories.make_user("sam", is_staff=True)
-
-
-@pytest.fixture
-def azure_emulator(emulator):
-    """The reset emulator with Goldsmith's Azure settings pointing at it, so builds.azure (and
-    everything that uses it) talks to the emulator through the real SDKs."""
-    from django.test import override_settings
-
-    from builds import azure
-
-    with override_settings(AZURE_ARM_ENDPOINT=emulator.base_url, AZURE_AUTHORITY_HOST=emulator.base_url,
-                           AZURE_CA_BUNDLE=str(emulator.ca_path), AZURE_EMULATOR=True):
-        azure.reset_clients()
-        azure.lookup_cache_clear()
-        yield emulator
-    azure.reset_clients()
-    azure.lookup_cache_clear()

@@ -1,0 +1,124 @@
+"""RQ entry points (thin) and the one way to enqueue them.
+
+Jobs take a build id, call one lifecycle step and, when the step asks, schedule themselves
+again. Job ids derive from the build (and the attempt number), so enqueuing twice is
+harmless and the reconciler can tell whether a build's job still exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import django_rq
+from django.db import transaction
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from builds import lifecycle, monitor
+from builds.models import Build
+
+log = logging.getLogger(__name__)
+QUEUE = "builds"
+_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def submit_job_id(build: Build) -> str:
+    return f"build-submit-{build.uuid}-{build.attempts}"
+
+
+def cancel_job_id(build: Build) -> str:
+    return f"build-cancel-{build.uuid}"
+
+
+def cleanup_job_id(build: Build) -> str:
+    return f"build-cleanup-{build.uuid}"
+
+
+def _enqueue(func, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True) -> None:
+    def send() -> None:
+        queue = django_rq.get_queue(QUEUE)
+        if _alive(job_id, queue.connection):
+            return
+        if delay:
+            queue.enqueue_in(dt.timedelta(seconds=delay), func, build.pk, job_id=job_id, result_ttl=3600,
+                             failure_ttl=7 * 86400)
+        else:
+            queue.enqueue(func, build.pk, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400)
+
+    if on_commit:
+        transaction.on_commit(send)
+    else:
+        send()
+
+
+def _alive(job_id: str, connection) -> bool:
+    try:
+        return Job.fetch(job_id, connection=connection).get_status(refresh=False) in _ALIVE
+    except NoSuchJobError:
+        return False
+
+
+def enqueue_submit(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
+    _enqueue(build_submit, build, submit_job_id(build), delay=delay, on_commit=on_commit)
+
+
+def enqueue_cancel(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
+    _enqueue(build_cancel, build, cancel_job_id(build), delay=delay, on_commit=on_commit)
+
+
+def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
+    _enqueue(build_cleanup, build, cleanup_job_id(build), delay=delay, on_commit=on_commit)
+
+
+def submit_job_alive(build: Build) -> bool:
+    return _alive(submit_job_id(build), django_rq.get_connection(QUEUE))
+
+
+def cancel_job_alive(build: Build) -> bool:
+    return _alive(cancel_job_id(build), django_rq.get_connection(QUEUE))
+
+
+def _again(result: lifecycle.StepResult, build_id: int, enqueue) -> None:
+    if result.retry_in is not None:
+        build = Build.objects.filter(pk=build_id).first()
+        if build is not None:
+            enqueue(build, delay=max(1.0, result.retry_in), on_commit=False)
+
+
+# --- Entry points -------------------------------------------------------------------------------
+
+
+def build_submit(build_id: int) -> None:
+    _again(lifecycle.submit(build_id), build_id, enqueue_submit)
+
+
+def build_cancel(build_id: int) -> None:
+    _retry_later(lifecycle.cancel(build_id), build_cancel, build_id, "cancel")
+
+
+def build_cleanup(build_id: int) -> None:
+    build = Build.objects.filter(pk=build_id).first()
+    if build is not None:
+        _retry_later(lifecycle.cleanup(build), build_cleanup, build_id, "cleanup")
+
+
+def _retry_later(result: lifecycle.StepResult, func, build_id: int, step: str) -> None:
+    """Schedule the same step again; its id carries the time, since this job's id is still taken."""
+    if result.retry_in is None:
+        return
+    build = Build.objects.filter(pk=build_id).first()
+    if build is None:
+        return
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(1.0, result.retry_in))
+    django_rq.get_queue(QUEUE).enqueue_at(when, func, build_id, job_id=f"build-{step}-{build.uuid}-{when:%Y%m%d%H%M%S}")
+
+
+def builds_sweep() -> dict:
+    report = monitor.sweep()
+    return {"groups": report.groups, "builds": report.builds, "changed": report.changed,
+            "skipped": report.skipped_groups, "errors": report.errors}
+
+
+def builds_reconcile() -> int:
+    return monitor.reconcile()

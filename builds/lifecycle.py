@@ -1,0 +1,394 @@
+"""What workers do to a build: submit it, follow it, cancel it, collect what it made, clean up.
+
+Every step is idempotent and resumes from Azure's truth: the database says what we intended,
+Image Builder says what happened, and each step reads Azure before it writes to it. A step
+that dies half way (worker killed, Redis flushed, Azure throttling) is simply run again:
+
+- submit: the template is created only when a GET says it is absent (a 409 means an earlier
+  attempt created it), and the run is started only when the template has never run; so a
+  build is exactly one template PUT and at most one run, however often submit is retried;
+- follow (builds/monitor.py): state comes from one listing per resource group, never from
+  per-build pollers;
+- cancel: asking twice is harmless (OperationNotAllowed on an already canceling run is
+  ignored), and a build that never reached Azure is canceled locally.
+
+Transitions go through `transition`, which writes a BuildEvent for the timeline and, for a
+change of state, one `build.state_change` audit event, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from builds import azure
+from builds.models import Build, BuildEvent, BuildOutput
+from portal import audit
+
+log = logging.getLogger(__name__)
+State = Build.State
+
+PROVISIONING_WAIT_SECONDS = 120  # how long one submit attempt waits for Azure to provision a template
+_LOG_URL = re.compile(r"https://\S+?/customization\.log")
+_RUN_STATES = {
+    "Running": State.RUNNING,
+    "Canceling": State.CANCELING,
+    "Succeeded": State.SUCCEEDED,
+    "PartiallySucceeded": State.PARTIALLY_SUCCEEDED,
+    "Failed": State.FAILED,
+    "Canceled": State.CANCELED,
+}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a job should do next: nothing, or run the step again after `retry_in` seconds."""
+
+    retry_in: float | None = None
+    note: str = ""
+
+
+DONE = StepResult()
+
+
+def transition(build: Build, *, state: str | None = None, sub_state: str | None = None, detail: str = "",
+               actor: audit.Actor = None, **fields) -> Build:
+    """Move a build (locked for the update) and record the change; returns the fresh row.
+
+    No-op (no event) when nothing changes. A terminal build never leaves its terminal state.
+    """
+    with transaction.atomic():
+        current = Build.objects.select_for_update().get(pk=build.pk)
+        new_state = state if state is not None else current.state
+        if current.is_terminal and new_state != current.state:
+            return current
+        new_sub = sub_state if sub_state is not None else current.sub_state
+        if new_state in Build.TERMINAL:
+            new_sub = "" if sub_state is None else sub_state
+        changed = new_state != current.state or new_sub != current.sub_state
+        for name, value in fields.items():
+            setattr(current, name, value)
+        now = timezone.now()
+        if changed:
+            if new_state == State.RUNNING and not current.started_at:
+                current.started_at = now
+            if new_state in Build.TERMINAL and not current.finished_at:
+                current.finished_at = now
+            BuildEvent.objects.create(build=current, at=now, from_state=current.state, to_state=new_state,
+                                      from_sub_state=current.sub_state, to_sub_state=new_sub, detail=detail[:2000])
+        state_changed = new_state != current.state
+        before = current.state
+        current.state, current.sub_state = new_state, new_sub
+        current.save()
+        if state_changed:
+            changes = {"state": [before, new_state]}
+            if detail:
+                changes["detail"] = [None, detail[:500]]
+            audit.record("build.state_change", actor=actor or audit.worker_actor(), obj=current,
+                         department=current.department_id, changes=changes)
+        return current
+
+
+# --- Submit -------------------------------------------------------------------------------------
+
+
+def submit(build_id: int) -> StepResult:
+    """Create the build's template (when absent) and start its run (when never run).
+
+    Claims the build with a conditional UPDATE (a lease), so two jobs never submit the same
+    build at once; returns DONE, or a StepResult asking to be run again later.
+    """
+    build = Build.objects.filter(pk=build_id).first()
+    if build is None or build.state not in (State.PENDING, State.SUBMITTING):
+        return DONE
+    wait = azure.gate_remaining(build.subscription_id)
+    if wait > 0:
+        return StepResult(retry_in=wait, note="Azure asked to wait")
+    if _submitting_now() >= settings.BUILD_MAX_SUBMITTING:
+        return StepResult(retry_in=5 + random.random() * 5, note="too many builds submitting at once")
+    if not _claim(build):
+        return DONE  # another job holds it, or it moved on
+    build = Build.objects.get(pk=build_id)
+    if build.state == State.PENDING:
+        build = transition(build, state=State.SUBMITTING, detail=f"attempt {build.attempts}")
+    try:
+        return _submit_claimed(build)
+    except azure.AzureError as error:
+        return _submit_failed(build, error)
+
+
+def _submitting_now() -> int:
+    return Build.objects.filter(state=State.SUBMITTING, lease_until__gt=timezone.now()).count()
+
+
+def _claim(build: Build) -> bool:
+    now = timezone.now()
+    claimed = (Build.objects.filter(pk=build.pk, state__in=(State.PENDING, State.SUBMITTING))
+               .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+               .update(lease_until=now + dt.timedelta(seconds=settings.BUILD_LEASE_SECONDS),
+                       attempts=F("attempts") + 1, next_attempt_at=None))
+    return claimed == 1
+
+
+def _release(build: Build, **fields) -> None:
+    Build.objects.filter(pk=build.pk).update(lease_until=None, **fields)
+
+
+def _submit_claimed(build: Build) -> StepResult:
+    sub, rg, name = build.subscription_id, build.resource_group, build.template_name
+    if _cancel_requested(build):
+        return _cancel_before_run(build)
+    status = azure.template_get(sub, rg, name)
+    if status is None:
+        try:
+            status = azure.template_put(sub, rg, name, build.template, wait_seconds=PROVISIONING_WAIT_SECONDS)
+        except azure.AzureError as error:
+            if error.code != "Conflict":
+                raise
+            status = azure.template_get(sub, rg, name)  # an earlier attempt created it meanwhile
+            if status is None:
+                raise
+        transition(build, detail="template created", submitted_at=build.submitted_at or timezone.now())
+    if status.provisioning_state in ("Creating", "Updating", ""):
+        _release(build)
+        return StepResult(retry_in=10, note="Azure is still provisioning the template")
+    if status.provisioning_state == "Failed":
+        _fail(build, status.provisioning_error_code or "ProvisioningFailed",
+              status.provisioning_error_message or "Image Builder could not provision the template.")
+        return DONE
+    if status.provisioning_state != "Succeeded":
+        _fail(build, "UnexpectedProvisioningState", f"The template is {status.provisioning_state}.")
+        return DONE
+    if _cancel_requested(build):
+        return _cancel_before_run(build)
+    if not status.run_state and not build.run_started:
+        try:
+            operation_url = azure.template_run(sub, rg, name)
+        except azure.AzureError as error:
+            if error.code != "OperationNotAllowed":
+                raise
+            # A run already exists (an earlier attempt started it): follow it.
+            operation_url = ""
+        transition(build, state=State.RUNNING, sub_state="Queued", detail="run started", lease_until=None,
+                   run_started=True, run_operation_url=operation_url)
+        return DONE
+    # The run exists already: hand the build to the sweep with what Azure says now.
+    transition(build, state=State.RUNNING, sub_state=status.run_sub_state or "Queued", lease_until=None,
+               run_started=True, detail="run found")
+    apply_status(Build.objects.get(pk=build.pk), status)
+    return DONE
+
+
+def _submit_failed(build: Build, error: azure.AzureError) -> StepResult:
+    if error.permanent:
+        _fail(build, error.code, error.message)
+        return DONE
+    attempts = Build.objects.values_list("attempts", flat=True).get(pk=build.pk)
+    if attempts >= settings.BUILD_MAX_ATTEMPTS:
+        _fail(build, error.code, f"Gave up after {attempts} attempts: {error.message}")
+        return DONE
+    delay = backoff(attempts, error)
+    when = timezone.now() + dt.timedelta(seconds=delay)
+    transition(build, state=State.PENDING, detail=f"{error.code}: {error.message} (retrying in {delay:.0f} s)",
+               lease_until=None, next_attempt_at=when, error_code=error.code, error_message=error.message)
+    return StepResult(retry_in=delay, note=error.code)
+
+
+def backoff(attempts: int, error: azure.AzureError | None = None) -> float:
+    """Exponential backoff with jitter, never shorter than Azure's Retry-After (180 s for Image
+    Builder's TooManyRequests)."""
+    delay = min(300.0, 5.0 * 2 ** max(0, attempts - 1)) * (0.75 + random.random() / 2)
+    if error is not None and error.retry_after:
+        delay = max(delay, error.retry_after)
+    if error is not None and error.status == 429:
+        delay = max(delay, settings.AZURE_THROTTLE_MIN_SECONDS)
+    return delay
+
+
+def _cancel_requested(build: Build) -> bool:
+    return Build.objects.filter(pk=build.pk, cancel_requested=True).exists()
+
+
+def _cancel_before_run(build: Build) -> StepResult:
+    """Canceled before its run started: nothing runs in Azure; remove the template if made."""
+    transition(build, state=State.CANCELED, detail="canceled before the run started", lease_until=None)
+    _enqueue_cleanup(build)
+    return DONE
+
+
+def _fail(build: Build, code: str, message: str) -> None:
+    transition(build, state=State.FAILED, detail=f"{code}: {message}", error_code=code[:100], error_message=message,
+               lease_until=None, log_uri=_log_uri(message) or build.log_uri)
+    _enqueue_cleanup(build)
+
+
+def _enqueue_cleanup(build: Build) -> None:
+    from builds import jobs
+
+    jobs.enqueue_cleanup(build)
+
+
+# --- Following the run (called by the sweep for each template it sees) ----------------------------
+
+
+def apply_status(build: Build, status: azure.TemplateStatus) -> Build:
+    """Bring a running or canceling build in line with what Azure reports for its template."""
+    if build.is_terminal:
+        return build
+    fields = {"last_seen_at": timezone.now()}
+    if status.staging_resource_group and not build.staging_resource_group:
+        fields["staging_resource_group"] = status.staging_resource_group
+    if status.source_exact_version and not build.source_exact_version:
+        fields["source_exact_version"] = status.source_exact_version
+    log_uri = _log_uri(status.run_message)
+    if log_uri:
+        fields["log_uri"] = log_uri
+    state = _RUN_STATES.get(status.run_state)
+    if state is None:
+        return transition(build, **fields)
+    if build.state == State.CANCELING and state == State.RUNNING:
+        state = State.CANCELING  # Azure has not picked the cancel up yet: make sure it was sent
+        from builds import jobs
+
+        if not jobs.cancel_job_alive(build):
+            jobs.enqueue_cancel(build, on_commit=False)
+    detail = status.run_message if state in (State.FAILED, State.PARTIALLY_SUCCEEDED) else ""
+    if state == State.FAILED:
+        code = _run_error_code(build, status)
+        fields.update(error_code=code, error_message=status.run_message)
+        detail = f"{code}: {status.run_message}"
+    # At the end Azure leaves runSubState at the phase the run stopped in: keep it, the
+    # timeline marks a failure in that phase.
+    return transition(build, state=state, sub_state=status.run_sub_state, detail=detail, **fields)
+
+
+def _run_error_code(build: Build, status: azure.TemplateStatus) -> str:
+    """The failed run's error code from its async operation (one read), else from the message."""
+    if build.run_operation_url:
+        code = azure.operation_error_code(build.subscription_id, build.run_operation_url)
+        if code:
+            return code
+    message = status.run_message.lower()
+    if "packer build command has failed" in message or "packerbuildfailed" in message:
+        return "PackerBuildFailed"
+    if "context deadline exceeded" in message or "timeout" in message:
+        return "BuildTimeout"
+    if "validation" in message:
+        return "ValidationFailed"
+    return "BuildFailed"
+
+
+def _log_uri(message: str) -> str:
+    found = _LOG_URL.search(message or "")
+    return found.group(0) if found else ""
+
+
+def missing(build: Build) -> Build:
+    """The listing did not show the build's template: fail it once it has been gone too long."""
+    seen = build.last_seen_at or build.started_at or build.submitted_at or build.created_at
+    if (timezone.now() - seen).total_seconds() < settings.BUILD_MISSING_GRACE_SECONDS:
+        return build
+    if build.state == State.CANCELING:
+        return transition(build, state=State.CANCELED, detail="the template is gone")
+    return transition(build, state=State.FAILED, error_code="TemplateNotFound",
+                      error_message="The Image Builder template disappeared before its run finished "
+                                    "(deleted outside Goldsmith?).",
+                      detail="TemplateNotFound: the template disappeared")
+
+
+def report_stuck_canceling(build: Build) -> None:
+    since = build.cancel_requested_at or build.updated_at
+    limit = dt.timedelta(minutes=settings.BUILD_CANCEL_STUCK_MINUTES)
+    if build.state != State.CANCELING or build.stuck_reported or timezone.now() - since < limit:
+        return
+    log.warning("build %s has been canceling since %s", build.uuid, since)
+    with transaction.atomic():
+        if Build.objects.filter(pk=build.pk, stuck_reported=False).update(stuck_reported=True):
+            BuildEvent.objects.create(build=build, at=timezone.now(), from_state=build.state, to_state=build.state,
+                                      from_sub_state=build.sub_state, to_sub_state=build.sub_state,
+                                      detail=f"stuck in Canceling for over {settings.BUILD_CANCEL_STUCK_MINUTES} "
+                                             "minutes: check the template in Azure")
+
+
+# --- After the end --------------------------------------------------------------------------------
+
+
+def collect_outputs(build: Build) -> None:
+    """Record the run outputs once (one ARM read); retried by the next sweep on failure."""
+    if build.outputs_collected or not build.run_started or build.state == State.CANCELED:
+        Build.objects.filter(pk=build.pk).update(outputs_collected=True)
+        return
+    outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name)
+    kinds = {target.get("runOutputName"): target.get("type", "")
+             for target in build.template.get("properties", {}).get("distribute", [])}
+    with transaction.atomic():
+        for output in outputs:
+            BuildOutput.objects.update_or_create(
+                build=build, run_output_name=output.name,
+                defaults={"artifact_id": output.artifact_id, "artifact_uri": output.artifact_uri,
+                          "provisioning_state": output.provisioning_state,
+                          "distributor_type": kinds.get(output.name, "")})
+        Build.objects.filter(pk=build.pk).update(outputs_collected=True)
+
+
+def cleanup_due(build: Build) -> bool:
+    """True when the finished build's template should now be deleted."""
+    if not build.is_terminal or build.template_deleted_at or not build.finished_at:
+        return False
+    hours = settings.BUILD_TEMPLATE_RETENTION_HOURS
+    if _keeps_vhd_in_staging(build):
+        hours = max(hours, settings.BUILD_VHD_RETENTION_HOURS)
+    return timezone.now() >= build.finished_at + dt.timedelta(hours=hours)
+
+
+def _keeps_vhd_in_staging(build: Build) -> bool:
+    return build.state in (State.SUCCEEDED, State.PARTIALLY_SUCCEEDED) and any(
+        target.get("type") == "VHD" and not target.get("uri")
+        for target in build.template.get("properties", {}).get("distribute", []))
+
+
+def cleanup(build: Build) -> StepResult:
+    """Delete the finished build's template (outputs stay). Idempotent."""
+    build = Build.objects.get(pk=build.pk)
+    if build.template_deleted_at or not build.is_terminal:
+        return DONE
+    try:
+        azure.template_delete(build.subscription_id, build.resource_group, build.template_name)
+    except azure.AzureError as error:
+        if error.code == "OperationNotAllowed" or not error.permanent:
+            return StepResult(retry_in=backoff(1, error), note=error.code)
+        Build.objects.filter(pk=build.pk).update(cleanup_error=f"{error.code}: {error.message}"[:2000])
+        return DONE
+    Build.objects.filter(pk=build.pk).update(template_deleted_at=timezone.now(), cleanup_error="")
+    return DONE
+
+
+# --- Cancel ---------------------------------------------------------------------------------------
+
+
+def cancel(build_id: int) -> StepResult:
+    """Ask Image Builder to cancel a running build's run (without waiting). Idempotent."""
+    build = Build.objects.filter(pk=build_id).first()
+    if build is None or build.state != State.CANCELING:
+        return DONE
+    if not build.run_started:
+        return DONE  # the submit job sees cancel_requested and cancels before running
+    try:
+        azure.template_cancel(build.subscription_id, build.resource_group, build.template_name)
+    except azure.AzureError as error:
+        if error.code in ("OperationNotAllowed", "ResourceNotFound", "NotFound") or error.status == 404:
+            return DONE  # already canceling or finished: the sweep will see which
+        if error.permanent:
+            transition(build, detail=f"cancel refused: {error.code}: {error.message}")
+            return DONE
+        return StepResult(retry_in=backoff(1, error), note=error.code)
+    transition(build, detail="cancel sent to Image Builder")
+    return DONE

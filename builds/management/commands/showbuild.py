@@ -1,0 +1,43 @@
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from builds import selectors
+
+
+class Command(BaseCommand):
+    help = "Show a build's state, sub-state, events, outputs and error."
+
+    def add_arguments(self, parser):
+        parser.add_argument("build_id", help="the build's id (a UUID)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    def handle(self, *args, **options):
+        try:
+            build = selectors.build_get(options["build_id"])
+        except (selectors.NotFound, ValidationError) as exc:
+            raise CommandError(f"No build {options['build_id']}.") from exc
+        summary = selectors.build_summary(build)
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=2))
+            return
+        self.stdout.write(f"Build {summary['id']}: {summary['state']}"
+                          + (f" ({summary['sub_state']})" if summary["sub_state"] else ""))
+        self.stdout.write(f"  gold version  {summary['gold_version']}")
+        for layer in summary["layers"]:
+            self.stdout.write(f"  layer         {layer}")
+        self.stdout.write(f"  requested by  {summary['requested_by']} at {summary['created_at']}")
+        self.stdout.write(f"  template      {summary['resource_group']}/{summary['template_name']} "
+                          f"(sha256 {summary['template_sha256'][:16]}…)")
+        if summary["error_code"]:
+            self.stdout.write(f"  error         {summary['error_code']}: {summary['error_message']}")
+        if summary["log_uri"]:
+            self.stdout.write(f"  log           {summary['log_uri']}")
+        for output in summary["outputs"]:
+            self.stdout.write(f"  output        {output['name']}: {output['artifact_id'] or output['artifact_uri']}")
+        self.stdout.write("  events:")
+        for event in summary["events"]:
+            sub = f"/{event['to_sub_state']}" if event["to_sub_state"] else ""
+            detail = f"  {event['detail']}" if event["detail"] else ""
+            self.stdout.write(f"    {event['at']}  {event['from_state'] or '-'} -> {event['to_state']}{sub}{detail}")

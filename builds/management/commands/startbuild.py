@@ -1,0 +1,31 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from builds import selectors, services
+
+
+class Command(BaseCommand):
+    help = "Request a build of a gold image version (with department layers); prints the build id alone."
+
+    def add_arguments(self, parser):
+        parser.add_argument("gold_slug")
+        parser.add_argument("version")
+        parser.add_argument("--layer", action="append", default=[], metavar="DEPT/LAYER@VERSION",
+                            help="a department layer to add, in order (repeatable)")
+        parser.add_argument("--user", required=True, metavar="USERNAME", help="who requests the build")
+
+    def handle(self, *args, **options):
+        user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active user called {options['user']}.")
+        try:
+            gold_version = selectors.gold_version_get(options["gold_slug"], options["version"])
+            layers = [selectors.layer_version_get(ref) for ref in options["layer"]]
+        except selectors.NotFound as exc:
+            raise CommandError(str(exc)) from exc
+        try:
+            build = services.build_request(actor=user, gold_version=gold_version, layer_versions=layers)
+        except services.ServiceError as exc:
+            lines = [exc.message] + [f"  {problem}" for problem in exc.problems]
+            raise CommandError("\n".join(lines)) from exc
+        self.stdout.write(str(build.uuid))

@@ -1,0 +1,126 @@
+"""The periodic sweep and the reconciler: how Goldsmith follows every build without pollers.
+
+The sweep reads Image Builder once per resource group holding active builds (one paged
+listing returns lastRunStatus for every template in it), applies what it sees to each
+build, fetches the run outputs of builds that just finished (one read each) and deletes
+finished templates when their retention has passed. Cost: one ARM read per page of 100
+templates per sweep, whatever the number of builds.
+
+The reconciler re-drives builds whose job was lost: pending or submitting builds with no
+live lease and no queued job are enqueued again (Redis can be flushed at any time). A lost
+cancel is re-driven by the sweep: a canceling build that Azure still reports as running
+gets its cancel sent again (asking twice is harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from builds import azure, lifecycle
+from builds.models import Build
+
+log = logging.getLogger(__name__)
+State = Build.State
+SWEEP_LOCK = "builds:sweep-lock"
+SWEEP_LAST = "builds:sweep-last"
+
+
+@dataclass
+class SweepReport:
+    groups: int = 0
+    builds: int = 0
+    changed: int = 0
+    reads: int = 0
+    skipped_groups: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def sweep() -> SweepReport:
+    """One pass over every active build. Safe to run concurrently (a lock makes extra runs no-ops)."""
+    report = SweepReport()
+    if not cache.add(SWEEP_LOCK, "1", timeout=300):
+        report.skipped_groups.append("another sweep is running")
+        return report
+    try:
+        _sweep(report)
+        cache.set(SWEEP_LAST, time.time(), timeout=None)
+    finally:
+        cache.delete(SWEEP_LOCK)
+    return report
+
+
+def _sweep(report: SweepReport) -> None:
+    groups = (Build.objects.filter(state__in=(State.RUNNING, State.CANCELING))
+              .order_by().values_list("subscription_id", "resource_group").distinct())
+    for subscription, resource_group in groups:
+        report.groups += 1
+        if azure.gate_remaining(subscription) > 0:
+            report.skipped_groups.append(f"{subscription}/{resource_group} (throttled)")
+            continue
+        try:
+            statuses = {}
+            for status in azure.templates_status(subscription, resource_group):
+                statuses[status.name.lower()] = status
+        except azure.AzureError as error:
+            report.errors.append(f"{resource_group}: {error.code}")
+            log.warning("sweep of %s/%s failed: %s", subscription, resource_group, error)
+            continue
+        active = Build.objects.filter(subscription_id=subscription, resource_group=resource_group,
+                                      state__in=(State.RUNNING, State.CANCELING))
+        for build in active.iterator():
+            report.builds += 1
+            status = statuses.get(build.template_name.lower())
+            before = (build.state, build.sub_state)
+            updated = lifecycle.missing(build) if status is None else lifecycle.apply_status(build, status)
+            if (updated.state, updated.sub_state) != before:
+                report.changed += 1
+            lifecycle.report_stuck_canceling(updated)
+    _finish(report)
+
+
+def _finish(report: SweepReport) -> None:
+    """Outputs of builds that just ended, then template clean-up that is due."""
+    from builds import jobs
+
+    ended = Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False)
+    for build in ended.iterator():
+        if azure.gate_remaining(build.subscription_id) > 0:
+            continue
+        try:
+            lifecycle.collect_outputs(build)
+        except azure.AzureError as error:
+            report.errors.append(f"outputs of {build.uuid}: {error.code}")
+    due = Build.objects.filter(state__in=Build.TERMINAL, template_deleted_at__isnull=True,
+                               outputs_collected=True, cleanup_error="")
+    for build in due.iterator():
+        if lifecycle.cleanup_due(build):
+            jobs.enqueue_cleanup(build)
+
+
+def last_sweep_age() -> float | None:
+    """Seconds since the last completed sweep (for the operator page), None if never."""
+    last = cache.get(SWEEP_LAST)
+    return None if last is None else max(0.0, time.time() - last)
+
+
+def reconcile() -> int:
+    """Enqueue a submit job for every pending/submitting build that has none; return how many."""
+    from builds import jobs
+
+    now = timezone.now()
+    orphans = (Build.objects.filter(state__in=(State.PENDING, State.SUBMITTING))
+               .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+               .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)))
+    enqueued = 0
+    for build in orphans.iterator():
+        if jobs.submit_job_alive(build):
+            continue
+        jobs.enqueue_submit(build, on_commit=False)
+        enqueued += 1
+    return enqueued

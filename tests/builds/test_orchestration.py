@@ -1,0 +1,237 @@
+"""Submit, follow, cancel, collect, clean up: the lifecycle steps against the emulator.
+
+The steps are called in this process (the RQ entry points only wrap them); real worker
+processes and fault injection are in test_orchestration_faults.py.
+"""
+
+import pytest
+
+from builds import azure, lifecycle, monitor, services
+from builds.models import Build
+from tests import factories
+from tests.support.workers import flush_redis, run_sweeps
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SUB = "22222222-2222-2222-2222-222222222222"
+IMAGES = f"/subscriptions/{SUB}/resourceGroups/goldsmith-images/providers/Microsoft.Compute/images/"
+
+
+def request(actor, **content):
+    gold_version = factories.make_gold_version(actor=actor, **content)
+    return services.build_request(actor=actor, gold_version=gold_version)
+
+
+def finish(build, timeout=30):
+    run_sweeps(lambda: Build.objects.get(pk=build.pk).is_terminal, timeout=timeout)
+    monitor.sweep()  # collect outputs, schedule clean-up
+    return Build.objects.get(pk=build.pk)
+
+
+def put_and_run_counts(emulator, build):
+    """Template PUTs and runs Azure accepted for the build."""
+    def accepted(operation):
+        return [r for r in emulator.requests(operation=operation)
+                if r.get("template") == build.template_name and 200 <= r["status"] < 300]
+
+    return (len(accepted("VirtualMachineImageTemplates_CreateOrUpdate")),
+            len(accepted("VirtualMachineImageTemplates_Run")), emulator.stats()["byOperation"])
+
+
+@pytest.mark.parametrize("distribute, artifact", [
+    ([{"type": "ManagedImage", "runOutputName": "managed", "location": "eastus",
+       "imageId": IMAGES + "goldsmith-test-image"}], "id"),
+    ([{"type": "SharedImage", "runOutputName": "gallery", "galleryImageId": factories.GALLERY + "ubuntu-gen2-tl",
+       "targetRegions": [{"name": "eastus", "replicaCount": 1}], "versioning": {"scheme": "Latest", "major": 1}}], "id"),
+    ([{"type": "VHD", "runOutputName": "vhd"}], "uri"),
+])
+def test_a_build_succeeds_for_each_distribution_type(azure_emulator, alice, distribute, artifact):
+    azure_emulator.set_time_scale(20000)
+    build = request(alice, distribute=distribute)
+    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    build.refresh_from_db()
+    assert build.state == Build.State.RUNNING and build.run_started
+    build = finish(build)
+    assert build.state == Build.State.SUCCEEDED
+    assert build.started_at and build.finished_at and build.staging_resource_group.startswith("/subscriptions/")
+    output = build.outputs.get()
+    assert output.run_output_name == distribute[0]["runOutputName"]
+    assert output.distributor_type == distribute[0]["type"]
+    if artifact == "id":
+        assert output.artifact_id.startswith(f"/subscriptions/{SUB}/")
+    else:
+        assert output.artifact_uri.startswith("https://") and output.artifact_uri.endswith(".vhd")
+    if distribute[0]["type"] == "SharedImage":
+        assert output.artifact_id.endswith("/versions/1.2.1")  # next 1.x after the seeded 1.2.0
+    assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
+    states = list(build.events.values_list("to_state", "to_sub_state"))
+    assert states[:3] == [("pending", ""), ("submitting", ""), ("running", "Queued")]
+    assert states[-1] == ("succeeded", "Distributing")
+
+
+def test_the_template_is_deleted_after_the_build_and_outputs_stay(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    build = request(alice)
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert lifecycle.cleanup_due(build)
+    lifecycle.cleanup(build)
+    build.refresh_from_db()
+    assert build.template_deleted_at is not None
+    assert azure_emulator.wait_for(lambda: azure.template_get(SUB, "goldsmith-images", build.template_name) is None)
+    assert build.outputs.count() == 1
+
+
+def test_a_vhd_left_in_staging_storage_keeps_its_template(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    build = request(alice, distribute=[{"type": "VHD", "runOutputName": "vhd"}])
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert not lifecycle.cleanup_due(build)  # the VHD would be deleted with the template
+
+
+def test_a_failing_customizer_fails_the_build_with_azures_code_message_and_log(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    build = request(alice, customize_after=[{"type": "Shell", "name": "broken", "inline": ["echo hi", "exit 3"]}])
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert build.state == Build.State.FAILED
+    assert build.error_code == "PackerBuildFailed"
+    assert "customization.log" in build.error_message
+    assert build.log_uri.endswith("customization.log")
+    assert build.events.last().to_sub_state == "Customizing"
+    log = azure.fetch_log(build.log_uri)
+    assert log is not None and "(telemetry) Starting provisioner shell" in log
+
+
+def test_a_failing_validator_fails_the_build_in_validating(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    build = request(alice, validators_after=[{"type": "Shell", "name": "check", "inline": ["exit 1"]}])
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert build.state == Build.State.FAILED
+    assert build.error_message
+    assert build.events.last().to_sub_state == "Validating"
+
+
+def test_a_build_longer_than_its_timeout_fails(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    steps = [{"type": "Shell", "name": f"s{i}", "inline": ["sleep 1"]} for i in range(6)]
+    build = request(alice, customize_before=steps, build_timeout_minutes=6)
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert build.state == Build.State.FAILED
+    assert "deadline" in build.error_message.lower() or "timeout" in build.error_message.lower()
+
+
+def test_a_source_missing_from_the_catalog_fails_at_provisioning_without_a_run(azure_emulator, alice):
+    build = request(alice, source={"type": "PlatformImage", "publisher": "Canonical", "offer": "nope",
+                                   "sku": "nope", "version": "latest"})
+    lifecycle.submit(build.pk)
+    build.refresh_from_db()
+    assert build.state == Build.State.FAILED
+    assert build.error_code == "BadPIRSource"
+    assert "Platform Image was not found" in build.error_message
+    puts, runs, _ = put_and_run_counts(azure_emulator, build)
+    assert (puts, runs) == (1, 0)
+
+
+def test_submitting_again_never_puts_or_runs_twice(azure_emulator, alice):
+    azure_emulator.set_time_scale(50)
+    build = request(alice)
+    lifecycle.submit(build.pk)
+    # A second job for the same build (say the reconciler raced a slow one) changes nothing.
+    Build.objects.filter(pk=build.pk).update(state=Build.State.SUBMITTING, lease_until=None)
+    lifecycle.submit(build.pk)
+    assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
+    assert Build.objects.get(pk=build.pk).state == Build.State.RUNNING
+
+
+def test_the_sweep_reads_one_listing_page_for_many_builds(azure_emulator, alice):
+    azure_emulator.set_time_scale(1000)
+    builds = [request(alice) for _ in range(5)]
+    for build in builds:
+        lifecycle.submit(build.pk)
+    azure_emulator.freeze()  # they stay running
+    since = azure_emulator.last_seq()
+    report = monitor.sweep()
+    assert report.builds == 5 and report.groups == 1
+    reads = azure_emulator.requests(since=since)
+    assert [r["operation"] for r in reads] == ["VirtualMachineImageTemplates_ListByResourceGroup"]
+
+
+@pytest.mark.parametrize("sub_state", ["Queued", "Building", "Customizing", "Validating", "Distributing"])
+def test_cancel_at_every_sub_state(azure_emulator, alice, sub_state):
+    azure_emulator.set_time_scale(1000)
+    build = request(alice, validators_after=[{"type": "Shell", "name": "check", "inline": ["true"]}])
+    lifecycle.submit(build.pk)
+    azure_emulator.freeze()
+    offsets = {"Queued": 1, "Building": 100, "Customizing": 400, "Validating": 650, "Distributing": 900}
+    azure_emulator.advance_simulated(offsets[sub_state])
+    monitor.sweep()
+    build.refresh_from_db()
+    assert (build.state, build.sub_state) == ("running", sub_state)
+    build = services.build_cancel(actor=alice, build=build)
+    assert build.state == Build.State.CANCELING
+    lifecycle.cancel(build.pk)
+    azure_emulator.unfreeze()
+    azure_emulator.set_time_scale(20000)
+    build = finish(build)
+    assert build.state == Build.State.CANCELED
+    states = [s for s, _ in build.events.values_list("to_state", "to_sub_state")]
+    assert states[-2:] == ["canceling", "canceled"]
+    cancels = azure_emulator.requests(operation="VirtualMachineImageTemplates_Cancel")
+    assert len(cancels) == 1
+
+
+def test_cancel_while_submitting_stops_before_the_run(azure_emulator, alice):
+    build = request(alice)
+    Build.objects.filter(pk=build.pk).update(state=Build.State.SUBMITTING)
+    build.refresh_from_db()
+    # Someone holds the lease: cancel only flags it.
+    Build.objects.filter(pk=build.pk).update(cancel_requested=True)
+    lifecycle.submit(build.pk)
+    build.refresh_from_db()
+    assert build.state == Build.State.CANCELED
+    assert not azure_emulator.requests(operation="VirtualMachineImageTemplates_Run")
+
+
+def test_a_throttled_submit_waits_for_retry_after_and_sends_nothing_meanwhile(azure_emulator, alice, settings):
+    settings.AZURE_THROTTLE_MIN_SECONDS = 180
+    azure_emulator.add_fault("VirtualMachineImageTemplates_CreateOrUpdate", 429, count=1, retry_after=30)
+    build = request(alice)
+    result = lifecycle.submit(build.pk)
+    assert result.retry_in >= 180
+    build.refresh_from_db()
+    assert build.state == Build.State.PENDING and build.error_code == "TooManyRequests"
+    since = azure_emulator.last_seq()
+    assert lifecycle.submit(build.pk).retry_in > 170  # the gate is closed: nothing sent
+    assert monitor.sweep().builds == 0
+    assert azure_emulator.requests(since=since) == []
+    assert azure.gate_remaining(SUB) > 170
+
+
+def test_a_server_error_puts_the_build_back_and_it_succeeds_later(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    azure_emulator.add_fault("VirtualMachineImageTemplates_Run", 503, count=1)
+    build = request(alice)
+    result = lifecycle.submit(build.pk)
+    assert result.retry_in is not None
+    build.refresh_from_db()
+    assert build.state == Build.State.PENDING
+    azure.reset_clients()  # the 503's short gate, as if its time had passed
+    flush_redis()
+    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    build = finish(build)
+    assert build.state == Build.State.SUCCEEDED
+    assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
+
+
+def test_a_template_that_disappears_fails_the_build(azure_emulator, alice, settings):
+    settings.BUILD_MISSING_GRACE_SECONDS = 0
+    build = request(alice)
+    lifecycle.submit(build.pk)
+    # As if someone deleted the template in Azure: the listing no longer shows it.
+    Build.objects.filter(pk=build.pk).update(template_name="gs-deleted-elsewhere")
+    monitor.sweep()
+    build.refresh_from_db()
+    assert (build.state, build.error_code) == ("failed", "TemplateNotFound")

@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
-from portal.models import AuditCheckpoint, AuditEvent, Department, Membership
+from portal.admin_site import AuditedAdmin
+from portal.models import ApiToken, AuditCheckpoint, AuditEvent, Department, ExternalIdentity, Membership, RoleMapping
 
 
 class MembershipInline(admin.TabularInline):
@@ -9,7 +12,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(AuditedAdmin):
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -17,7 +20,7 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ("user", "role", "department", "created_at")
     list_filter = ("role", "department")
     search_fields = ("user__username",)
@@ -47,3 +50,56 @@ class AuditEventAdmin(AppendOnlyAdmin):
 @admin.register(AuditCheckpoint)
 class AuditCheckpointAdmin(AppendOnlyAdmin):
     list_display = ("id", "at", "last_event_id", "count", "head_hash")
+
+
+@admin.register(RoleMapping)
+class RoleMappingAdmin(AuditedAdmin):
+    """Which Entra ID app role grants which Goldsmith membership (applied at each Entra sign-in)."""
+
+    list_display = ("claim_value", "role", "department", "created_at")
+    list_filter = ("role", "department")
+    search_fields = ("claim_value",)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(AuditedAdmin):
+    list_display = ("user", "tenant_id", "object_id", "last_sign_in_at")
+    search_fields = ("user__username", "object_id")
+    readonly_fields = ("user", "tenant_id", "object_id", "created_at", "last_sign_in_at")
+
+    def has_add_permission(self, request, obj=None):
+        return False  # links are made by signing in with Entra ID
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AuditedAdmin):
+    """Tokens can be seen and revoked here; only their owners create them (the secret is shown once)."""
+
+    list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("user__username", "name", "prefix")
+    readonly_fields = ("uuid", "user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    exclude = ("digest",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from portal import tokens
+
+        for token in queryset.filter(revoked_at__isnull=True):
+            tokens.token_revoke(actor=request.user, token=token)
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class GoldsmithUserAdmin(AuditedAdmin, UserAdmin):
+    inlines = [MembershipInline]
+    list_display = ("username", "email", "first_name", "last_name", "is_active", "last_login")
+    list_filter = ("is_active", "memberships__role")

@@ -272,12 +272,12 @@ def _step_source(request, gold_version):
 @login_required
 @require_http_methods(["GET"])
 def wizard_lookup(request, slug, version):
-    """The Source step's catalog fields for what is chosen so far (an htmx fragment)."""
+    """The Source step's catalog lists and source facts for what is chosen so far (an htmx fragment)."""
     gold_version = _draft(request, slug, version)
     data = {key: request.GET.get(key, "") for key in forms.SourceForm.base_fields}
     context = _context(gold_version, "source", form=forms.SourceForm(initial=data),
                        **_source_view_context(data, gold_version))
-    response = render(request, "builds/wizard/_source_fields.html", context)
+    response = render(request, "builds/wizard/_source_catalog.html", context)
     patch_vary_headers(response, ("HX-Request",))
     return response
 

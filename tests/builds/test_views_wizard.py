@@ -112,7 +112,7 @@ def test_the_lookup_fragment_answers_htmx(client, alice, azure_emulator):
                            "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2", "version": "latest"},
                           headers={"HX-Request": "true"})
     page = response.content.decode()
-    assert response.status_code == 200 and page.lstrip().startswith('<div id="source-fields"')
+    assert response.status_code == 200 and page.lstrip().startswith('<div id="source-catalog"')
     assert "TrustedLaunchSupported" in page and "22.04.202411190" in page
 
 

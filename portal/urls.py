@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal import admin_site, health, signin, views, views_profile
+from portal.urls_audit import audit_patterns
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -13,6 +14,7 @@ portal_patterns = [
     path("profile/tokens/", views_profile.token_create, name="token-create"),
     path("profile/tokens/<uuid:token_uuid>/revoke/", views_profile.token_revoke, name="token-revoke"),
     path("operator/", views.operator, name="operator"),
+    *audit_patterns,
 ]
 
 urlpatterns = [

@@ -1,0 +1,308 @@
+"""Reading the audit trail for people: filters, label search, keyset pages and readable diffs.
+
+Everything here reads; nothing is recorded. Pages are keyset-paginated on the event id
+(the chain order), so a page costs the same at event 100 and at event 10,000,000, and each
+filter has an index ending in id (see AuditEvent.Meta). A time range becomes an id range,
+which is exact because `at` never goes backwards along the chain (portal/audit.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.db import connection
+from django.db.models import BooleanField, Expression, Q, QuerySet
+from django.utils import timezone
+
+from portal.models import AuditEvent, Department
+from portal.redact import redact
+
+PAGE_SIZE = 50
+# The actions Goldsmith writes (the contract in docs/audit.md); offered as suggestions only.
+KNOWN_ACTIONS = (
+    "gold_image.create", "gold_version.create", "gold_version.update", "gold_version.publish",
+    "gold_version.deprecate", "gold_version.revoke", "gold_version.import", "layer.create", "layer_version.create",
+    "layer_version.update", "layer_version.publish", "build.request", "build.cancel", "build.state_change",
+    "policy.update", "auth.login", "auth.login_failed", "auth.logout", "access.denied", "token.create",
+    "token.revoke", "export.download", "audit.checkpoint", "audit.prune",
+)
+FILTER_FIELDS = ("actor", "department", "action", "object_type", "object_id", "outcome", "since", "until", "q")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits, as the index splits labels
+
+
+class HistoryFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150, label="Actor",
+                            help_text="User name, or worker:HOST, system, anonymous")
+    department = forms.ChoiceField(required=False, label="Department")
+    action = forms.CharField(required=False, max_length=64, label="Action",
+                             help_text="e.g. gold_version.publish; end with . or * for a family (build.)")
+    object_type = forms.CharField(required=False, max_length=64, label="Object type",
+                                  help_text="e.g. build, goldimageversion, layerversion")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    outcome = forms.ChoiceField(required=False, label="Outcome",
+                                choices=[("", "Any"), *AuditEvent.Outcome.choices])
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="Search labels",
+                        widget=forms.TextInput(attrs={"type": "search"}))
+
+    def __init__(self, *args, departments: list[Department], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.departments = {department.slug: department for department in departments}
+        self.fields["department"].choices = [("", "Any"), *((d.slug, d.name) for d in departments)]
+        self.fields["action"].widget.attrs["list"] = "known-actions"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+
+def departments_for_filter() -> list[Department]:
+    return list(Department.objects.order_by("name"))
+
+
+def filter_form(params, departments: list[Department]) -> HistoryFilterForm:
+    """A bound form when any filter is present, else an unbound one (which filters nothing)."""
+    present = any(params.get(name) for name in FILTER_FIELDS)
+    return HistoryFilterForm(params if present else None, departments=departments)
+
+
+def active_filters(form: HistoryFilterForm) -> dict[str, str]:
+    """The valid, non-empty filters as strings (for links, exports and the export's audit event)."""
+    if not form.is_bound or not form.is_valid():
+        return {}
+    return {name: str(value) for name, value in form.cleaned_data.items() if value not in (None, "")}
+
+
+def apply_filters(queryset: QuerySet[AuditEvent], form: HistoryFilterForm) -> QuerySet[AuditEvent]:
+    """The events matching the form's filters (all of them for an unbound or invalid form)."""
+    if not form.is_bound or not form.is_valid():
+        return queryset
+    data = form.cleaned_data
+    if data["actor"]:
+        queryset = queryset.filter(actor_name=data["actor"].strip())
+    if data["department"]:
+        department = form.departments.get(data["department"])
+        queryset = queryset.filter(department_id=department.pk if department else -1)
+    action = data["action"].strip()
+    if action.endswith(("*", ".")):
+        queryset = queryset.filter(action__startswith=action.rstrip("*"))
+    elif action:
+        queryset = queryset.filter(action=action)
+    if data["object_type"]:
+        queryset = queryset.filter(object_type=data["object_type"].strip().lower())
+    if data["object_id"]:
+        queryset = queryset.filter(object_id=data["object_id"].strip())
+    if data["outcome"]:
+        queryset = queryset.filter(outcome=data["outcome"])
+    queryset = _time_range(queryset, data["since"], data["until"])
+    if data["q"].strip():
+        queryset = search_labels(queryset, data["q"])
+    return queryset
+
+
+def _time_range(queryset: QuerySet[AuditEvent], since: dt.date | None, until: dt.date | None) -> QuerySet[AuditEvent]:
+    """Dates in the viewer's zone become an id range: one indexed look-up per end."""
+    zone = timezone.get_current_timezone()
+    if since:
+        start = dt.datetime.combine(since, dt.time.min, zone)
+        first = AuditEvent.objects.filter(at__gte=start).order_by("at", "id").values_list("id", flat=True).first()
+        queryset = queryset.filter(id__gte=first) if first else queryset.none()
+    if until:
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, zone)
+        last = AuditEvent.objects.filter(at__lt=end).order_by("-at", "-id").values_list("id", flat=True).first()
+        queryset = queryset.filter(id__lte=last) if last else queryset.none()
+    return queryset
+
+
+class LabelMatches(Expression):
+    """PostgreSQL full-text match of object_label (served by the audit_label_search GIN index).
+
+    The label is split into runs of letters and digits ("web/nginx@1.2.0" is web, nginx, 1,
+    2, 0); every word of the query must start one of them, so "ngi 1.2" finds it. Words are
+    letters and digits only, so the tsquery syntax can never be injected.
+    """
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, words: list[str]):
+        super().__init__()
+        self.words = words
+
+    def as_sql(self, compiler, connection):
+        query = " & ".join(f"{word}:*" for word in self.words)
+        table = compiler.quote_name_unless_alias(AuditEvent._meta.db_table)
+        # Exactly the expression of the audit_label_search index (migration 0004), or it is not used.
+        vector = f"to_tsvector('simple'::regconfig, regexp_replace({table}.\"object_label\", '[^[:alnum:]]+', ' ', 'g'))"
+        return f"{vector} @@ to_tsquery('simple'::regconfig, %s)", [query]
+
+
+def search_words(text: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(text)][:10]
+
+
+def search_labels(queryset: QuerySet[AuditEvent], text: str) -> QuerySet[AuditEvent]:
+    """Events whose label holds every word of `text` (full-text on PostgreSQL, substrings elsewhere)."""
+    words = search_words(text)
+    if not words:
+        return queryset
+    if connection.vendor == "postgresql":
+        return queryset.filter(LabelMatches(words))
+    condition = Q()
+    for word in words:
+        condition &= Q(object_label__icontains=word)
+    return queryset.filter(condition)
+
+
+# --- Keyset pages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[AuditEvent]
+    newer: int | None  # pass as ?after= for the page of newer events
+    older: int | None  # pass as ?before= for the page of older events
+
+
+def keyset_page(queryset: QuerySet[AuditEvent], *, before: int | None = None, after: int | None = None,
+                size: int = PAGE_SIZE) -> Page:
+    """One page, newest first: one query of size + 1 rows whatever the table holds.
+
+    `before` pages towards older events, `after` towards newer ones; the links say whether
+    another page exists in each direction only as far as one extra row can tell (there is
+    no COUNT, which would read every matching row).
+    """
+    if after is not None:
+        rows = list(queryset.filter(id__gt=after).order_by("id")[:size + 1])
+        more_newer = len(rows) > size
+        events = list(reversed(rows[:size]))
+        return Page(events, events[0].id if more_newer and events else None,
+                    events[-1].id if events else None)
+    if before is not None:
+        queryset = queryset.filter(id__lt=before)
+    rows = list(queryset.order_by("-id")[:size + 1])
+    events = rows[:size]
+    return Page(events, events[0].id if before is not None and events else None,
+                events[-1].id if len(rows) > size else None)
+
+
+def cursor(value: str | None) -> int | None:
+    """A keyset cursor from the query string; anything but a positive integer means none."""
+    if value and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+# --- Diffs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "same", "added", "removed"
+    text: str
+
+
+@dataclass
+class FieldChange:
+    """One entry of an event's changes, ready to show."""
+
+    name: str
+    kind: str  # "changed", "set", "cleared", "detail"
+    before: str = ""
+    after: str = ""
+    lines: list[DiffLine] = field(default_factory=list)  # a line diff, for long or structured values
+
+    @property
+    def multiline(self) -> bool:
+        return bool(self.lines)
+
+    @property
+    def block(self) -> bool:
+        """The value to show spans lines (JSON documents, scripts): show it preformatted."""
+        return "\n" in self.after
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str | int | float) for item in value):
+        inline = ", ".join(str(item) for item in value)
+        if len(inline) <= 100:  # short lists (layers, regions) read better on one line
+            return inline
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2
+
+
+def describe_changes(changes: Any) -> list[FieldChange]:
+    """An event's `changes` as readable entries, secrets redacted again.
+
+    {"field": [before, after]} pairs become changed/set/cleared entries, with a line diff
+    when either side is long or structured; anything else is shown as a detail.
+    """
+    changes = redact(changes)
+    if not isinstance(changes, dict):
+        return [FieldChange("detail", "detail", after=_show(changes))] if changes not in (None, "", []) else []
+    described = []
+    for name in changes:
+        value = changes[name]
+        if not _is_pair(value):
+            described.append(FieldChange(str(name), "detail", after=_show(value)))
+            continue
+        before, after = value
+        kind = "set" if before is None else "cleared" if after is None else "changed"
+        entry = FieldChange(str(name), kind, before=_show(before), after=_show(after))
+        if kind == "changed" and ("\n" in entry.before + entry.after or len(entry.before) + len(entry.after) > 120):
+            entry.lines = line_diff(entry.before, entry.after)
+        described.append(entry)
+    return described
+
+
+def line_diff(before: str, after: str, context: int = 3) -> list[DiffLine]:
+    """The changed lines with a little context, as in `diff -u` without the headers."""
+    lines: list[DiffLine] = []
+    old, new = before.splitlines(), after.splitlines()
+    for group in difflib.SequenceMatcher(None, old, new, autojunk=False).get_grouped_opcodes(context):
+        if lines:
+            lines.append(DiffLine("skip", "…"))
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines += [DiffLine("same", text) for text in old[i1:i2]]
+                continue
+            lines += [DiffLine("removed", text) for text in old[i1:i2]]
+            lines += [DiffLine("added", text) for text in new[j1:j2]]
+    return lines
+
+
+# --- Links to what an event is about ------------------------------------------------------------------
+
+
+def object_links(event: AuditEvent) -> dict[str, str]:
+    """URL arguments for pages about the event's object, derived without a query.
+
+    build -> its provenance (object_id is the build's UUID); gold image versions -> their
+    image's history (the label is slug@version).
+    """
+    links: dict[str, str] = {}
+    if event.object_type == "build" and _looks_like_uuid(event.object_id):
+        links["build"] = event.object_id
+    elif event.object_type == "goldimageversion" and "@" in event.object_label:
+        links["gold"] = event.object_label.split("@", 1)[0]
+    return links
+
+
+def _looks_like_uuid(value: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value or "") is not None

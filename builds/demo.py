@@ -13,6 +13,7 @@ from django.db import transaction
 
 from builds import services
 from builds.models import GoldImage, Layer, LayerVersion
+from portal.entra import default_role_mappings
 from portal.models import Department, Membership
 
 DEMO_PASSWORD = "goldsmith-demo"
@@ -156,4 +157,6 @@ def seed_demo() -> list[str]:
             layer_version = services.layer_version_create(actor=editor, layer=layer, version="1.0.0", **content)
             services.layer_version_publish(actor=editor, layer_version=layer_version)
             created.append(f"layer version {layer_version}")
+    # The Entra ID app roles of the emulator's seeded users, mapped to these departments.
+    created += default_role_mappings()
     return created

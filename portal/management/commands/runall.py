@@ -146,7 +146,22 @@ def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, 
         "AZURE_CA_BUNDLE": str(ca_bundle),
         "AZURE_EMULATOR": "1",
     }
-    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+    chosen = {name: os.environ.get(name, value) for name, value in defaults.items()}
+    return {**chosen, **entra_defaults(emulator_url(port))}
+
+
+# The emulator's own tenant and an app registration it accepts (emulator/README.md, Entra ID).
+EMULATOR_TENANT = "11111111-1111-1111-1111-111111111111"
+
+
+def entra_defaults(url: str) -> dict[str, str]:
+    """Sign-in with Microsoft against the emulator's login host, unless the user configured
+    Entra ID themselves (then none of these is touched: a half-emulated set-up helps nobody)."""
+    names = ("ENTRA_CLIENT_ID", "ENTRA_TENANT_ID", "ENTRA_CLIENT_SECRET", "ENTRA_AUTHORITY_HOST")
+    if any(name in os.environ or f"{name}_FILE" in os.environ for name in names):
+        return {}
+    return {"ENTRA_CLIENT_ID": "goldsmith-portal", "ENTRA_TENANT_ID": EMULATOR_TENANT,
+            "ENTRA_CLIENT_SECRET": "emulator-portal-secret", "ENTRA_AUTHORITY_HOST": url}
 
 
 def prepare(supervisor: Supervisor, manage: list[str], env: dict, base: str) -> None:

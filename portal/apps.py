@@ -7,4 +7,4 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         # Importing registers the configuration checks (goldsmith.E001 and on).
-        from portal import checks  # noqa: F401
+        from portal import checks, checks_identity  # noqa: F401

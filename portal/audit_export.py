@@ -1,13 +1,20 @@
 """Streaming exports of the audit trail: CSV and JSON Lines, in constant memory.
 
-Rows are read in id order, a few thousand at a time by keyset (never OFFSET, never a
-server-side cursor that a connection pooler could break), written to a chunk and yielded, so
-memory stays flat however many events match. Every text cell goes through the one redaction
-function (portal.redact); CSV cells that a spreadsheet would run as a formula (starting with
-=, +, -, @, tab or carriage return) get a leading apostrophe.
+Every text cell goes through the one redaction function (portal.redact); CSV cells that a
+spreadsheet would run as a formula (starting with =, +, -, @, tab or carriage return) get a
+leading apostrophe. Each row carries the fields the hash covers plus prev_hash and hash, so
+an auditor can check an export offline against the chain (docs/audit.md says how, and which
+cells may differ).
 
-Each row carries the fields the hash covers plus prev_hash and hash, so an auditor can check
-an export offline against the chain (docs/audit.md says how, and which cells may differ).
+Two ways to read the rows, both streaming with memory that does not grow with the export:
+
+- PostgreSQL, CSV: one `COPY (SELECT ...) TO STDOUT WITH (FORMAT csv)` of the filtered query.
+  PostgreSQL formats the times and neutralises formula cells itself; rows arrive one by one
+  and leave in chunks. A chunk is handed to redaction only when it contains one of the words
+  every secret pattern needs (portal.redact.SECRET_HINTS), and then only its rows that do.
+  This is what lets a million rows leave at better than half of COPY's own speed.
+- Otherwise (SQLite; JSON Lines everywhere): keyset batches of BATCH rows in id order,
+  never OFFSET and never a server-side cursor that a connection pooler could break.
 """
 
 from __future__ import annotations
@@ -18,17 +25,20 @@ import io
 import json
 from collections.abc import Iterator
 
-from django.db.models import QuerySet, TextField
+from django.db import connections
+from django.db.models import F, Func, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from portal.models import AuditEvent
-from portal.redact import might_contain_secret, redact, redact_text
+from portal.redact import might_contain_secret, might_contain_secret_bytes, redact, redact_text
 
 BATCH = 5000
 COLUMNS = ("id", "at", "actor_name", "actor_id", "actor_ip", "user_agent", "action", "object_type", "object_id",
            "object_label", "department_id", "department", "outcome", "request_id", "changes", "prev_hash", "hash")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS = frozenset({"actor_name", "user_agent", "object_label"})  # where a secret could hide
 FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "jsonl": ("application/x-ndjson; charset=utf-8", "jsonl")}
+LINE_END = "\r\n"  # RFC 4180; it also makes the csv module quote cells holding a lone CR
 
 
 def neutralise(cell: str) -> str:
@@ -43,6 +53,13 @@ def _changes_text(text: str | None) -> str:
     if not might_contain_secret(text):
         return text
     return json.dumps(redact(json.loads(text)), sort_keys=True, ensure_ascii=False)
+
+
+def _header() -> bytes:
+    return (",".join(COLUMNS) + LINE_END).encode()
+
+
+# --- Keyset batches (any database) ----------------------------------------------------------------
 
 
 def rows(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[tuple]:
@@ -67,10 +84,10 @@ def rows(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH)
         last = page[-1][0]
 
 
-def csv_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[bytes]:
+def csv_chunks_keyset(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer = csv.writer(buffer, lineterminator=LINE_END)
+    yield _header()
     for count, row in enumerate(rows(queryset, through_id=through_id, batch=batch), start=1):
         writer.writerow([neutralise(cell) if isinstance(cell, str) else ("" if cell is None else cell)
                          for cell in row])
@@ -92,6 +109,85 @@ def jsonl_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int 
             yield "".join(parts).encode()
             parts.clear()
     yield "".join(parts).encode()
+
+
+# --- COPY (PostgreSQL) ------------------------------------------------------------------------------
+
+
+class _Neutralised(Func):
+    """The column as a CSV cell a spreadsheet shows as text (see neutralise())."""
+
+    template = ("CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
+                "THEN '''' || %(expressions)s ELSE %(expressions)s END")
+    output_field = TextField()
+
+
+class _IsoUtc(Func):
+    """A timestamp as Python's isoformat(timespec="microseconds") writes it in UTC."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+    output_field = TextField()
+
+
+class _Host(Func):
+    template = "host(%(expressions)s)"
+    output_field = TextField()
+
+
+def copy_sql(queryset: QuerySet[AuditEvent], *, through_id: int) -> tuple[str, tuple]:
+    """The COPY statement (and its parameters) that writes the export's rows as CSV."""
+    selected = (queryset.filter(id__lte=through_id).order_by("id")
+                .values_list("id", _IsoUtc("at"), _Neutralised("actor_name"), "actor_id", _Host("actor_ip"),
+                             _Neutralised("user_agent"), _Neutralised("action"), _Neutralised("object_type"),
+                             _Neutralised("object_id"), _Neutralised("object_label"), "department_id",
+                             _Neutralised(F("department__slug")), _Neutralised("outcome"),
+                             _Neutralised("request_id"), Cast("changes", TextField()), "prev_hash", "hash"))
+    sql, params = selected.query.sql_with_params()
+    return f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params
+
+
+def _redact_csv_row(row: bytes) -> bytes:
+    """One CSV row with secrets in its text cells and changes redacted (the rare, slow path)."""
+    cells = next(csv.reader(io.StringIO(row.decode())))
+    fixed = []
+    for name, cell in zip(COLUMNS, cells, strict=True):
+        if name in _TEXT_COLUMNS:
+            cell = redact_text(cell)
+        elif name == "changes":
+            cell = _changes_text(cell)
+        fixed.append(cell)
+    if fixed == cells:
+        return row
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=LINE_END).writerow(fixed)
+    return buffer.getvalue().encode()
+
+
+def csv_chunks_copy(queryset: QuerySet[AuditEvent], *, through_id: int, rows_per_chunk: int = 2000) -> Iterator[bytes]:
+    statement, params = copy_sql(queryset, through_id=through_id)
+    yield _header()
+    connection = connections[queryset.db]
+    with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+        pending: list[bytes] = []
+        for row in copy:
+            pending.append(bytes(row)[:-1] + b"\r\n")  # COPY ends rows with LF alone
+            if len(pending) == rows_per_chunk:
+                yield _screened(pending)
+                pending = []
+        yield _screened(pending)
+
+
+def _screened(pending: list[bytes]) -> bytes:
+    chunk = b"".join(pending)
+    if not might_contain_secret_bytes(chunk):
+        return chunk
+    return b"".join(_redact_csv_row(row) if might_contain_secret_bytes(row) else row for row in pending)
+
+
+def csv_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[bytes]:
+    if connections[queryset.db].vendor == "postgresql":
+        return csv_chunks_copy(queryset, through_id=through_id)
+    return csv_chunks_keyset(queryset, through_id=through_id, batch=batch)
 
 
 def chunks(export_format: str, queryset: QuerySet[AuditEvent], *, through_id: int) -> Iterator[bytes]:

@@ -25,6 +25,7 @@ from portal.models import AuditCheckpoint, AuditEvent
 from portal.redact import redact
 
 READERS = (access.AUDITOR, access.SECURITY)
+PUBLISH_ACTIONS = ("gold_version.publish", "layer_version.publish")  # the approvals a provenance names
 
 
 def _is_htmx(request) -> bool:
@@ -51,9 +52,7 @@ def _query(filters: dict[str, str]) -> str:
     return query.urlencode()
 
 
-def _row(event: AuditEvent) -> dict:
-    return {"event": event, "label": redact(event.object_label), "changes": audit_history.describe_changes(event.changes),
-            "links": audit_history.object_links(event)}
+_row = audit_history.row
 
 
 @access.role_required(*READERS)
@@ -155,7 +154,7 @@ def build_provenance(request, build_uuid):
     if layers:
         version_keys |= Q(object_type="layerversion", object_id__in=[str(bl.layer_version.uuid) for bl in layers])
     approvals_by_object = {event.object_id: event for event in
-                           AuditEvent.objects.filter(version_keys, action__endswith=".publish").order_by("id")}
+                           AuditEvent.objects.filter(version_keys, action__in=PUBLISH_ACTIONS).order_by("id")}
     build_events = list(AuditEvent.objects.filter(object_type="build", object_id=str(build.uuid))
                         .select_related("department").order_by("id")[:500])
     requested = next((event for event in build_events if event.action == "build.request"), None)
@@ -184,12 +183,11 @@ def gold_history(request, slug: str):
                     .order_by("-major", "-minor", "-patch"))
     layers = list(Layer.objects.filter(gold_image=image).select_related("department").order_by("department__name",
                                                                                                   "slug"))
-    keys = Q(object_type="goldimage", object_id=str(image.pk))
-    if versions:
-        keys |= Q(object_type="goldimageversion", object_id__in=[str(version.uuid) for version in versions])
-    queryset = access.audit_events(request.user).filter(keys).select_related("department")
+    keys = [Q(object_type="goldimage", object_id=str(image.pk))]
+    keys += [Q(object_type="goldimageversion", object_id=str(version.uuid)) for version in versions]
+    queryset = access.audit_events(request.user).select_related("department")
     page = audit_history.keyset_page(queryset, before=audit_history.cursor(request.GET.get("before")),
-                                     after=audit_history.cursor(request.GET.get("after")))
+                                     after=audit_history.cursor(request.GET.get("after")), any_of=keys)
     return render(request, "portal/audit/gold_history.html", {
         "image": image, "versions": versions, "layers": layers, "page": page,
         "rows": [_row(event) for event in page.events],

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portal import redact as redact_module
-from portal.redact import MASK, might_contain_secret, redact, redact_text
+from portal.redact import MASK, might_contain_secret, might_contain_secret_bytes, redact, redact_text
 
 SECRETS = [
     ("https://acct.blob.core.windows.net/c/s.sh?sv=2024-01-01&sig=abcDEF123%2B", "abcDEF123"),
@@ -56,9 +56,26 @@ fragments = st.sampled_from([
 ])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(fragments | st.text(max_size=4), max_size=14).map("".join))
 def test_the_fast_check_never_skips_text_a_pattern_would_change(text):
     if _full_redaction(text) != text:
         assert might_contain_secret(text), text
+        assert might_contain_secret_bytes(text.encode()), text
     assert redact_text(text) == _full_redaction(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=16) | st.sampled_from(["clientSecret", "API_KEY", "sas_token", "passwd"]),
+                       st.text(min_size=1, max_size=8), max_size=4))
+def test_the_fast_check_covers_secret_key_names(document):
+    import json
+
+    if redact(document) != document:
+        assert might_contain_secret(json.dumps(document, ensure_ascii=False))
+
+
+def test_case_folding_cannot_smuggle_a_secret_past_the_fast_check():
+    text = "pa\u017f\u017fword=hunter22"  # long s: the pattern's IGNORECASE folds it to "s"
+    assert "hunter22" not in redact_text(text)
+    assert might_contain_secret_bytes(text.encode())

@@ -92,7 +92,7 @@ def mixed(db, web, data_dept):
 def labels(client, query: str) -> list[str]:
     response = client.get(URL + "?" + query)
     assert response.status_code == 200
-    return [row["event"].action + " " + row["event"].object_label for row in response.context["rows"]]
+    return [row.event.action + " " + row.event.object_label for row in response.context["rows"]]
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -144,15 +144,15 @@ def test_it_pages_by_keyset_in_both_directions(client, dave):
         event(label=f"event {number}")
     client.force_login(dave)
     first = client.get(URL).context
-    assert [row["event"].id for row in first["rows"]] == list(range(120, 70, -1))
+    assert [row.event.id for row in first["rows"]] == list(range(120, 70, -1))
     assert first["page"].newer is None and first["page"].older == 71
     second = client.get(URL + "?before=71").context
-    assert [row["event"].id for row in second["rows"]] == list(range(70, 20, -1))
+    assert [row.event.id for row in second["rows"]] == list(range(70, 20, -1))
     third = client.get(URL + "?before=21").context
-    assert [row["event"].id for row in third["rows"]] == list(range(20, 0, -1))
+    assert [row.event.id for row in third["rows"]] == list(range(20, 0, -1))
     assert third["page"].older is None and third["page"].newer == 20
     back = client.get(URL + "?after=20").context
-    assert [row["event"].id for row in back["rows"]] == list(range(70, 20, -1))
+    assert [row.event.id for row in back["rows"]] == list(range(70, 20, -1))
     assert back["page"].newer == 70 and back["page"].older == 21
     assert client.get(URL + "?before=not-a-number").status_code == 200
 
@@ -166,7 +166,7 @@ def test_the_filters_survive_paging(client, dave):
     older = response.context["page"].older
     assert f'href="/audit/?action=layer.create&amp;before={older}"' in page
     rows = client.get(URL + f"?action=layer.create&before={older}").context["rows"]
-    assert {row["event"].action for row in rows} == {"layer.create"} and len(rows) == 10
+    assert {row.event.action for row in rows} == {"layer.create"} and len(rows) == 10
 
 
 def test_htmx_gets_the_table_alone(client, dave, mixed):

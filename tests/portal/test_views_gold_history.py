@@ -46,7 +46,7 @@ def test_it_shows_every_version_and_change(client, dave, image, alice):
     for version in ("1.0.0", "1.1.0", "2.0.0"):
         assert f">{version}</a>" in page
     assert "deprecated by alice" in page and "CVE-2026-1234" in page
-    actions = [row["event"].action for row in response.context["rows"]]
+    actions = [row.event.action for row in response.context["rows"]]
     assert actions[0] == "gold_version.create" and actions[-1] == "gold_image.create"
     assert actions.count("gold_version.publish") == 2 and "gold_version.deprecate" in actions
     assert "windows@9.9.9" not in page

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.goldsmith-installed
 REQUIREMENTS := requirements.txt requirements-dev.txt requirements-redis.txt
 
-.PHONY: install run test lint migrations-check clean
+.PHONY: install run test lint migrations-check clean screenshots
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ lint: install
 
 migrations-check: install
 	$(PY) manage.py makemigrations --check --dry-run
+
+# The README's pictures: the main pages with the demo data, rendered by Debian's Chromium
+# (apt-get install chromium) through tests/browser/test_screenshots.py into docs/screenshots/.
+screenshots: install
+	GOLDSMITH_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots.py -q -p no:cacheprovider
 
 # Deletes all local state: the SQLite database, Redis snapshot, emulator data and CA, secret key.
 clean:

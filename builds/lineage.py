@@ -25,8 +25,15 @@ class Node:
     detail: str = ""
     url: str = ""
     marks: list[str] = field(default_factory=list)  # "revoked", "out-of-date", "deprecated", "failed", "draft"
+    title: str = ""  # the full text behind a shortened label (an artifact's id)
     x: float = 0
     y: float = 0
+
+    @property
+    def caption(self) -> str:
+        """The second line: the detail, then the marks the detail does not already say."""
+        extra = [mark.replace("-", " ") for mark in self.marks if mark != self.detail]
+        return " · ".join(part for part in [self.detail, *extra] if part)
 
     @property
     def mark(self) -> str:
@@ -129,11 +136,13 @@ def graph(golds: Sequence[GoldRow], layers: Sequence[LayerRow], builds: Sequence
         gold_marks[gold.key] = marks
         nodes.append(Node(gold.key, 0, gold.version, gold.status, gold.url, marks))
     used_layers = {key for build in builds for key in build.layer_keys}
+    # A layer version is flagged only when every build that used it is (one used with the newest
+    # gold version as well is not out of date).
     layer_marks: dict[str, set[str]] = {}
     for build in builds:
-        inherited = [mark for mark in gold_marks.get(build.gold_key, []) if mark in ("revoked", "out-of-date")]
+        inherited = {mark for mark in gold_marks.get(build.gold_key, []) if mark in ("revoked", "out-of-date")}
         for key in build.layer_keys:
-            layer_marks.setdefault(key, set()).update(inherited)
+            layer_marks[key] = layer_marks[key] & inherited if key in layer_marks else inherited
     for layer in layers:
         if layer.key in used_layers:
             nodes.append(Node(layer.key, 1, layer.label, "", layer.url, sorted(layer_marks.get(layer.key, ()))))
@@ -149,7 +158,7 @@ def graph(golds: Sequence[GoldRow], layers: Sequence[LayerRow], builds: Sequence
         else:
             edges.append(Edge(build.gold_key, build.key))
         for artifact in build.artifacts:
-            nodes.append(Node(artifact.key, 3, artifact.label, artifact.detail, "", list(inherited)))
+            nodes.append(Node(artifact.key, 3, artifact.label, "", "", list(inherited), title=artifact.detail))
             edges.append(Edge(build.key, artifact.key))
     edges = [Edge(source, target) for source, target in sorted(layer_edges)] + edges
     return Graph(nodes, edges)

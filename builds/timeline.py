@@ -95,6 +95,12 @@ def phases(events: Iterable[Event], *, final_state: str, now: dt.datetime,
     for index, event in enumerate(ordered):
         name = phase_name(event.state, event.sub_state)
         if name is None:
+            stopped_in = phase_name("running", event.sub_state) if event.sub_state else None
+            if (event.state in ("failed", "canceled") and stopped_in and result
+                    and stopped_in not in {phase.name for phase in result}):
+                # The sweep never saw the phase the run stopped in (it was shorter than a sweep
+                # period), but Azure names it: show it, at the moment the run ended.
+                result.append(Phase(stopped_in, event.at, event.at, "done"))
             continue
         if index + 1 < len(ordered):
             end, outcome = ordered[index + 1].at, "done"

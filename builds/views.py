@@ -8,6 +8,7 @@ wizard and the layer edit forms live in their own modules (views_wizard, views_l
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django import forms
 from django.conf import settings
@@ -36,6 +37,20 @@ PAGE_SIZE = 25
 
 def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def full_page(view):
+    """For a page that is only ever shown whole: a boosted htmx request that lands here (e.g.
+    a boosted wizard form redirecting to this page) is told to load it as a normal page, since
+    the page lacks the element the boosted container would swap in."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.headers.get("HX-Boosted") == "true":
+            return HttpResponse(status=200, headers={"HX-Redirect": request.get_full_path()})
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _render(request, template_name: str, context: dict, *, fragment: str | None = None, status: int = 200):
@@ -74,6 +89,7 @@ def _baseline(gold_version: GoldImageVersion) -> dict:
 
 @login_required
 @require_GET
+@full_page
 def gold_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
     visible = access.gold_versions(request.user)
@@ -86,6 +102,7 @@ def gold_list(request):
 
 @login_required
 @require_GET
+@full_page
 def gold_detail(request, slug):
     gold_image = access.get_gold_image(request.user, slug)
     roles = access.roles_of(request.user)
@@ -107,6 +124,7 @@ def gold_detail(request, slug):
 
 @login_required
 @require_GET
+@full_page
 def gold_version_detail(request, slug, version):
     gold_version = access.get_gold_version(request.user, slug, version)
     return _gold_version_page(request, gold_version)
@@ -209,6 +227,7 @@ def gold_version_action(request, slug, version, action):
 
 @login_required
 @require_GET
+@full_page
 def gold_diff(request, slug):
     gold_image = access.get_gold_image(request.user, slug)
     versions = list(access.gold_versions(request.user).filter(gold_image=gold_image)
@@ -232,6 +251,7 @@ def gold_diff(request, slug):
 
 @login_required
 @require_GET
+@full_page
 def gold_lineage(request, slug):
     gold_image = access.get_gold_image(request.user, slug)
     golds = list(access.gold_versions(request.user).filter(gold_image=gold_image))
@@ -274,6 +294,7 @@ def _short_artifact(output: BuildOutput) -> str:
 
 @login_required
 @require_GET
+@full_page
 def layer_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
     layers = (access.layers(request.user)
@@ -288,6 +309,7 @@ def layer_list(request):
 
 @login_required
 @require_GET
+@full_page
 def layer_detail(request, department, slug):
     layer = access.get_layer(request.user, department, slug)
     roles = access.roles_of(request.user)
@@ -313,6 +335,7 @@ def _gold_choices(user, layer_version: LayerVersion) -> list[tuple[GoldImageVers
 
 @login_required
 @require_GET
+@full_page
 def layer_version_detail(request, department, slug, version):
     layer_version = access.get_layer_version(request.user, department, slug, version)
     return _layer_version_page(request, layer_version)
@@ -457,6 +480,7 @@ SORTS = {
 
 @login_required
 @require_GET
+@full_page
 def build_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
     departments = (Department.objects.all() if roles.security or roles.auditor
@@ -576,6 +600,7 @@ def _log_text(build: Build, location: str) -> str | None:
 
 @login_required
 @require_GET
+@full_page
 def build_detail(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     context = _build_context(request, build)
@@ -598,6 +623,7 @@ def build_status(request, build_uuid):
 
 @login_required
 @require_GET
+@full_page
 def build_log(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     location = build.log_uri or buildlog.log_location(build.error_message)

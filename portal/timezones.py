@@ -11,6 +11,7 @@ own setting is what people expect and follows them when they travel.
 from __future__ import annotations
 
 import zoneinfo
+from urllib.parse import unquote
 
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ COOKIE = "goldsmith_tz"
 
 def zone_from(value: str | None) -> zoneinfo.ZoneInfo | None:
     """The zone named by the cookie, or None for a missing, malformed or unknown name."""
+    value = unquote(value or "")  # tolerate a percent-encoded "/" (Europe%2FParis)
     if not value or len(value) > 64 or ".." in value or value.startswith("/"):
         return None
     try:

@@ -12,6 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from builds.models import Build, BuildLayer, GoldImageVersion, LayerVersion
+from builds.views import full_page
 from portal import access
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def _layers_prefetch() -> Prefetch:
 
 @login_required
 @require_GET
+@full_page
 def home(request):
     """What each role needs first: the security team's images and failures, an editor's layers
     and builds in flight, the auditor's history (its own page), the admin's operator page."""

@@ -6,8 +6,9 @@
   // 1. The browser's time zone, for server-rendered times (see portal/timezones.py).
   try {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (zone && document.cookie.indexOf("goldsmith_tz=" + encodeURIComponent(zone)) === -1) {
-      document.cookie = "goldsmith_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    // IANA names are letters, digits, "_", "+", "-" and "/": all safe in a cookie as they are.
+    if (zone && /^[A-Za-z0-9_+\/-]+$/.test(zone) && document.cookie.indexOf("goldsmith_tz=" + zone) === -1) {
+      document.cookie = "goldsmith_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
     }
   } catch (e) { /* very old browsers: times stay in the server's zone, labelled */ }
 
@@ -56,7 +57,20 @@
   document.addEventListener("DOMContentLoaded", function () { revealCopyButtons(document); });
   document.addEventListener("htmx:afterSwap", function (event) { revealCopyButtons(event.detail.elt.parentNode || document); });
 
-  // 4. Long operations: a form with data-busy="Publishing…" disables its button and says so,
+  // 4. A polled fragment is replaced every few seconds: keep the <details> the reader opened open.
+  var openDetails = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    openDetails = [];
+    event.detail.target.querySelectorAll("details[id][open]").forEach(function (el) { openDetails.push(el.id); });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    openDetails.forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) { el.open = true; }
+    });
+  });
+
+  // 5. Long operations: a form with data-busy="Publishing…" disables its button and says so,
   //    so nobody clicks twice while the server works.
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -71,7 +85,7 @@
     }, 0);
   });
 
-  // 5. Confirmations for destructive buttons: <button data-confirm="Cancel this build?">.
+  // 6. Confirmations for destructive buttons: <button data-confirm="Cancel this build?">.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-confirm]");
     if (button && !window.confirm(button.getAttribute("data-confirm"))) {

@@ -46,3 +46,12 @@ def test_it_places_nodes_in_four_columns_and_draws_curves_between_them():
     paths = found.paths(190, 34)
     assert len(paths) == 3
     assert all(d.startswith("M") and " C" in d for _, d in paths)
+
+
+def test_a_layer_version_also_built_on_the_newest_gold_version_is_not_out_of_date():
+    golds = [GoldRow("g1", "1.0.0", "published"), GoldRow("g2", "1.1.0", "published")]
+    found = lineage.graph(golds, [LayerRow("l1", "web/a@1.0.0")],
+                          [build("b1", "g1", ["l1"]), build("b2", "g2", ["l1"])])
+    nodes = {node.key: node for node in found.nodes}
+    assert nodes["l1"].marks == []
+    assert nodes["b1"].caption == "succeeded · out of date"

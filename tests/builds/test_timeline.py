@@ -44,7 +44,8 @@ def test_it_extends_the_current_phase_to_now_while_active():
 
 
 def test_it_marks_the_phase_a_cancel_interrupted():
-    events = [*run_events("Queued", "Building"), Event(at(80), "canceling", "Building"), Event(at(95), "canceled")]
+    events = [*run_events("Queued", "Building"), Event(at(80), "canceling", "Building"),
+              Event(at(95), "canceled", "Building")]
     found = timeline.phases(events, final_state="canceled", now=at(500))
     assert [p.name for p in found] == ["Submitting", "Queued", "Building", "Canceling"]
     assert found[2].outcome == "canceled"
@@ -83,3 +84,10 @@ def test_it_formats_durations_for_people():
     assert timeline.format_duration(42) == "42s"
     assert timeline.format_duration(245) == "4m 05s"
     assert timeline.format_duration(3720) == "1h 02m"
+
+
+def test_it_shows_the_phase_azure_says_a_run_stopped_in_even_if_the_sweep_missed_it():
+    events = [*run_events("Queued", "Building"), Event(at(200), "failed", "Customizing")]
+    found = timeline.phases(events, final_state="failed", now=at(500))
+    assert [(p.name, p.outcome) for p in found[-2:]] == [("Building", "done"), ("Customizing", "failed")]
+    assert found[-1].seconds == 0

@@ -17,6 +17,7 @@ def render_when(value=MOMENT) -> str:
 
 def test_it_accepts_known_zones_only():
     assert str(timezones.zone_from("Europe/Paris")) == "Europe/Paris"
+    assert str(timezones.zone_from("Europe%2FParis")) == "Europe/Paris"
     for bad in ("", None, "Mars/Olympus", "../../etc/passwd", "/etc/localtime", "x" * 100):
         assert timezones.zone_from(bad) is None
 

@@ -84,7 +84,8 @@ def login_view(request):
             throttle.record_success(username, address)
             start_session(request, form.get_user(), method="password")
             return redirect(safe_next(request, next_url))
-        else:
+        elif username and request.POST.get("password"):
+            # Only a real guess counts: an empty field is a form error, not an attempt.
             throttle.record_failure(username, address)
             _login_failed(request, method="password", reason="invalid credentials", username=username)
     context = {

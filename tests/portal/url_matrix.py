@@ -1,0 +1,232 @@
+"""The URL x role x method expectation table (tests/portal/test_url_matrix.py runs it).
+
+ONE ROW PER URL NAME. When you add a URL pattern, add its row here (the matrix test fails for
+any named pattern without one, and for any row whose name no longer exists). docs/security.md,
+"Adding a URL to the access matrix", explains the format; in short:
+
+    "builds:layer-detail": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug},
+        get= "login 403 ok ok 404 ok 403",
+        post="login 405 405 405 405 405 405"),
+
+Each expectation string has one outcome per persona, in this order:
+
+    anonymous  sam (staff flag, no role)  alice (security)  bob (editor of web: OWN department)
+    carol (editor of data: the OTHER department)  dave (auditor)  erin (admin)
+
+so objects in `kwargs` should belong to the web department (bob's) wherever a department
+matters. Outcomes:
+
+    ok     allowed: any status below 400 that is not a redirect to a sign-in page, or 400/409/422
+           (the request was admitted and then judged invalid: the matrix posts empty forms)
+    in     admitted: anything but 401, 403, 5xx and a redirect to sign-in (404 allowed: for
+           fixtures a page cannot know, e.g. RQ job ids)
+    past   got past the access check: anything but 401, 403 and a redirect to sign-in (django-rq
+           answers 500 for some missing jobs and workers after our guard admitted the request)
+    login  a redirect to the portal's or the admin's sign-in page (anonymous on pages)
+    401 403 404 405   exactly that status
+    no     refused somehow: 401, 403, 404, 405 or a redirect to sign-in (only where the order of
+           the checks is not part of the contract)
+
+`get`, `post` (and, for the API, `put`, `patch`, `delete`) are the methods tested; POSTs carry
+an empty form without a CSRF token check (CSRF is tested separately). Every request runs in a
+rolled-back transaction, so a POST that succeeds does not change the world for the next persona.
+
+The world (`w` in kwargs) is built by `build_world` in test_url_matrix.py; its fields are listed
+there. Add a field there if your URL needs an object that does not exist yet.
+
+Django admin URLs are not listed by hand: every `admin:` name gets the generated row from
+`admin_row()` (admin role only, and only for the models that role administers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PERSONAS = ("anonymous", "sam", "alice", "bob", "carol", "dave", "erin")
+METHODS = ("get", "post", "put", "patch", "delete")
+TOKENS = {"ok", "in", "past", "login", "no", "401", "403", "404", "405"}
+
+
+@dataclass(frozen=True)
+class Row:
+    kwargs: Callable[[Any], dict] | None = None
+    get: str | None = None
+    post: str | None = None
+    put: str | None = None
+    patch: str | None = None
+    delete: str | None = None
+    note: str = ""
+
+    def expectations(self) -> dict[str, dict[str, str]]:
+        """{method: {persona: token}} for the methods this row tests."""
+        result = {}
+        for method in METHODS:
+            text = getattr(self, method)
+            if text is None:
+                continue
+            tokens = text.split()
+            if len(tokens) != len(PERSONAS) or not set(tokens) <= TOKENS:
+                raise ValueError(f"expectations need {len(PERSONAS)} of {sorted(TOKENS)}, got {text!r}")
+            result[method] = dict(zip(PERSONAS, tokens, strict=True))
+        return result
+
+
+def same(token: str) -> str:
+    return " ".join([token] * len(PERSONAS))
+
+
+# Shorthands for the common shapes (anonymous first, then sam, alice, bob, carol, dave, erin).
+SIGNED_IN_GET = "login ok ok ok ok ok ok"
+GET_ONLY = "login 405 405 405 405 405 405"          # POST to a @login_required @require_GET page
+POST_ONLY = "login 405 405 405 405 405 405"         # GET to a @login_required @require_POST endpoint
+CATALOG_READ = "login 403 ok ok ok ok 403"          # security, editors, auditors; not sam or admin
+OWN_DEPARTMENT_READ = "login 403 ok ok 404 ok 403"  # an object of web: carol is an outsider
+AUDIT_READ = "login 403 ok 403 403 ok 403"          # security and auditors
+AUDITOR_ONLY = "login 403 403 403 403 ok 403"
+ADMIN_ONLY = "login 403 403 403 403 403 ok"
+
+ROWS: dict[str, Row] = {
+    # --- portal: sign-in, profile, tokens --------------------------------------------------------
+    "portal:home": Row(get=SIGNED_IN_GET, post=GET_ONLY),
+    "portal:login": Row(get=same("ok"), post=same("ok")),
+    "portal:logout": Row(get=same("405"), post=same("login")),  # signed out, back to the sign-in page
+    # Entra ID is not configured in the matrix run: its pages answer 404 (test_entra_signin.py
+    # covers them configured).
+    "portal:entra-start": Row(get=same("404"), post=same("405")),
+    "portal:entra-callback": Row(get=same("404"), post=same("405")),
+    "portal:profile": Row(get=SIGNED_IN_GET, post=GET_ONLY),
+    "portal:token-create": Row(get=POST_ONLY, post="login ok ok ok ok ok ok"),
+    "portal:token-revoke": Row(kwargs=lambda w: {"token_uuid": w.bob_token.uuid},
+                               get=POST_ONLY, post="login 404 404 ok 404 404 404",
+                               note="bob's token: only its owner may revoke it"),
+    "portal:operator": Row(get=ADMIN_ONLY, post="login 403 403 403 403 403 405"),
+    # --- portal: audit (AUD) ---------------------------------------------------------------------
+    "portal:audit-history": Row(get=AUDIT_READ, post="login 403 405 403 403 405 403"),
+    "portal:audit-event": Row(kwargs=lambda w: {"event_hash": w.audit_event.hash},
+                              get=AUDIT_READ, post="login 403 405 403 403 405 403"),
+    "portal:audit-export": Row(get="login 403 403 403 403 405 403", post=AUDITOR_ONLY),
+    "portal:audit-verify": Row(get=AUDITOR_ONLY, post=AUDITOR_ONLY),
+    "portal:audit-checkpoint": Row(get="login 403 403 403 403 405 403", post=AUDITOR_ONLY),
+    "portal:audit-provenance": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid},
+                                   get=AUDIT_READ, post="login 403 405 403 403 405 403"),
+    "portal:gold-history": Row(kwargs=lambda w: {"slug": w.gold.slug},
+                               get=AUDIT_READ, post="login 403 405 403 403 405 403"),
+    # --- builds: gold images ---------------------------------------------------------------------
+    "builds:gold-list": Row(get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-detail": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-diff": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-lineage": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-version": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
+                               get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-version-build": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
+                                     get=POST_ONLY, post="login 403 ok ok ok 403 403",
+                                     note="security: gold-only builds; editors: their department's"),
+    "builds:gold-version-action": Row(
+        kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version, "action": "deprecate"},
+        get="login 403 ok 403 403 403 403", post="login 403 ok 403 403 403 403"),
+    # --- builds: the gold version wizard (security only; drafts are hidden from editors) ---------
+    "builds:wizard-start": Row(get="login 403 ok 403 403 403 403", post="login 403 ok 403 403 403 403"),
+    "builds:wizard-new-version": Row(kwargs=lambda w: {"slug": w.gold.slug},
+                                     get="login 403 ok 403 403 403 403", post="login 403 ok 403 403 403 403"),
+    "builds:wizard-edit": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version},
+                              get="login 403 ok 404 404 403 403", post=GET_ONLY),
+    "builds:wizard-lookup": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version},
+                                get="login 403 ok 404 404 403 403", post=GET_ONLY),
+    "builds:wizard-step": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version, "step": "source"},
+                              get="login 403 ok 404 404 403 403", post="login 403 ok 404 404 403 403"),
+    "builds:wizard-publish": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version},
+                                 get=POST_ONLY, post="login 403 ok 404 404 403 403"),
+    # --- builds: layers (objects of web, bob's department) ---------------------------------------
+    "builds:layer-list": Row(get=CATALOG_READ, post=GET_ONLY),
+    "builds:layer-detail": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug},
+                               get=OWN_DEPARTMENT_READ, post=GET_ONLY),
+    "builds:layer-version": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": "1.0.0"},
+                                get=OWN_DEPARTMENT_READ, post=GET_ONLY),
+    "builds:layer-version-preview": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": "1.0.0"},
+        get=OWN_DEPARTMENT_READ, post=GET_ONLY),
+    "builds:layer-version-check": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": w.web_draft.version},
+        get=OWN_DEPARTMENT_READ, post=GET_ONLY),
+    "builds:layer-version-build": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": "1.0.0"},
+        get=POST_ONLY, post="login 403 403 ok 404 403 403", note="only the department's editors build with layers"),
+    "builds:layer-create": Row(get="login 403 403 ok ok 403 403", post="login 403 403 ok ok 403 403"),
+    "builds:layer-version-create": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug},
+                                       get="login 403 403 ok 404 403 403", post="login 403 403 ok 404 403 403"),
+    "builds:layer-version-edit": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": w.web_draft.version},
+        get="login 403 403 ok 404 403 403", post="login 403 403 ok 404 403 403"),
+    "builds:layer-version-publish": Row(
+        kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": w.web_draft.version},
+        get=POST_ONLY, post="login 403 403 ok 404 403 403"),
+    # --- builds: builds (web_build belongs to web) -----------------------------------------------
+    "builds:build-list": Row(get=CATALOG_READ, post=GET_ONLY),
+    "builds:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+                               post=GET_ONLY),
+    "builds:build-status": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+                               post=GET_ONLY),
+    "builds:build-log": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+                            post=GET_ONLY),
+    "builds:build-template": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+                                 post=GET_ONLY),
+    "builds:build-cancel": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=POST_ONLY,
+                               post="login 403 ok ok 404 403 403"),
+    "builds:build-rebuild": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=POST_ONLY,
+                                post="login 403 ok ok 404 403 403"),
+    # --- builds: policy and template check -------------------------------------------------------
+    "builds:policy": Row(get=CATALOG_READ, post="login 403 ok 403 403 403 403"),
+    "builds:policy-named": Row(kwargs=lambda w: {"name": "default"}, get=CATALOG_READ,
+                               post="login 403 ok 403 403 403 403"),
+    "builds:checktemplate": Row(get=CATALOG_READ, post=CATALOG_READ),
+    # --- the RQ dashboard (admin role only; the staff flag is not enough) ------------------------
+    "django_rq:home": Row(get="login 403 403 403 403 403 in", post="login 403 403 403 403 403 in"),
+    "django_rq:home_json": Row(get="login 403 403 403 403 403 in", post="login 403 403 403 403 403 in"),
+    **{f"django_rq:{name}": Row(kwargs=lambda w, kwargs=kwargs: kwargs, get="login 403 403 403 403 403 past",
+                                post="login 403 403 403 403 403 past")
+       for name, kwargs in {
+           "jobs": {"queue_index": 0}, "queue_details": {"queue_index": 0}, "finished_jobs": {"queue_index": 0},
+           "failed_jobs": {"queue_index": 0}, "delete_failed_jobs": {"queue_index": 0},
+           "scheduled_jobs": {"queue_index": 0}, "started_jobs": {"queue_index": 0},
+           "deferred_jobs": {"queue_index": 0}, "clear": {"queue_index": 0}, "requeue_all": {"queue_index": 0},
+           "job_detail": {"queue_index": 0, "job_id": "no-such-job"},
+           "result_detail": {"queue_index": 0, "job_id": "no-such-job", "result_id": "1"},
+           "delete_job": {"queue_index": 0, "job_id": "no-such-job"},
+           "requeue_job": {"queue_index": 0, "job_id": "no-such-job"},
+           "enqueue_job": {"queue_index": 0, "job_id": "no-such-job"},
+           "stop_job": {"queue_index": 0, "job_id": "no-such-job"},
+           "confirm_action": {"queue_index": 0}, "actions": {"queue_index": 0},
+           "workers": {"queue_index": 0}, "worker_details": {"queue_index": 0, "key": "no-such-worker"},
+           "scheduler_jobs": {"scheduler_index": 0},
+           "cron_scheduler_detail": {"connection_index": 0, "scheduler_name": "no-such-scheduler"},
+           "cron_job_detail": {"connection_index": 0, "scheduler_name": "no-such-scheduler",
+                               "cron_job_name": "no-such-job"},
+       }.items()},
+    # --- infrastructure --------------------------------------------------------------------------
+    "healthz": Row(get=same("ok"), post=same("405")),
+}
+
+
+# --- Django admin: generated rows ---------------------------------------------------------------
+
+ADMIN_SITE_PAGES = {"index", "login", "logout", "password_change", "password_change_done", "jsi18n",
+                    "autocomplete", "view_on_site", "app_list"}
+REFUSED = "403 403 403 403 403"  # sam, alice, bob, carol, dave
+
+
+def admin_row(short: str, *, admitted: bool, kwargs: Callable[[Any], dict] | None = None) -> Row:
+    """The row for an `admin:` URL name (`short` without the namespace): anonymous visitors are
+    sent to sign in, every role but admin gets 403, and the admin role is admitted (`admitted`)
+    to the site's own pages and to the models it administers (portal.admin_site.ADMIN_ROLE_MODELS)."""
+    erin = "in" if admitted else "403"
+    if short == "logout":
+        # Anonymous visitors are sent to the admin index (which asks them to sign in); the admin
+        # role signs out through the portal's sign-out.
+        return Row(get=f"ok {REFUSED} 405", post=f"ok {REFUSED} login")
+    if short == "autocomplete":
+        # Django answers 403 to an autocomplete request without its app_label/model_name/field_name.
+        return Row(get=f"login {REFUSED} 403", post=f"login {REFUSED} 405")
+    return Row(kwargs=kwargs, get=f"login {REFUSED} {erin}", post=f"login {REFUSED} {erin}")

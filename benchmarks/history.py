@@ -58,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full size (1.0: 100k builds)")
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    # The child processes' work (see main()).
+    parser.add_argument("--mode", choices=["load", "serve", "verify", "copy", "plain", "traced"], help=argparse.SUPPRESS)
+    parser.add_argument("--builds", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -273,7 +276,7 @@ class Generator:
                     "object_label": user.username, "changes": {"method": "local"}}
         if kind < 0.7:
             return {**base, "action": "auth.login_failed", "outcome": "failure", "object_label": user.username,
-                    "changes": {"reason": "bad password"}}
+                    "changes": {"method": "password", "reason": "invalid credentials", "username_known": True}}
         if kind < 0.85:
             target = self.rng.choice(self.catalog["gold_versions"])
             return {**base, "action": "access.denied", "outcome": "denied", "object_type": "goldimageversion",
@@ -370,10 +373,14 @@ def table_sizes() -> dict[str, int]:
     return sizes
 
 
-# --- Measuring pages --------------------------------------------------------------------------------
+# --- Measuring pages ---------------------------------------------------------------------------------
+# Each database is served by a child process of its own, and the parent asks them in turn
+# (small, full, full, small, ...), so both sizes are timed under the same background load:
+# on a shared machine that matters more than the number of runs.
 
 
-def pages(catalog: dict[str, Any]) -> list[tuple[str, str]]:
+def pages() -> list[tuple[str, str]]:
+    """(name, URL) of every page measured, resolved against the database this process uses."""
     from builds.models import Build
     from portal.models import AuditEvent
 
@@ -384,7 +391,7 @@ def pages(catalog: dict[str, Any]) -> list[tuple[str, str]]:
         ("builds list", "/builds/"),
         ("builds list, one department", "/builds/?department=dept3"),
         ("history", "/audit/"),
-        ("history, actor filter", "/audit/?actor=editor3-1"),
+        ("history, actor filter", "/audit/?actor=worker:bench-1"),
         ("history, action family", "/audit/?action=build."),
         ("history, denied only", "/audit/?outcome=denied"),
         ("history, label search", "/audit/?q=nginx"),
@@ -396,38 +403,82 @@ def pages(catalog: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def count_queries(client, url: str) -> int:
-    """Statements one request runs (counted at the driver, whatever Django's debug settings)."""
+def serve() -> None:
+    """Child: answer page names on stdin with one timed request each, as JSON lines."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
     from django.db import connection
+    from django.test import Client
 
-    seen = []
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="dave"))
+    urls = dict(pages())
+    print(json.dumps({"pages": list(urls)}), flush=True)
+    for line in sys.stdin:
+        name, mode = json.loads(line)
+        url = urls[name]
+        seen: list[str] = []
 
-    def counter(execute, sql, params, many, context):
-        seen.append(sql)
-        return execute(sql, params, many, context)
+        def counter(execute, sql, params, many, context, seen=seen):
+            seen.append(sql)
+            return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(counter):
-        client.get(url)
-    return len(seen)
-
-
-def measure(client, url: str, runs: int) -> dict[str, Any]:
-    for _ in range(WARMUPS):
-        response = client.get(url)
+        if mode == "count":
+            with connection.execute_wrapper(counter):
+                response = client.get(url)
+        else:
+            start = time.perf_counter()
+            response = client.get(url)
+            elapsed = (time.perf_counter() - start) * 1000
         assert response.status_code == 200, (url, response.status_code)
-    queries = count_queries(client, url)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p95_ms": times[int(len(times) * 0.95) - 1],
-            "queries": queries}
+        rows = response.content.count(b'title="Event ') or response.content.count(b'<td><a href="/builds/')
+        print(json.dumps({"ms": elapsed if mode == "time" else None, "queries": len(seen), "rows": rows}),
+              flush=True)
 
 
-def measure_pages(client, urls: list[tuple[str, str]], runs: int) -> dict[str, dict[str, Any]]:
-    return {name: measure(client, url, runs) for name, url in urls}
+class Server:
+    def __init__(self, database_url: str):
+        import subprocess
+
+        self.process = subprocess.Popen([sys.executable, __file__, "--database-url", database_url, "--mode", "serve"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.pages = json.loads(self.process.stdout.readline())["pages"]
+
+    def ask(self, name: str, mode: str) -> dict[str, Any]:
+        self.process.stdin.write(json.dumps([name, mode]) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def measure_pages(small_url: str, full_url: str, runs: int) -> tuple[dict, dict]:
+    small, full = Server(small_url), Server(full_url)
+    results: tuple[dict, dict] = ({}, {})
+    try:
+        for name in small.pages:
+            servers = (small, full)
+            for server in servers:
+                for _ in range(WARMUPS):
+                    server.ask(name, "warm")
+            counted = [server.ask(name, "count") for server in servers]
+            times: tuple[list, list] = ([], [])
+            for run in range(runs):
+                order = (0, 1) if run % 2 == 0 else (1, 0)
+                for index in order:
+                    times[index].append(servers[index].ask(name, "time")["ms"])
+            for index in (0, 1):
+                ordered = sorted(times[index])
+                results[index][name] = {"median_ms": statistics.median(ordered),
+                                        "p95_ms": ordered[max(0, int(len(ordered) * 0.95) - 1)],
+                                        "queries": counted[index]["queries"], "rows": counted[index]["rows"]}
+    finally:
+        small.close()
+        full.close()
+    return results
 
 
 # --- The export -----------------------------------------------------------------------------------------
@@ -438,6 +489,18 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def export_child(mode: str) -> None:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="dave"))
+    client.get("/audit/")  # warm: imports, templates, the connection
+    print(json.dumps(export_run(client, trace=mode == "traced")))
 
 
 def export_run(client, *, trace: bool) -> dict[str, Any]:
@@ -484,32 +547,33 @@ def copy_baseline() -> dict[str, Any]:
 
 
 def table(results: dict[str, dict], small: dict[str, dict]) -> str:
-    lines = ["| page | 100 builds: median / p95 ms | full: median / p95 ms | ratio (median) | queries small / full |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| page | rows shown | 100 builds: median / p95 ms | full: median / p95 ms | ratio (median) "
+             "| queries small / full |", "| --- | --- | --- | --- | --- | --- |"]
     for name, full in results.items():
         base = small[name]
         ratio = full["median_ms"] / base["median_ms"]
-        lines.append(f"| {name} | {base['median_ms']:.1f} / {base['p95_ms']:.1f} | {full['median_ms']:.1f} / "
+        lines.append(f"| {name} | {base['rows']} / {full['rows']} | {base['median_ms']:.1f} / {base['p95_ms']:.1f} | "
+                     f"{full['median_ms']:.1f} / "
                      f"{full['p95_ms']:.1f} | {ratio:.2f} | {base['queries']} / {full['queries']} |")
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    recreate_database(args.database_url)
-    import django
+def child(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """Run this script in a child process for one database; returns the JSON it prints last."""
+    import subprocess
 
-    django.setup()
-    from django.conf import settings
+    done = subprocess.run([sys.executable, __file__, "--database-url", args.database_url, *extra],
+                          stdout=subprocess.PIPE, text=True, check=True, cwd=REPO)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_database(builds: int) -> dict[str, Any]:
+    """Child: a fresh database with the catalog and `builds` builds (and their events)."""
     from django.core.management import call_command
-    from django.test import Client
     from django.utils import timezone
 
     from portal import audit
 
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     call_command("migrate", verbosity=0)
     clock = Clock(T0)
     real_now = timezone.now
@@ -518,50 +582,72 @@ def main() -> None:
         catalog = seed_catalog(clock)
     finally:
         timezone.now = real_now
-    generator = Generator(catalog)
-    last = audit.AuditEvent.objects.order_by("-id").values_list("id", "hash", "at").first()
-    head = last
-    full_builds = int(100_000 * args.scale)
+    head = audit.AuditEvent.objects.order_by("-id").values_list("id", "hash", "at").first()
     started = time.perf_counter()
-    head = load(generator, 0, SMALL_BUILDS, head)
+    load(Generator(catalog), 0, builds, head)
     finish_load()
-    small_sizes = table_sizes()
-    client = Client()
-    client.force_login(catalog["dave"])
-    urls = pages(catalog)
-    print(f"small stage: {small_sizes}", flush=True)
-    small = measure_pages(client, urls, args.runs)
-    print(f"loading {full_builds:,} builds ...", flush=True)
-    load_started = time.perf_counter()
-    head = load(generator, SMALL_BUILDS, full_builds - SMALL_BUILDS, head)
-    finish_load()
-    load_seconds = time.perf_counter() - load_started
-    full_sizes = table_sizes()
-    print(f"full stage: {full_sizes} (loaded in {load_seconds:.0f} s)", flush=True)
-    urls = pages(catalog)
-    full = measure_pages(client, urls, args.runs)
-    verify_started = time.perf_counter()
+    return {"sizes": table_sizes(), "load_seconds": time.perf_counter() - started}
+
+
+def verify_database() -> dict[str, Any]:
+    from portal import audit
+
+    started = time.perf_counter()
     verdict = audit.verify_chain()
-    verify_seconds = time.perf_counter() - verify_started
-    assert verdict.ok, verdict
-    copy = copy_baseline()
-    throughput = export_run(client, trace=False)
-    traced = export_run(client, trace=True)
-    copy_again = copy_baseline()
+    return {"ok": verdict.ok, "events": verdict.checked, "seconds": time.perf_counter() - started,
+            "reason": verdict.reason}
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    if args.mode:
+        import django
+
+        django.setup()
+        if args.mode == "serve":
+            serve()
+            return
+        if args.mode in ("plain", "traced"):
+            export_child(args.mode)
+            return
+        result = {"load": lambda: load_database(args.builds), "verify": verify_database,
+                  "copy": copy_baseline}[args.mode]()
+        print(json.dumps(result, default=str))
+        return
+    started = time.perf_counter()
+    full_builds = int(100_000 * args.scale)
+    small_url = args.database_url + "_small"
+    for url in (small_url, args.database_url):
+        recreate_database(url)
+    small_args = argparse.Namespace(**{**vars(args), "database_url": small_url})
+    small_load = child(small_args, "--mode", "load", "--builds", str(SMALL_BUILDS))
+    print(f"small: {small_load['sizes']}", flush=True)
+    full_load = child(args, "--mode", "load", "--builds", str(full_builds))
+    print(f"full: {full_load['sizes']} (loaded in {full_load['load_seconds']:.0f} s)", flush=True)
+    small, full = measure_pages(small_url, args.database_url, args.runs)
+    print("pages measured", flush=True)
+    verdict = child(args, "--mode", "verify")
+    assert verdict["ok"], verdict
+    copy = child(args, "--mode", "copy")
+    throughput = child(args, "--mode", "plain")
+    traced = child(args, "--mode", "traced")
+    copy_again = child(args, "--mode", "copy")
     best_copy = min(copy["seconds"], copy_again["seconds"])
     figures = {
-        "sizes": {"small": small_sizes, "full": full_sizes}, "pages_small": small, "pages_full": full,
-        "verify": {"events": verdict.checked, "seconds": verify_seconds},
-        "export": throughput, "export_traced": traced, "copy": copy, "copy_again": copy_again,
-        "total_seconds": time.perf_counter() - started,
+        "sizes": {"small": small_load["sizes"], "full": full_load["sizes"]}, "load_seconds": full_load["load_seconds"],
+        "pages_small": small, "pages_full": full, "verify": verdict, "export": throughput, "export_traced": traced,
+        "copy": copy, "copy_again": copy_again, "total_seconds": time.perf_counter() - started,
+        "load_average": os.getloadavg(),
     }
     print()
-    print(f"Sizes: small {small_sizes}; full {full_sizes}.")
+    print(f"Sizes: small {small_load['sizes']}; full {full_load['sizes']}.")
     print()
     print(table(full, small))
     print()
-    print(f"verify_chain over {verdict.checked:,} events: {verify_seconds:.1f} s "
-          f"({verdict.checked / verify_seconds:,.0f} events/s)")
+    print(f"verify_chain over {verdict['events']:,} events: {verdict['seconds']:.1f} s "
+          f"({verdict['events'] / verdict['seconds']:,.0f} events/s)")
     rate = throughput["rows"] / throughput["seconds"]
     copy_rate = copy["rows"] / best_copy
     print(f"CSV export through the view: {throughput['rows']:,} rows, {throughput['bytes'] / 1e6:.0f} MB in "
@@ -570,6 +656,8 @@ def main() -> None:
           f"(RSS growth {traced['rss_growth_mb']:.1f} MB, {traced['seconds']:.1f} s)")
     print(f"COPY ... TO STDOUT WITH CSV: {copy['rows']:,} rows, {copy['bytes'] / 1e6:.0f} MB in {best_copy:.1f} s "
           f"= {copy_rate:,.0f} rows/s; export / COPY throughput = {rate / copy_rate:.2f}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"total {figures['total_seconds'] / 60:.0f} min")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 

@@ -33,7 +33,6 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 # substring scans, which keeps exports of millions of events fast. Keep the list a superset
 # when adding a pattern: tests/portal/test_redact.py checks it against every pattern.
 SECRET_HINTS = ("key", "sig", "bearer", "eyj", "pass", "pwd", "secret", "token", "://")
-_BYTE_HINTS = tuple(hint.encode() for hint in SECRET_HINTS)
 
 
 def might_contain_secret(text: str) -> bool:
@@ -44,14 +43,6 @@ def might_contain_secret(text: str) -> bool:
     """
     folded = text.casefold()
     return any(hint in folded for hint in SECRET_HINTS)
-
-
-def might_contain_secret_bytes(data: bytes) -> bool:
-    """The same pre-check over UTF-8 bytes, for scanning whole export chunks at once."""
-    if not data.isascii():
-        return might_contain_secret(data.decode("utf-8", "replace"))
-    lowered = data.lower()
-    return any(hint in lowered for hint in _BYTE_HINTS)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ def start_everything(supervisor: Supervisor, options: dict) -> None:
         supervisor.say("goldsmith", "warning: builds/cron.py does not exist yet; the periodic scheduler is not started")
 
     supervisor.wait_until(lambda: http_answers(HOST, web_port, "/healthz"), timeout=60, what="the web server")
-    print_banner(supervisor, web_port)
+    print_banner(supervisor, web_port,
+                 entra=start_emulator_here and env.get("ENTRA_AUTHORITY_HOST") == emulator_url(emulator_port))
 
 
 def emulator_wanted(port: int) -> bool:
@@ -220,12 +221,15 @@ def describe(user: dict) -> str:
     return f"{role} in {department}" if department else role
 
 
-def print_banner(supervisor: Supervisor, web_port: int) -> None:
+def print_banner(supervisor: Supervisor, web_port: int, *, entra: bool = False) -> None:
     lines = ["", f"Goldsmith is running at http://{HOST}:{web_port}"]
     users = demo_users()
     if users:
         lines.append("Demo sign-ins:")
         lines += [f"  {user['username']:<10} {user['password']:<18} {describe(user)}" for user in users]
+    if entra:
+        lines.append("Or choose \"Sign in with Microsoft\" and pick alice@contoso.example (or bob, carol, dave, erin)"
+                     " on the emulator's Entra ID page.")
     lines += ["Press Ctrl-C to stop.", ""]
     for line in lines:
         supervisor.say("goldsmith", line)

@@ -168,3 +168,27 @@ def test_last_used_is_written_at_most_once_a_minute(bob, django_assert_num_queri
     tokens.authenticate_token(secret)
     with django_assert_num_queries(1):  # the look-up only, no write
         tokens.authenticate_token(secret)
+
+
+def test_token_changes_need_the_csrf_token(bob):
+    from django.test import Client
+
+    token, _ = tokens.token_create(actor=bob, user=bob, name="ci")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+
+    assert client.post(reverse("portal:token-create"), {"name": "x"}).status_code == 403
+    assert client.post(reverse("portal:token-revoke", args=[token.uuid])).status_code == 403
+    assert ApiToken.objects.count() == 1
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_a_token_acts_with_its_user_s_current_roles(bob, web):
+    from portal import access
+    from portal.models import Membership
+
+    _, secret = tokens.token_create(actor=bob, user=bob, name="ci")
+    assert access.roles_of(tokens.authenticate_token(secret)).editor_departments == {web.pk}
+    Membership.objects.filter(user=bob).delete()
+    assert not access.roles_of(tokens.authenticate_token(secret)).any

@@ -25,6 +25,7 @@ from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal import access, audit
 
@@ -73,11 +74,16 @@ class GoldsmithAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         """The portal's sign-in page is the only one; signed-in users without the role get 403."""
+        index = reverse("admin:index", current_app=self.name)
+        wanted = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            wanted = index
         if request.user.is_authenticated:
             if not self.has_permission(request):
                 access.deny(request.user, "the Django admin is for the admin role")
-            return redirect(request.GET.get("next") or reverse("admin:index", current_app=self.name))
-        return redirect_to_login(request.GET.get("next") or reverse("admin:index", current_app=self.name))
+            return redirect(wanted)
+        return redirect_to_login(wanted)
 
     def logout(self, request, extra_context=None):
         from portal.signin import logout_view

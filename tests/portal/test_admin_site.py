@@ -104,3 +104,10 @@ def test_the_staff_flag_is_not_saved_by_the_rq_guard(client, erin):
     login(client, erin).get(reverse("django_rq:home"))
     assert not get_user_model().objects.get(pk=erin.pk).is_staff
     assert Department.objects.count() == 0
+
+
+def test_the_admin_sign_in_never_redirects_off_site(client, erin):
+    login(client, erin)
+    response = client.get(reverse("admin:login") + "?next=https://evil.example/")
+    assert response["Location"] == reverse("admin:index")
+    assert client.get(reverse("admin:login") + "?next=/admin/portal/")["Location"] == "/admin/portal/"

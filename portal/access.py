@@ -134,7 +134,8 @@ def deny(user: Any, reason: str, *, obj: Any = None, object_type: str = "", obje
     """Record an `access.denied` event and raise PermissionDenied (status 403) or Http404 (404).
 
     Views that refuse something on their own (not through a get_* helper) call this so the
-    refusal is audited the same way.
+    refusal is audited the same way. The event is written in the caller's transaction: call the
+    funnel before entering a `transaction.atomic()` block, or the refusal would roll it back.
     """
     changes = {"reason": reason, "status": status, "roles": roles_of(user).names}
     audit.record("access.denied", actor=_actor(user), obj=obj, object_type=object_type, object_id=object_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from urllib.parse import urlencode, urlsplit
 
 from django import forms
 from django.conf import settings
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from builds import azure, buildlog, compose, diffing, lineage, schema, services, timeline
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
-from builds.versions import Version, VersionError, VersionRange
+from builds.versions import VersionError, VersionRange
 from portal import access
 from portal.models import Department
 
@@ -37,6 +38,28 @@ PAGE_SIZE = 25
 
 def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def signed_in(view):
+    """login_required that also suits fragments: an htmx request from a page whose session has
+    ended is sent to sign-in as a whole page (HX-Redirect), not answered with the sign-in page
+    swapped into a fragment."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated and _is_htmx(request):
+            page = _local_path(request.headers.get("HX-Current-URL") or request.get_full_path())
+            sign_in = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': page})}"
+            return HttpResponse(status=200, headers={"HX-Redirect": sign_in})
+        return login_required(view)(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _local_path(url: str) -> str:
+    """The path and query of a URL on this site (never another host)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "") or "/"
 
 
 def full_page(view):
@@ -349,7 +372,7 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
     default = chosen or (accepted[0].version if accepted else "")
     own_problems = services.layer_version_problems(layer_version)
     builds = (access.builds(request.user).filter(build_layers__layer_version=layer_version)
-              .order_by("-created_at")[:10])
+              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
     return render(request, "builds/layer_version.html", {
         "layer_version": layer_version, "layer": layer_version.layer, "choices": choices, "default_gold": default,
         "can_build": roles.edits(layer_version.layer.department_id)
@@ -362,7 +385,7 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
     }, status=status)
 
 
-@login_required
+@signed_in
 @require_GET
 def layer_version_preview(request, department, slug, version):
     """The composed template of this layer on a chosen gold version (a fragment for htmx)."""
@@ -611,7 +634,7 @@ def build_detail(request, build_uuid):
     return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
 
-@login_required
+@signed_in
 @require_GET
 def build_status(request, build_uuid):
     """The live part of the build page, which the page polls while the build is active."""
@@ -652,7 +675,7 @@ def build_template(request, build_uuid):
     return response
 
 
-@login_required
+@signed_in
 @require_POST
 def build_cancel(request, build_uuid):
     build = access.get_build(request.user, build_uuid, need="change")
@@ -680,16 +703,3 @@ def build_rebuild(request, build_uuid):
         return redirect("builds:build-detail", build_uuid=build.uuid)
     messages.success(request, f"Rebuild of {str(build.uuid)[:8]} requested.")
     return redirect("builds:build-detail", build_uuid=new.uuid)
-
-
-def newest_versions_by_image(gold_image_ids) -> dict[int, Version]:
-    """Newest published version per gold image (for out-of-date marks on lists)."""
-    newest: dict[int, Version] = {}
-    rows = (GoldImageVersion.objects.filter(gold_image_id__in=set(gold_image_ids),
-                                            status=GoldImageVersion.Status.PUBLISHED)
-            .values_list("gold_image_id", "major", "minor", "patch"))
-    for image_id, major, minor, patch in rows:
-        version = Version(major, minor, patch)
-        if image_id not in newest or newest[image_id] < version:
-            newest[image_id] = version
-    return newest

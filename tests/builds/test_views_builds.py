@@ -151,3 +151,12 @@ def test_times_show_in_the_browsers_zone(client, bob, gold, layer_version):
     client.cookies["goldsmith_tz"] = "Asia/Tokyo"
     page = client.get(detail(build)).content.decode()
     assert " JST</time>" in page and "ago)" in page
+
+
+def test_a_poll_after_the_session_ended_sends_the_whole_page_to_sign_in(client, bob, gold, layer_version):
+    build = build_rows.running(gold, [layer_version], requested_by=bob)
+    response = client.get(detail(build, "build-status"), HTTP_HX_REQUEST="true",
+                          HTTP_HX_CURRENT_URL=f"http://testserver{detail(build)}")
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/login/?next={detail(build).replace('/', '%2F')}"
+    assert client.get(detail(build, "build-status"))["Location"].startswith("/login/")

@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from portal.middleware import current_request_meta
 from portal.models import AuditCheckpoint, AuditEvent, Department
-from portal.redact import redact
+from portal.redact import RULES_VERSION, redact
 
 GENESIS = "0" * 64
 CHECKPOINT_FORMAT = "goldsmith-audit-checkpoint/1"
@@ -67,7 +67,8 @@ def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "",
     """Append one event and return it. Call it inside the transaction that makes the change.
 
     obj, when given, fills object_type (model name), object_id (its `uuid` if it has one,
-    else its pk) and label (str(obj)). Secrets in `changes` and the label are redacted.
+    else its pk) and label (str(obj)). Secrets in `changes`, the label and the user agent are
+    redacted, and the event notes the version of the redaction rules (exports rely on it).
     Web request metadata (request id, client IP, user agent) comes from the middleware.
 
     On PostgreSQL the append lock is held until the caller's transaction ends, so call
@@ -98,7 +99,7 @@ def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "",
             actor_id=actor_user.pk if actor_user is not None else None,
             actor_name=_text(actor_name, 150),
             actor_ip=meta.ip,
-            user_agent=_text(meta.user_agent, 300),
+            user_agent=_text(redact(meta.user_agent), 300),
             action=_text(action, 64),
             object_type=_text(object_type, 64),
             object_id=_text(str(object_id), 64),
@@ -109,6 +110,7 @@ def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "",
             request_id=_text(meta.request_id, 64),
             outcome=outcome,
             prev_hash=prev_hash,
+            redaction=RULES_VERSION,
         )
         event.hash = event_hash(event, prev_hash)
         event.save(force_insert=True)

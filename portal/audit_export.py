@@ -9,30 +9,33 @@ cells may differ).
 Two ways to read the rows, both streaming with memory that does not grow with the export:
 
 - PostgreSQL, CSV: one `COPY (SELECT ...) TO STDOUT WITH (FORMAT csv)` of the filtered query.
-  PostgreSQL formats the times, neutralises formula cells and flags each row whose free text
-  holds one of the words every secret pattern needs (portal.redact.SECRET_HINTS) or any
-  non-ASCII character; only flagged rows are parsed and redacted here, the rest pass through
-  as PostgreSQL wrote them. This is what lets a million rows leave at better than half of
-  COPY's own speed.
+  Events stored under the current redaction rules were redacted by them when recorded; for
+  older ones PostgreSQL flags, while it writes, each row whose free text matches the pattern
+  every secret needs (portal.redact.SECRET_HINT) or is not ASCII. Here, one scan per chunk
+  finds cells starting with a formula character. Only flagged rows and rows with such a cell
+  are parsed, redacted and neutralised; the rest pass through as PostgreSQL wrote them. This
+  is what lets a million rows leave at better than half of COPY's own speed.
 - Otherwise (SQLite; JSON Lines everywhere): keyset batches of BATCH rows in id order,
   never OFFSET and never a server-side cursor that a connection pooler could break.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterator
 
 from django.db import connections
-from django.db.models import BooleanField, F, Func, QuerySet, TextField
+from django.db.models import BooleanField, Expression, F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 
 from portal.models import AuditEvent
-from portal.redact import SECRET_HINTS, might_contain_secret, redact, redact_text
+from portal.redact import RULES_VERSION, SECRET_HINT, case_classes, might_contain_secret, redact, redact_text
 
 BATCH = 5000
 COLUMNS = ("id", "at", "actor_name", "actor_id", "actor_ip", "user_agent", "action", "object_type", "object_id",
@@ -116,14 +119,6 @@ def jsonl_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int 
 # --- COPY (PostgreSQL) ------------------------------------------------------------------------------
 
 
-class _Neutralised(Func):
-    """The column as a CSV cell a spreadsheet shows as text (see neutralise())."""
-
-    template = ("CASE WHEN left(%(expressions)s, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') "
-                "THEN '''' || %(expressions)s ELSE %(expressions)s END")
-    output_field = TextField()
-
-
 class _IsoUtc(Func):
     """A timestamp as Python's isoformat(timespec="microseconds") writes it in UTC."""
 
@@ -136,39 +131,55 @@ class _Host(Func):
     output_field = TextField()
 
 
-assert all(re.fullmatch(r"[a-z:/]+", hint) for hint in SECRET_HINTS)  # safe to write into SQL as they are
-_HINTS_PATTERN = "|".join(SECRET_HINTS)
-_SCREENED_TEXT = "concat_ws(chr(1), %(expressions)s)"
-
-
-class _NeedsScreening(Func):
-    """True when a row's free-text columns hold a secret hint, or anything that is not ASCII.
-
-    PostgreSQL evaluates it in its own process while it writes the COPY, so clean rows cost
-    this process nothing; flagged rows get the full redaction in Python (casefold included).
+class _MaySecret(Expression):
+    """True when the row must be screened again: stored under older redaction rules, and its
+    free text matches portal.redact.SECRET_HINT (ASCII letters in either case) or holds
+    anything but ASCII. Rows stored under the current rules were redacted by them already
+    (redact() is idempotent, which tests/portal/test_redact.py checks), so PostgreSQL skips
+    the pattern for them after one integer comparison.
     """
 
-    template = (f"(lower({_SCREENED_TEXT}) ~ '{_HINTS_PATTERN}' "
-                f"OR octet_length({_SCREENED_TEXT}) <> char_length({_SCREENED_TEXT}))")
     output_field = BooleanField()
 
+    def __init__(self, *, screen_all: bool = False):
+        super().__init__()
+        self.version = Value(0) if screen_all else F("redaction")
+        self.text = Func(F("actor_name"), F("user_agent"), F("object_label"), Cast("changes", TextField()),
+                         template="concat_ws(chr(1), %(expressions)s)", output_field=TextField())
 
-def copy_sql(queryset: QuerySet[AuditEvent], *, through_id: int) -> tuple[str, tuple]:
-    """The COPY statement (and its parameters) writing, per row, a screening flag ("t"/"f")
-    and then the export's columns, as CSV."""
-    screened = _NeedsScreening("actor_name", "user_agent", "object_label", Cast("changes", TextField()))
+    def get_source_expressions(self):
+        return [self.version, self.text]
+
+    def set_source_expressions(self, expressions):
+        self.version, self.text = expressions
+
+    def as_sql(self, compiler, connection):
+        version, version_params = compiler.compile(self.version)
+        text, text_params = compiler.compile(self.text)
+        sql = (f"({version} < {RULES_VERSION} AND ({text} COLLATE \"C\" ~ '{case_classes(SECRET_HINT)}' "
+               f"OR octet_length({text}) <> char_length({text})))")
+        return sql, (*version_params, *text_params, *text_params, *text_params)
+
+
+assert "'" not in SECRET_HINT and "%" not in SECRET_HINT  # written into the SQL as it is
+
+
+def copy_sql(queryset: QuerySet[AuditEvent], *, through_id: int, screen_all: bool = False) -> tuple[str, tuple]:
+    """The COPY statement (and its parameters) writing, per row, the screening flag ("t"/"f")
+    and then the export's columns, as CSV. Formula cells are neutralised afterwards, here.
+    screen_all treats every row as stored under older rules (the benchmark's worst case)."""
+    flag = _MaySecret(screen_all=screen_all)
     selected = (queryset.filter(id__lte=through_id).order_by("id")
-                .values_list(screened, "id", _IsoUtc("at"), _Neutralised("actor_name"), "actor_id", _Host("actor_ip"),
-                             _Neutralised("user_agent"), _Neutralised("action"), _Neutralised("object_type"),
-                             _Neutralised("object_id"), _Neutralised("object_label"), "department_id",
-                             _Neutralised(F("department__slug")), _Neutralised("outcome"),
-                             _Neutralised("request_id"), Cast("changes", TextField()), "prev_hash", "hash"))
+                .values_list(flag, "id", _IsoUtc("at"), "actor_name", "actor_id", _Host("actor_ip"), "user_agent",
+                             "action", "object_type", "object_id", "object_label", "department_id",
+                             "department__slug", "outcome", "request_id", Cast("changes", TextField()), "prev_hash",
+                             "hash"))
     sql, params = selected.query.sql_with_params()
     return f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params
 
 
-def _redact_csv_row(row: bytes) -> bytes:
-    """One CSV row with secrets in its text cells and changes redacted (the rare, slow path)."""
+def _clean_csv_row(row: bytes) -> bytes:
+    """One CSV row with secrets redacted and formula cells neutralised (the rare, slow path)."""
     cells = next(csv.reader([row.decode()]))
     fixed = []
     for name, cell in zip(COLUMNS, cells, strict=True):
@@ -176,7 +187,7 @@ def _redact_csv_row(row: bytes) -> bytes:
             cell = redact_text(cell)
         elif name == "changes":
             cell = _changes_text(cell)
-        fixed.append(cell)
+        fixed.append(neutralise(cell))
     if fixed == cells:
         return row
     buffer = io.StringIO()
@@ -184,8 +195,14 @@ def _redact_csv_row(row: bytes) -> bytes:
     return buffer.getvalue().encode()
 
 
-def csv_chunks_copy(queryset: QuerySet[AuditEvent], *, through_id: int, rows_per_chunk: int = 2000) -> Iterator[bytes]:
-    statement, params = copy_sql(queryset, through_id=through_id)
+# A cell starting with a formula character, quoted or not (the first column, id, never does).
+# False alarms (",-" inside a quoted JSON cell) only send a row through _clean_csv_row.
+_FORMULA_CELL = re.compile(rb',[=+\-@\t\r]|,"[=+\-@\t\r]')
+
+
+def csv_chunks_copy(queryset: QuerySet[AuditEvent], *, through_id: int, rows_per_chunk: int = 2000,
+                    screen_all: bool = False) -> Iterator[bytes]:
+    statement, params = copy_sql(queryset, through_id=through_id, screen_all=screen_all)
     yield _header()
     connection = connections[queryset.db]
     with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
@@ -193,11 +210,25 @@ def csv_chunks_copy(queryset: QuerySet[AuditEvent], *, through_id: int, rows_per
         for data in copy:
             # "t,<row>\n" or "f,<row>\n": the flag goes, and LF becomes CRLF like the header.
             row = bytes(data)
-            pending.append(_redact_csv_row(row[2:-1] + b"\r\n") if row[0] == 116 else row[2:-1] + b"\r\n")
+            line = row[2:-1] + b"\r\n"
+            pending.append(_clean_csv_row(line) if row[0] == 116 else line)
             if len(pending) == rows_per_chunk:
-                yield b"".join(pending)
+                yield _neutralised(pending)
                 pending = []
-        yield b"".join(pending)
+        yield _neutralised(pending)
+
+
+def _neutralised(pending: list[bytes]) -> bytes:
+    chunk = b"".join(pending)
+    found = _FORMULA_CELL.search(chunk)
+    if found is None:
+        return chunk
+    ends = list(itertools.accumulate(map(len, pending)))
+    while found is not None:
+        index = bisect.bisect_right(ends, found.start())
+        pending[index] = _clean_csv_row(pending[index])
+        found = _FORMULA_CELL.search(chunk, ends[index])
+    return b"".join(pending)
 
 
 def csv_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[bytes]:

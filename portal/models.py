@@ -81,6 +81,9 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The version of portal.redact's rules the event was stored under (0: before versions were
+    # recorded). Not hashed: it only tells exports which rows must be screened again.
+    redaction = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]

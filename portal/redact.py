@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MASK = "[REDACTED]"
+# Bump whenever the rules below change (a test fingerprints them): audit events record the
+# version they were stored under, and exports screen again every event stored under an older one.
+RULES_VERSION = 1
 
 # (kind, pattern); the first group, when present, is the part to keep before the secret.
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -28,21 +31,45 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-# Every secret the patterns above (and the secret key names below) can find contains one of
-# these words, in some case. Text without any of them is returned untouched after a few
-# substring scans, which keeps exports of millions of events fast. Keep the list a superset
-# when adding a pattern: tests/portal/test_redact.py checks it against every pattern.
-SECRET_HINTS = ("key", "sig", "bearer", "eyj", "pass", "pwd", "secret", "token", "://")
+# Anything the patterns above (or the secret key names below) would change matches this,
+# ignoring case. Text that does not is returned untouched after one scan. It is written in
+# the syntax Python's `re` and PostgreSQL's regular expressions share, so the audit export
+# can have PostgreSQL apply it while it writes (portal/audit_export.py). Keep it a superset
+# when adding a pattern: tests/portal/test_redact.py checks it against every pattern. A bare
+# "password" is not enough: it only matters before ":" or "=" (an assignment or a JSON key)
+# or after "-" (a PowerShell parameter), and logins record {"method": "password"}.
+SECRET_HINT = r'key|sig|bearer|eyj|pwd|secret|token|://|passw(or)?d[\s"]*[:=]|-passw'
+_HINT = re.compile(SECRET_HINT, re.IGNORECASE)
 
 
 def might_contain_secret(text: str) -> bool:
     """False when text certainly holds nothing redact() would change (a fast pre-check).
 
-    casefold() rather than lower(): the patterns ignore case the way `re` does, which also
-    folds characters such as the long s (U+017F) and the Kelvin sign into ASCII letters.
+    IGNORECASE folds the way the patterns do, including characters such as the long s
+    (U+017F) and the Kelvin sign, which match ASCII letters.
     """
-    folded = text.casefold()
-    return any(hint in folded for hint in SECRET_HINTS)
+    return _HINT.search(text) is not None
+
+
+def case_classes(pattern: str) -> str:
+    """`pattern` with every ASCII letter outside brackets and escapes written as [Xx]: the same
+    match, case-insensitive, for engines asked to match case-sensitively (PostgreSQL's ~ on
+    text in the C collation is several times faster than ~* or lower())."""
+    out, index, in_brackets = [], 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            out.append(pattern[index:index + 2])
+            index += 2
+            continue
+        if char == "[":
+            in_brackets = True
+        elif char == "]":
+            in_brackets = False
+        out.append(f"[{char.upper()}{char.lower()}]" if char.isascii() and char.isalpha() and not in_brackets
+                   else char)
+        index += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True)

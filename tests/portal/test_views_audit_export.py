@@ -11,7 +11,7 @@ import pytest
 
 from portal import audit, audit_export
 from portal.models import AuditEvent
-from tests.support.audit import expect_one_event
+from tests.support.audit import expect_one_event, stored_before_redaction_rules
 
 URL = "/audit/export/"
 
@@ -112,11 +112,10 @@ def test_neutralise():
 
 
 def test_secrets_that_reached_the_trail_are_redacted_in_both_formats(client, dave, monkeypatch):
-    monkeypatch.setattr(audit, "redact", lambda value: value)
-    audit.record("x.y", actor="system", label="https://a.blob.core.windows.net/s.sh?sv=1&sig=SIGSECRET",
-                 changes={"password": [None, "hunter22"], "script": [None, "curl -H 'Authorization: Bearer "
-                                                                    "abcdefghijklmnopqrstuvwxyz'"]})
-    monkeypatch.undo()
+    with stored_before_redaction_rules():
+        audit.record("x.y", actor="system", label="https://a.blob.core.windows.net/s.sh?sv=1&sig=SIGSECRET",
+                     changes={"password": [None, "hunter22"], "script": [None, "curl -H 'Authorization: Bearer "
+                                                                        "abcdefghijklmnopqrstuvwxyz'"]})
     client.force_login(dave)
     for export_format in ("csv", "jsonl"):
         _, text = export(client, format=export_format)
@@ -179,10 +178,9 @@ def test_postgresql_copy_writes_exactly_what_the_keyset_path_writes(db, web, mon
 
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's; SQLite always takes the keyset path")
-    monkeypatch.setattr(audit, "redact", lambda value: value)  # let secrets in, as an old event might have them
-    for number, (label, changes) in enumerate(AWKWARD):
-        audit.record("x.y", actor=label, label=label, changes=changes, department=web if number % 2 else None)
-    monkeypatch.undo()
+    with stored_before_redaction_rules():  # secrets stored, as an older Goldsmith might have
+        for number, (label, changes) in enumerate(AWKWARD):
+            audit.record("x.y", actor=label, label=label, changes=changes, department=web if number % 2 else None)
     from django.http import HttpResponse
     from django.test import RequestFactory
 
@@ -227,6 +225,7 @@ def test_stopping_an_export_half_way_leaves_the_connection_usable(db):
     "ubuntu@1.2.0", "web/nginx", "build 1a2b of x@1.0.0", "Mozilla/5.0", '{"state": ["pending", "running"]}',
     "curl https://u:p@h/x", "API_KEY=1", "Bearer abc", "x?SIG=1", "eyJhbGciOi", "my Secret", "PWD=1",
     "pa\u017f\u017fword=x", "caf\u00e9", "\u212aey=1", '{"clientSecret": "[REDACTED]"}', "token.create",
+    '{"method": "password"}', '{"password": "x"}', "PASSWORD = 1", "New-User -Password x",
 ])
 def test_postgresql_flags_every_row_the_python_check_would(db, text):
     """The COPY's screening flag (SQL) is never False where portal.redact would look closer."""
@@ -234,13 +233,31 @@ def test_postgresql_flags_every_row_the_python_check_would(db, text):
 
     if connection.vendor != "postgresql":
         pytest.skip("the screening flag is computed by PostgreSQL")
-    audit.record("x.y", actor="system", label=text)
+    with stored_before_redaction_rules():
+        audit.record("x.y", actor="system", label=text)
     statement, params = audit_export.copy_sql(AuditEvent.objects.all(), through_id=1)
     with connection.cursor() as cursor:
         cursor.execute(statement.removeprefix("COPY (").removesuffix(") TO STDOUT WITH (FORMAT csv)"), params)
         flagged = cursor.fetchone()[0]
     from portal.redact import might_contain_secret
 
-    if might_contain_secret(text):
-        assert flagged, text
-    assert flagged == (might_contain_secret(text) or not text.isascii())
+    assert flagged == (might_contain_secret(text) or not text.isascii()), text
+
+
+def test_events_stored_under_the_current_rules_are_not_screened_again(db):
+    """record() redacted them with the same rules; only older events pay for screening."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the screening flag is computed by PostgreSQL")
+    audit.record("x.y", actor="system", label="token password=[REDACTED]")
+    with stored_before_redaction_rules():
+        audit.record("x.y", actor="system", label="token password=hunter22")
+    statement, params = audit_export.copy_sql(AuditEvent.objects.all(), through_id=2)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.removeprefix("COPY (").removesuffix(") TO STDOUT WITH (FORMAT csv)"), params)
+        assert [row[0] for row in cursor.fetchall()] == [False, True]
+    statement, params = audit_export.copy_sql(AuditEvent.objects.all(), through_id=2, screen_all=True)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.removeprefix("COPY (").removesuffix(") TO STDOUT WITH (FORMAT csv)"), params)
+        assert [row[0] for row in cursor.fetchall()] == [True, True]

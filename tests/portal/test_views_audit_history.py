@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from portal import audit
 from portal.models import AuditEvent
 from tests import factories
-from tests.support.audit import expect_no_event
+from tests.support.audit import expect_no_event, stored_before_redaction_rules
 
 URL = "/audit/"
 
@@ -66,9 +66,8 @@ def test_it_lists_events_newest_first_with_a_readable_diff(client, dave, web):
 
 def test_it_redacts_secrets_that_reached_the_trail(client, dave, monkeypatch):
     """Belt and braces: an event stored before a pattern existed is still shown masked."""
-    monkeypatch.setattr(audit, "redact", lambda value: value)
-    event(label="https://x.blob.core.windows.net/a.sh?sig=VERYSECRET", changes={"script": [None, "password=hunter22"]})
-    monkeypatch.undo()
+    with stored_before_redaction_rules():
+        event(label="https://x.blob.core.windows.net/a.sh?sig=VERYSECRET", changes={"script": [None, "password=hunter22"]})
     client.force_login(dave)
     page = client.get(URL).content.decode()
     assert "VERYSECRET" not in page and "hunter22" not in page and "[REDACTED]" in page

@@ -123,3 +123,16 @@ def tampered():
             raise _Rollback
     except _Rollback:
         pass
+
+
+@contextmanager
+def stored_before_redaction_rules():
+    """Events recorded in the block are stored as an older Goldsmith would have: unredacted,
+    under redaction rules version 0. For tests of the second line of defence (pages and exports
+    redact again whatever is stored under older rules)."""
+    original_redact, original_version = audit.redact, audit.RULES_VERSION
+    audit.redact, audit.RULES_VERSION = (lambda value: value), 0
+    try:
+        yield
+    finally:
+        audit.redact, audit.RULES_VERSION = original_redact, original_version

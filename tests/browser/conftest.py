@@ -135,8 +135,12 @@ class Portal:
 
 
 @pytest.fixture
-def portal(live_server, rq_worker, azure_emulator) -> Iterator[Portal]:
-    """Live server + real worker + sweep loop, all on this test's database and the reset emulator."""
+def portal(live_server, rq_worker, azure_emulator, monkeypatch) -> Iterator[Portal]:
+    """Live server + real worker + sweep loop, all on this test's database and the reset emulator.
+
+    Build pages poll every second here (3 s in production): the same mechanism, shorter waits.
+    """
+    monkeypatch.setattr("builds.views.POLL_SECONDS", 1)
     sweeper = Sweeper()
     sweeper.start()
     try:

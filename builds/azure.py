@@ -267,7 +267,10 @@ def _as_azure_error(exc: Exception) -> AzureError:
     if isinstance(exc, AzureError):
         return exc
     if isinstance(exc, ClientAuthenticationError):
-        return AzureError("AuthenticationFailed", _message(exc), permanent=True, status=401)
+        # A refused secret is permanent; a throttled or failing token endpoint is not.
+        status = exc.status_code or getattr(exc.response, "status_code", None)
+        transient = status is None or status == 429 or status >= 500
+        return AzureError("AuthenticationFailed", _message(exc), permanent=not transient, status=status or 401)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return AzureError("ConnectionError", f"Azure could not be reached: {exc}", permanent=False)
     if isinstance(exc, HttpResponseError):

@@ -24,7 +24,10 @@ _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DE
 
 
 def submit_job_id(build: Build) -> str:
-    return f"build-submit-{build.uuid}-{build.attempts}"
+    """The id of the submit job the build is waiting for: one per attempt and due time, so a
+    job can schedule its successor, and the reconciler can tell whether it still exists."""
+    due = int(build.next_attempt_at.timestamp()) if build.next_attempt_at else 0
+    return f"build-submit-{build.uuid}-{build.attempts}-{due}"
 
 
 def cancel_job_id(build: Build) -> str:
@@ -80,9 +83,10 @@ def cancel_job_alive(build: Build) -> bool:
 
 
 def _again(result: lifecycle.StepResult, build_id: int, enqueue) -> None:
+    """Schedule the step's successor when it asked to be run again (its due time is in the row)."""
     if result.retry_in is not None:
         build = Build.objects.filter(pk=build_id).first()
-        if build is not None:
+        if build is not None and build.state in (Build.State.PENDING, Build.State.SUBMITTING):
             enqueue(build, delay=max(1.0, result.retry_in), on_commit=False)
 
 

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from builds import azure
+from builds import azure, faultpoints
 from builds.models import Build, BuildEvent, BuildOutput
 from portal import audit
 
@@ -111,11 +111,12 @@ def submit(build_id: int) -> StepResult:
         return DONE
     wait = azure.gate_remaining(build.subscription_id)
     if wait > 0:
-        return StepResult(retry_in=wait, note="Azure asked to wait")
+        return _defer(build, wait, "Azure asked to wait")
     if _submitting_now() >= settings.BUILD_MAX_SUBMITTING:
-        return StepResult(retry_in=5 + random.random() * 5, note="too many builds submitting at once")
+        return _defer(build, 5 + random.random() * 5, "too many builds submitting at once")
     if not _claim(build):
         return DONE  # another job holds it, or it moved on
+    faultpoints.reached("submit.claimed")
     build = Build.objects.get(pk=build_id)
     if build.state == State.PENDING:
         build = transition(build, state=State.SUBMITTING, detail=f"attempt {build.attempts}")
@@ -123,6 +124,13 @@ def submit(build_id: int) -> StepResult:
         return _submit_claimed(build)
     except azure.AzureError as error:
         return _submit_failed(build, error)
+
+
+def _defer(build: Build, seconds: float, note: str) -> StepResult:
+    """Try again later without claiming; next_attempt_at tells the reconciler a job is due then."""
+    Build.objects.filter(pk=build.pk, lease_until__isnull=True).update(
+        next_attempt_at=timezone.now() + dt.timedelta(seconds=seconds))
+    return StepResult(retry_in=seconds, note=note)
 
 
 def _submitting_now() -> int:
@@ -156,9 +164,10 @@ def _submit_claimed(build: Build) -> StepResult:
             status = azure.template_get(sub, rg, name)  # an earlier attempt created it meanwhile
             if status is None:
                 raise
+        faultpoints.reached("submit.template_created")
         transition(build, detail="template created", submitted_at=build.submitted_at or timezone.now())
     if status.provisioning_state in ("Creating", "Updating", ""):
-        _release(build)
+        _release(build, next_attempt_at=timezone.now() + dt.timedelta(seconds=10))
         return StepResult(retry_in=10, note="Azure is still provisioning the template")
     if status.provisioning_state == "Failed":
         _fail(build, status.provisioning_error_code or "ProvisioningFailed",
@@ -169,6 +178,7 @@ def _submit_claimed(build: Build) -> StepResult:
         return DONE
     if _cancel_requested(build):
         return _cancel_before_run(build)
+    faultpoints.reached("submit.provisioned")
     if not status.run_state and not build.run_started:
         try:
             operation_url = azure.template_run(sub, rg, name)
@@ -177,6 +187,7 @@ def _submit_claimed(build: Build) -> StepResult:
                 raise
             # A run already exists (an earlier attempt started it): follow it.
             operation_url = ""
+        faultpoints.reached("submit.run_started")
         transition(build, state=State.RUNNING, sub_state="Queued", detail="run started", lease_until=None,
                    run_started=True, run_operation_url=operation_url)
         return DONE
@@ -192,7 +203,7 @@ def _submit_failed(build: Build, error: azure.AzureError) -> StepResult:
         _fail(build, error.code, error.message)
         return DONE
     attempts = Build.objects.values_list("attempts", flat=True).get(pk=build.pk)
-    if attempts >= settings.BUILD_MAX_ATTEMPTS:
+    if attempts >= settings.BUILD_MAX_ATTEMPTS and error.status != 429:  # throttling never fails a build
         _fail(build, error.code, f"Gave up after {attempts} attempts: {error.message}")
         return DONE
     delay = backoff(attempts, error)
@@ -203,13 +214,19 @@ def _submit_failed(build: Build, error: azure.AzureError) -> StepResult:
 
 
 def backoff(attempts: int, error: azure.AzureError | None = None) -> float:
-    """Exponential backoff with jitter, never shorter than Azure's Retry-After (180 s for Image
-    Builder's TooManyRequests)."""
-    delay = min(300.0, 5.0 * 2 ** max(0, attempts - 1)) * (0.75 + random.random() / 2)
+    """How long to wait before trying again.
+
+    Throttling (429) waits exactly what Azure asked, and at least AZURE_THROTTLE_MIN_SECONDS
+    (Image Builder wants 180 s): it is not our failure, so it does not grow with attempts.
+    Other transient errors back off exponentially with jitter (BUILD_RETRY_BASE_SECONDS, then
+    twice that ... up to 5 min), never shorter than a Retry-After.
+    """
+    if error is not None and error.status == 429:
+        return max(error.retry_after or 0.0, float(settings.AZURE_THROTTLE_MIN_SECONDS)) * (1 + random.random() / 10)
+    base = float(settings.BUILD_RETRY_BASE_SECONDS)
+    delay = min(300.0, base * 2 ** max(0, attempts - 1)) * (0.75 + random.random() / 2)
     if error is not None and error.retry_after:
         delay = max(delay, error.retry_after)
-    if error is not None and error.status == 429:
-        delay = max(delay, settings.AZURE_THROTTLE_MIN_SECONDS)
     return delay
 
 

@@ -274,7 +274,9 @@ BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, mi
 # A VHD without an explicit uri lives in the template's staging storage and is lost when the
 # template is deleted, so such builds keep their template longer.
 BUILD_VHD_RETENTION_HOURS = env_int("BUILD_VHD_RETENTION_HOURS", 168, minimum=0)
-BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=5)
+BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=1)
+# First delay after a transient error; it doubles with each attempt, up to 5 minutes.
+BUILD_RETRY_BASE_SECONDS = env_int("BUILD_RETRY_BASE_SECONDS", 5, minimum=1)
 BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 50, minimum=1)
 BUILD_RECONCILE_SECONDS = env_int("BUILD_RECONCILE_SECONDS", 60, minimum=1)
 BUILD_CANCEL_STUCK_MINUTES = env_int("BUILD_CANCEL_STUCK_MINUTES", 60, minimum=1)

@@ -204,3 +204,13 @@ def test_the_embedded_defaults_pass_every_check():
 )
 def test_loopback_hosts(host, loopback):
     assert checks.is_loopback_host(host) is loopback
+
+
+def test_fault_points_in_a_deployed_portal_are_an_error(monkeypatch, settings):
+    from portal import checks
+
+    settings.DEPLOYED = True
+    monkeypatch.setenv("GOLDSMITH_FAULT_POINTS", "submit.claimed:horse")
+    assert [e.id for e in checks.check_fault_points()] == ["goldsmith.E011"]
+    monkeypatch.delenv("GOLDSMITH_FAULT_POINTS")
+    assert checks.check_fault_points() == []

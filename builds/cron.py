@@ -9,3 +9,5 @@ cron.register(jobs.builds_sweep, queue_name="default", interval=settings.BUILD_S
               job_timeout=300, result_ttl=600)
 cron.register(jobs.builds_reconcile, queue_name="default", interval=settings.BUILD_RECONCILE_SECONDS,
               job_timeout=300, result_ttl=600)
+# Sessions live in the database; expired ones are never deleted otherwise.
+cron.register(jobs.sessions_clear, queue_name="default", cron="17 3 * * *", job_timeout=600, result_ttl=600)

@@ -126,3 +126,9 @@ def builds_sweep() -> dict:
 
 def builds_reconcile() -> int:
     return monitor.reconcile()
+
+
+def sessions_clear() -> None:
+    from django.core.management import call_command
+
+    call_command("clearsessions")

@@ -70,6 +70,8 @@ def transition(build: Build, *, state: str | None = None, sub_state: str | None 
         new_state = state if state is not None else current.state
         if current.is_terminal and new_state != current.state:
             return current
+        if current.state == State.CANCELING and new_state == State.RUNNING:
+            new_state = State.CANCELING  # a cancel only ends in a terminal state, whatever a stale read says
         new_sub = sub_state if sub_state is not None else current.sub_state
         if new_state in Build.TERMINAL:
             new_sub = "" if sub_state is None else sub_state
@@ -271,8 +273,8 @@ def apply_status(build: Build, status: azure.TemplateStatus) -> Build:
     state = _RUN_STATES.get(status.run_state)
     if state is None:
         return transition(build, **fields)
-    if build.state == State.CANCELING and state == State.RUNNING:
-        state = State.CANCELING  # Azure has not picked the cancel up yet: make sure it was sent
+    if state == State.RUNNING and Build.objects.filter(pk=build.pk, state=State.CANCELING).exists():
+        # Azure has not picked the cancel up yet: make sure it was sent (asking twice is harmless).
         from builds import jobs
 
         if not jobs.cancel_job_alive(build):
@@ -363,6 +365,8 @@ def cleanup_due(build: Build) -> bool:
     hours = settings.BUILD_TEMPLATE_RETENTION_HOURS
     if _keeps_vhd_in_staging(build):
         hours = max(hours, settings.BUILD_VHD_RETENTION_HOURS)
+    if build.state == State.FAILED:
+        hours = max(hours, settings.BUILD_FAILED_RETENTION_HOURS)  # its logs go with the template
     return timezone.now() >= build.finished_at + dt.timedelta(hours=hours)
 
 

@@ -335,8 +335,11 @@ def _user(actor: Actor):
 
 
 def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVersion], body: dict) -> list[Problem]:
-    """Every check that must pass before a build is submitted (run again at request time)."""
-    return schema.check_template(body)
+    """Every check that must pass before a build is submitted, on the exact composed body:
+    schema, source and security types (looked up in Azure), build VM, policy and layering."""
+    from builds import preflight
+
+    return preflight.check_build(gold_version, layer_versions, body=body)
 
 
 @transaction.atomic

@@ -274,6 +274,8 @@ BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, mi
 # A VHD without an explicit uri lives in the template's staging storage and is lost when the
 # template is deleted, so such builds keep their template longer.
 BUILD_VHD_RETENTION_HOURS = env_int("BUILD_VHD_RETENTION_HOURS", 168, minimum=0)
+# A failed build's logs live in its template's staging storage: keep it so people can read them.
+BUILD_FAILED_RETENTION_HOURS = env_int("BUILD_FAILED_RETENTION_HOURS", 72, minimum=0)
 BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=1)
 # First delay after a transient error; it doubles with each attempt, up to 5 minutes.
 BUILD_RETRY_BASE_SECONDS = env_int("BUILD_RETRY_BASE_SECONDS", 5, minimum=1)

@@ -30,7 +30,7 @@ def layered(web, bob):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_stores_the_composed_template_and_enqueues_the_submit_job(layered, bob, web, clean_queue):
+def test_it_stores_the_composed_template_and_enqueues_the_submit_job(layered, bob, web, clean_queue, azure_emulator):
     gold_version, layer_version = layered
     build = services.build_request(actor=bob, gold_version=gold_version, layer_versions=[layer_version])
     assert build.state == Build.State.PENDING
@@ -75,7 +75,7 @@ def test_it_refuses_builds_that_cannot_be_built(case, rule, layered, bob, web, a
 
 
 @pytest.mark.django_db
-def test_it_refuses_a_composed_template_that_fails_the_checks(web, bob):
+def test_it_refuses_a_composed_template_that_fails_the_checks(web, bob, azure_emulator):
     gold_version = factories.make_gold_version()
     layer = factories.make_layer(web, gold_version.gold_image, "bad", actor=bob)
     # Published before the rule existed, say: the request-time check catches it anyway.
@@ -85,8 +85,8 @@ def test_it_refuses_a_composed_template_that_fails_the_checks(web, bob):
     layer_version.save()
     with pytest.raises(services.ServiceError) as caught:
         services.build_request(actor=bob, gold_version=gold_version, layer_versions=[layer_version])
-    assert [(p.rule, p.path) for p in caught.value.problems] == [
-        ("schema.script-source", "properties.customize[1].scriptUri")]
+    assert ("schema.script-source", "properties.customize[1].scriptUri") in {
+        (p.rule, p.path) for p in caught.value.problems}
     assert not Build.objects.exists()
 
 
@@ -100,7 +100,7 @@ def test_it_refuses_layers_of_two_departments(web, data_dept, bob):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rebuild_is_a_new_build_of_the_same_versions(layered, bob, clean_queue):
+def test_a_rebuild_is_a_new_build_of_the_same_versions(layered, bob, clean_queue, azure_emulator):
     gold_version, layer_version = layered
     first = services.build_request(actor=bob, gold_version=gold_version, layer_versions=[layer_version])
     again = services.build_rebuild(actor=bob, build=first)
@@ -110,7 +110,7 @@ def test_a_rebuild_is_a_new_build_of_the_same_versions(layered, bob, clean_queue
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pending_build_is_canceled_without_reaching_azure(layered, bob, clean_queue):
+def test_a_pending_build_is_canceled_without_reaching_azure(layered, bob, clean_queue, azure_emulator):
     gold_version, layer_version = layered
     build = services.build_request(actor=bob, gold_version=gold_version, layer_versions=[layer_version])
     build = services.build_cancel(actor=bob, build=build)

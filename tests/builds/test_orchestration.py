@@ -101,6 +101,7 @@ def test_a_failing_customizer_fails_the_build_with_azures_code_message_and_log(a
     assert build.events.last().to_sub_state == "Customizing"
     log = azure.fetch_log(build.log_uri)
     assert log is not None and "(telemetry) Starting provisioner shell" in log
+    assert not lifecycle.cleanup_due(build)  # the log lives as long as the template: keep it
 
 
 def test_a_failing_validator_fails_the_build_in_validating(azure_emulator, alice):
@@ -123,9 +124,14 @@ def test_a_build_longer_than_its_timeout_fails(azure_emulator, alice):
     assert "deadline" in build.error_message.lower() or "timeout" in build.error_message.lower()
 
 
-def test_a_source_missing_from_the_catalog_fails_at_provisioning_without_a_run(azure_emulator, alice):
-    build = request(alice, source={"type": "PlatformImage", "publisher": "Canonical", "offer": "nope",
-                                   "sku": "nope", "version": "latest"})
+def test_a_source_gone_since_the_request_fails_at_provisioning_without_a_run(azure_emulator, alice):
+    image = {"location": "eastus", "publisher": "Contoso", "offer": "short-lived", "sku": "gen2",
+             "version": "1.0.0", "hyperVGeneration": "V2", "architecture": "x64",
+             "features": {"SecurityType": "TrustedLaunchSupported"}, "plan": None}
+    azure_emulator.add_image(**image)
+    build = request(alice, source={"type": "PlatformImage", "publisher": "Contoso", "offer": "short-lived",
+                                   "sku": "gen2", "version": "latest"})
+    azure_emulator.reset()  # the image leaves the catalog after the checks passed
     lifecycle.submit(build.pk)
     build.refresh_from_db()
     assert build.state == Build.State.FAILED
@@ -235,3 +241,13 @@ def test_a_template_that_disappears_fails_the_build(azure_emulator, alice, setti
     monitor.sweep()
     build.refresh_from_db()
     assert (build.state, build.error_code) == ("failed", "TemplateNotFound")
+
+
+def test_a_stale_running_status_never_undoes_a_cancel(azure_emulator, alice):
+    build = request(alice)
+    lifecycle.submit(build.pk)
+    stale = Build.objects.get(pk=build.pk)  # read by a sweep before the cancel...
+    services.build_cancel(actor=alice, build=build)
+    lifecycle.apply_status(stale, azure.TemplateStatus(name=build.template_name, provisioning_state="Succeeded",
+                                                       run_state="Running", run_sub_state="Building"))
+    assert Build.objects.get(pk=build.pk).state == Build.State.CANCELING  # ...applied after it

@@ -29,11 +29,10 @@ COPY emulator ./emulator
 COPY templates ./templates
 COPY static ./static
 
-# Settings need a SECRET_KEY to load; this throw-away one exists only during this step. Seeding
-# an empty manifest makes settings pick the hashed, compressed storage, which writes the real one.
-RUN mkdir -p staticfiles \
- && echo '{"version": "1.1", "paths": {}}' > staticfiles/staticfiles.json \
- && SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0 \
+# Settings need a SECRET_KEY to load; this throw-away one exists only during this step.
+# STATIC_MANIFEST=1 writes hashed, compressed files and their manifest, which a deployed
+# portal (STATIC_MANIFEST defaults to on there) serves.
+RUN STATIC_MANIFEST=1 SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0 \
  && mkdir -p /app/var/emulator \
  && chown -R goldsmith:goldsmith /app/var
 

@@ -12,7 +12,7 @@ from emulator.app import Config, build_app
 from emulator.clock import Clock
 from emulator.server import EmulatorServer
 from emulator.store import Store
-from emulator.tls import ensure_tls_files, ephemeral_tls_files
+from emulator.tls import DEFAULT_HOSTS, ensure_tls_files, ephemeral_tls_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=1.0, help="divide realistic build durations by N")
     parser.add_argument("--seed", help="catalog seed file (default: the one shipped in emulator/)")
     parser.add_argument("--strict-auth", action="store_true", help="accept only the seeded principals and users")
+    parser.add_argument("--tls-host", action="append", default=[], metavar="NAME",
+                        help="another host name or address the server certificate must cover (repeatable), "
+                             "e.g. the service name clients use in docker-compose")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        tls = ensure_tls_files(args.data_dir)
+        tls = ensure_tls_files(args.data_dir, (*DEFAULT_HOSTS, *args.tls_host))
         store = Store(args.data_dir / "state.sqlite3")
     else:
         tls = ephemeral_tls_files()

@@ -40,13 +40,39 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def ensure_tls_files(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> TlsFiles:
-    """Create (once) the CA and server certificate in folder and return their paths."""
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def ensure_tls_files(folder: Path, hosts: tuple[str, ...] = DEFAULT_HOSTS) -> TlsFiles:
+    """Create (once) the CA and a server certificate for `hosts` in folder; return their paths.
+
+    The CA is kept for good (clients trust it once); the server certificate is made again,
+    signed by the same CA, when the host names asked for change (say, `--tls-host emulator`
+    added for docker-compose).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
-    if files.ca_cert.exists() and files.server_cert.exists() and files.server_key.exists():
+    hosts_file = folder / "server-hosts.txt"
+    wanted = "\n".join(hosts)
+    ca_key_file = folder / "ca-key.pem"
+    complete = all(path.exists() for path in (files.ca_cert, files.server_cert, files.server_key, ca_key_file))
+    recorded = hosts_file.read_text() if hosts_file.exists() else "\n".join(DEFAULT_HOSTS)
+    if complete and recorded == wanted:
         return files
+    if complete:
+        ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
+        ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    else:
+        ca_key, ca_cert = _new_ca()
+    _write_server_certificate(files, ca_key, ca_cert, hosts)
+    hosts_file.write_text(wanted)
+    if not complete:
+        _write_private(ca_key_file, _key_pem(ca_key))
+        files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))  # last: the set is complete
+    return files
 
+
+def _new_ca():
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Goldsmith Azure Emulator Local CA")])
@@ -64,7 +90,12 @@ def ensure_tls_files(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_cert
 
+
+def _write_server_certificate(files: TlsFiles, ca_key, ca_cert, hosts: tuple[str, ...]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    ca_name = ca_cert.subject
     server_key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in hosts:
@@ -88,11 +119,8 @@ def ensure_tls_files(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0
     )
 
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write_private(folder / "ca-key.pem", _key_pem(ca_key))
     _write_private(files.server_key, _key_pem(server_key))
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
-    files.ca_cert.write_bytes(ca_pem)  # written last: its presence means the set is complete
-    return files
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:

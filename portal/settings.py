@@ -224,11 +224,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Hashed, compressed file names (cacheable forever) once deployed; they need `collectstatic`
+# to have run with the same setting, which the Docker image does at build time.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", DEPLOYED)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG and (STATIC_ROOT / "staticfiles.json").exists()
+        if STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

@@ -5,21 +5,23 @@ and does the audit export stream a million rows in flat memory, near PostgreSQL'
     .venv/bin/python benchmarks/history.py                     # the full run (about 10 minutes)
     .venv/bin/python benchmarks/history.py --scale 0.01        # a quick rehearsal
 
-It (re)creates a dedicated PostgreSQL database (default goldsmith_bench on 127.0.0.1:5432,
-user postgres; --database-url to change), migrates it and seeds a catalog through the real
-services. Then, in two stages:
+It (re)creates two PostgreSQL databases (default goldsmith_bench_small and goldsmith_bench on
+127.0.0.1:5432, user postgres; --database-url names the large one), migrates them and seeds
+the same catalog through the real services, then loads with COPY:
 
-1. small: 100 builds, 1,000 build events, about 1,250 audit events;
-2. full: 100,000 builds, 1,000,000 build events, about 1,000,000 audit events
-   (the same generator continues; rows go in with COPY, and the audit hash chain is computed
-   exactly as portal.audit.record() computes it, so `verifyaudit` passes afterwards).
+- small: 100 builds, 1,000 build events, about 1,250 audit events;
+- full: 100,000 builds, 1,000,000 build events, about 1,000,000 audit events,
 
-After each stage it times every page through the Django test client (server time: request
-to response, no network), 30 runs after 3 warm-ups, and counts its queries. At full size
-it also verifies the whole chain, and exports every audit event as CSV through the export
-view, measuring throughput against `COPY (same rows) TO STDOUT WITH CSV` and the memory
-growth while streaming (tracemalloc peak of Python allocations in one run; resident set
-size sampled per chunk in another). Prints markdown tables; benchmarks/README.md keeps them.
+computing the audit hash chain exactly as portal.audit.record() does (verify_chain passes).
+
+Each database is then served by a child process of its own; the parent asks them in turn
+to time every page through the Django test client (server time: request to response, no
+network), so both sizes are measured under the same background load, and counts each page's
+queries. On the full database it verifies the whole chain, and exports every audit event as
+CSV through the export view in a fresh process, measuring throughput against `COPY (same
+rows) TO STDOUT WITH CSV` and the memory growth while streaming (resident set size sampled
+per chunk; tracemalloc's peak in another run), plus the worst case where every row is
+screened for secrets again. Prints markdown; benchmarks/README.md keeps the latest figures.
 """
 
 from __future__ import annotations

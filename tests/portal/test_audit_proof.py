@@ -4,8 +4,9 @@ right object, in the same transaction as the change.
 Each test wraps one call in `expect_one_event` (tests/support/audit.py), which also fails when
 the call writes a second event of any kind, and checks the new link of the chain. Services
 whose change is made of others' (an import that creates the image, a cancel that moves the
-build) use `assert_one_event` and say why. Flows of other parts (sign-in, API tokens, the
-admin) are proved in their own test files with the same helper.
+build) use `assert_one_event` and say why. Build requests look the source image up in Azure,
+so those tests run against the emulator (`azure_emulator`). Flows of other parts (sign-in,
+API tokens, the admin) are proved in their own test files with the same helper.
 """
 
 from __future__ import annotations
@@ -139,28 +140,28 @@ def test_policy_update(alice):
 # --- Builds ---------------------------------------------------------------------------------------------
 
 
-def test_build_request(bob, web, gold, layer_version):
+def test_build_request(bob, web, gold, layer_version, azure_emulator):
     with expect_one_event("build.request", actor=bob, department=web) as caught:
         build = services.build_request(actor=bob, gold_version=gold, layer_versions=[layer_version])
     assert caught.event.object_id == str(build.uuid)
     assert caught.event.changes["template_sha256"] == [None, build.template_sha256]
 
 
-def test_build_rebuild(bob, gold, layer_version):
+def test_build_rebuild(bob, gold, layer_version, azure_emulator):
     build = services.build_request(actor=bob, gold_version=gold, layer_versions=[layer_version])
     with expect_one_event("build.request", actor=bob) as caught:
         new = services.build_rebuild(actor=bob, build=build)
     assert caught.event.object_id == str(new.uuid) and caught.event.changes["rebuild_of"] == [None, str(build.uuid)]
 
 
-def test_a_worker_transition_records_one_state_change(bob, gold):
+def test_a_worker_transition_records_one_state_change(bob, gold, azure_emulator):
     build = services.build_request(actor=bob, gold_version=gold)
     with expect_one_event("build.state_change", build, actor=audit.worker_actor()) as caught:
         lifecycle.transition(build, state=Build.State.SUBMITTING)
     assert caught.event.changes["state"] == ["pending", "submitting"]
 
 
-def test_a_sub_state_change_is_a_timeline_event_not_an_audit_event(bob, gold):
+def test_a_sub_state_change_is_a_timeline_event_not_an_audit_event(bob, gold, azure_emulator):
     build = services.build_request(actor=bob, gold_version=gold)
     build = lifecycle.transition(build, state=Build.State.RUNNING, sub_state="queued")
     with expect_no_event():
@@ -168,7 +169,7 @@ def test_a_sub_state_change_is_a_timeline_event_not_an_audit_event(bob, gold):
     assert build.events.count() == 3
 
 
-def test_build_cancel(bob, gold):
+def test_build_cancel(bob, gold, azure_emulator):
     """Cancel records the request; canceling a pending build also moves it, which is its own event."""
     build = services.build_request(actor=bob, gold_version=gold)
     mark = audit_mark()
@@ -202,28 +203,28 @@ def test_gold_version_publish_endpoint(client, alice, draft):
         assert client.post("/gold/ubuntu/v/1.1.0/publish/", {"reason": ""}).status_code == 302
 
 
-def test_gold_build_endpoint(client, alice, gold):
+def test_gold_build_endpoint(client, alice, gold, azure_emulator):
     client.force_login(alice)
     with expect_one_event("build.request", actor=alice) as caught:
         response = client.post("/gold/ubuntu/v/1.0.0/build/")
     assert response.status_code == 302 and caught.event.object_id in response["Location"]
 
 
-def test_layer_build_endpoint(client, bob, web, layer_version):
+def test_layer_build_endpoint(client, bob, web, layer_version, azure_emulator):
     client.force_login(bob)
     with expect_one_event("build.request", actor=bob, department=web) as caught:
         response = client.post("/layers/web/nginx/v/1.0.0/build/", {"gold": "1.0.0"})
     assert response.status_code == 302 and caught.event.object_id in response["Location"]
 
 
-def test_build_rebuild_endpoint(client, bob, gold, layer_version):
+def test_build_rebuild_endpoint(client, bob, gold, layer_version, azure_emulator):
     build = services.build_request(actor=bob, gold_version=gold, layer_versions=[layer_version])
     client.force_login(bob)
     with expect_one_event("build.request", actor=bob):
         assert client.post(f"/builds/{build.uuid}/rebuild/").status_code == 302
 
 
-def test_build_cancel_endpoint(client, bob, gold, layer_version):
+def test_build_cancel_endpoint(client, bob, gold, layer_version, azure_emulator):
     build = services.build_request(actor=bob, gold_version=gold, layer_versions=[layer_version])
     build = lifecycle.transition(build, state=Build.State.RUNNING, sub_state="building", run_started=True)
     client.force_login(bob)

@@ -14,7 +14,7 @@ from tests import factories
 
 
 @pytest.fixture
-def build(alice, bob, web):
+def build(alice, bob, web, azure_emulator):  # build requests look the source up in Azure
     image = factories.make_gold_image("ubuntu", actor=alice)
     gold = factories.make_gold_version(image, "1.2.0", actor=alice)
     layer = factories.make_layer(web, image, "nginx", actor=bob)

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django_rq",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for the API docs, served from our static files
     "portal",
     "builds",
 ]
@@ -307,11 +308,47 @@ LOGGING = {
     },
 }
 
+# --- API (portal/api, docs/api.md) -----------------------------------------------------------
+
+# Requests per minute per API token (per user for session calls), counted in Redis across
+# every web process; over it the API answers 429 with Retry-After. 0 turns the limit off.
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120, minimum=0)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Bearer first: its challenge is the WWW-Authenticate of every 401. Session calls are for
+    # the docs page; DRF's SessionAuthentication makes them carry the CSRF token to change anything.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.tokens.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.api.negotiation.JsonFallbackNegotiation",
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNICODE_JSON": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Goldsmith API",
+    "DESCRIPTION": ("Gold images, department layers, builds, template checks and the audit trail of Goldsmith, "
+                    "for pipelines and scripts. Authenticate with `Authorization: Bearer <token>`. Every error is "
+                    '`{"error": {"code", "message", "problems"?}}`; lists are cursor-paginated. Guide: docs/api.md.'),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_AUTHENTICATION": REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "displayOperationId": False},
+    "ENUM_NAME_OVERRIDES": {
+        "BuildStateEnum": "builds.models.Build.State",
+        "GoldVersionStatusEnum": "builds.models.GoldImageVersion.Status",
+        "LayerVersionStatusEnum": "builds.models.LayerVersion.Status",
+        "OsTypeEnum": "builds.models.OsType",
+        "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
+    },
 }

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from portal import admin_site, health, signin, views, views_profile
+from portal.api.errors import not_found_view as api_not_found
 from portal.urls_audit import audit_patterns
 
 portal_patterns = [
@@ -23,4 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("rq/", include((admin_site.rq_patterns(), "django_rq"))),
     path("healthz", health.healthz, name="healthz"),
+    path("api/v1/", include("portal.api.urls")),
+    re_path(r"^api/", api_not_found),  # the API's JSON 404 for any other path under /api/
 ]

@@ -166,7 +166,7 @@ def matches(token: str, response) -> bool:
     status = response.status_code
     login = to_sign_in(response)
     if token == "ok":
-        return not login and (status < 400 or status in (400, 409, 422))
+        return not login and (status < 400 or status in (400, 409, 415, 422))
     if token == "in":
         return not login and status not in (401, 403) and status < 500
     if token == "past":

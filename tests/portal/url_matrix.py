@@ -17,8 +17,9 @@ Each expectation string has one outcome per persona, in this order:
 so objects in `kwargs` should belong to the web department (bob's) wherever a department
 matters. Outcomes:
 
-    ok     allowed: any status below 400 that is not a redirect to a sign-in page, or 400/409/422
-           (the request was admitted and then judged invalid: the matrix posts empty forms)
+    ok     allowed: any status below 400 that is not a redirect to a sign-in page, or 400/409/415/422
+           (the request was admitted and then judged invalid: the matrix posts empty forms, which
+           the JSON API refuses with 415)
     in     admitted: anything but 401, 403, 5xx and a redirect to sign-in (404 allowed: for
            fixtures a page cannot know, e.g. RQ job ids)
     past   got past the access check: anything but 401, 403 and a redirect to sign-in (django-rq
@@ -87,6 +88,10 @@ OWN_DEPARTMENT_READ = "login 403 ok ok 404 ok 403"  # an object of web: carol is
 AUDIT_READ = "login 403 ok 403 403 ok 403"          # security and auditors
 AUDITOR_ONLY = "login 403 403 403 403 ok 403"
 ADMIN_ONLY = "login 403 403 403 403 403 ok"
+# The API (portal/api): anonymous callers get 401; the matrix calls it with the personas' sessions.
+API_CATALOG_READ = "401 403 ok ok ok ok 403"
+API_OWN_DEPARTMENT_READ = "401 403 ok ok 404 ok 403"
+API_NO_METHOD = "401 405 405 405 405 405 405"  # authentication comes first, then the method
 
 ROWS: dict[str, Row] = {
     # --- portal: sign-in, profile, tokens --------------------------------------------------------
@@ -205,6 +210,31 @@ ROWS: dict[str, Row] = {
            "cron_job_detail": {"connection_index": 0, "scheduler_name": "no-such-scheduler",
                                "cron_job_name": "no-such-job"},
        }.items()},
+    # --- api: the JSON API under /api/v1/ (portal/api); POSTs are empty forms, which the API
+    # refuses with 415 once the caller is admitted (JSON only) -------------------------------------
+    "api:gold-list": Row(get=API_CATALOG_READ, post=API_NO_METHOD),
+    "api:gold-detail": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=API_CATALOG_READ, post=API_NO_METHOD,
+                           put=API_NO_METHOD, patch=API_NO_METHOD, delete=API_NO_METHOD),
+    "api:gold-version": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
+                            get=API_CATALOG_READ, post=API_NO_METHOD, delete=API_NO_METHOD),
+    "api:layer-list": Row(get=API_CATALOG_READ, post=API_NO_METHOD),
+    "api:layer-detail": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug},
+                            get=API_OWN_DEPARTMENT_READ, post=API_NO_METHOD),
+    "api:layer-version": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": "1.0.0"},
+                             get=API_OWN_DEPARTMENT_READ, post=API_NO_METHOD, put=API_NO_METHOD,
+                             delete=API_NO_METHOD),
+    "api:build-list": Row(get=API_CATALOG_READ, post="401 403 ok ok ok 403 403", put=API_NO_METHOD,
+                          delete=API_NO_METHOD, note="security and editors request builds"),
+    "api:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=API_OWN_DEPARTMENT_READ,
+                            post=API_NO_METHOD, put=API_NO_METHOD, patch=API_NO_METHOD, delete=API_NO_METHOD),
+    "api:build-cancel": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=API_NO_METHOD,
+                            post="401 403 ok ok 404 403 403"),
+    "api:template-check": Row(get=API_NO_METHOD, post=API_CATALOG_READ),
+    "api:audit-event-list": Row(get="401 403 ok 403 403 ok 403", post=API_NO_METHOD),
+    "api:audit-export": Row(get=same("401"), post=same("401"),
+                            note="API tokens only (tests/api/test_audit_events.py covers the roles)"),
+    "api:openapi": Row(get="401 ok ok ok ok ok ok", post=API_NO_METHOD),
+    "api:docs": Row(get="401 ok ok ok ok ok ok", post=API_NO_METHOD),
     # --- infrastructure --------------------------------------------------------------------------
     "healthz": Row(get=same("ok"), post=same("405")),
 }

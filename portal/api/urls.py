@@ -1,0 +1,41 @@
+"""URL patterns of the JSON API, mounted at /api/v1/ in the `api` namespace (portal/urls.py)."""
+
+from django.urls import path, register_converter
+
+from portal.api import openapi, views
+
+
+class VersionConverter:
+    """Version strings as the catalog writes them (1.2.0, 2.0.0-rc.1); anything else is a 404."""
+
+    regex = r"[0-9A-Za-z.+-]{1,32}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(VersionConverter, "apiversion")
+
+app_name = "api"
+
+urlpatterns = [
+    path("gold-images/", views.GoldImageList.as_view(), name="gold-list"),
+    path("gold-images/<slug:slug>/", views.GoldImageDetail.as_view(), name="gold-detail"),
+    path("gold-images/<slug:slug>/versions/<apiversion:version>/", views.GoldVersionDetail.as_view(),
+         name="gold-version"),
+    path("layers/", views.LayerList.as_view(), name="layer-list"),
+    path("layers/<slug:department>/<slug:slug>/", views.LayerDetail.as_view(), name="layer-detail"),
+    path("layers/<slug:department>/<slug:slug>/versions/<apiversion:version>/", views.LayerVersionDetail.as_view(),
+         name="layer-version"),
+    path("builds/", views.BuildList.as_view(), name="build-list"),
+    path("builds/<uuid:build_uuid>/", views.BuildDetail.as_view(), name="build-detail"),
+    path("builds/<uuid:build_uuid>/cancel/", views.BuildCancel.as_view(), name="build-cancel"),
+    path("templates/check/", views.TemplateCheck.as_view(), name="template-check"),
+    path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
+    path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),
+    path("openapi.json", openapi.SchemaView.as_view(), name="openapi"),
+    path("docs/", openapi.DocsView.as_view(url_name="api:openapi"), name="docs"),
+]

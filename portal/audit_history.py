@@ -60,6 +60,9 @@ class HistoryFilterForm(forms.Form):
 
     def __init__(self, *args, departments: list[Department], **kwargs):
         super().__init__(*args, **kwargs)
+        for name, form_field in self.fields.items():
+            if form_field.help_text:
+                form_field.widget.attrs["aria-describedby"] = f"id_{name}-help"
         self.departments = {department.slug: department for department in departments}
         self.fields["department"].choices = [("", "Any"), *((d.slug, d.name) for d in departments)]
         self.fields["action"].widget.attrs["list"] = "known-actions"

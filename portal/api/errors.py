@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -157,6 +158,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
                                        "helps the operators find it."), status=500)
 
 
+@csrf_exempt  # a POST to an unknown path is a 404 like any other, not a CSRF refusal in HTML
 def not_found_view(request, *args, **kwargs) -> JsonResponse:
     """Unknown paths under /api/: the API's 404, not the portal's HTML page."""
     return json_error(404, NOT_FOUND, NOT_FOUND_MESSAGE)

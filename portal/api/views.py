@@ -13,7 +13,7 @@ from django.db.models import Prefetch, Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -48,13 +48,17 @@ def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(s.ErrorSerializer, description=described[code]) for code in wanted}
 
 
-def _slug_param(name: str, description: str) -> OpenApiParameter:
+def _slug_param(name: str, description: str, example: str) -> OpenApiParameter:
     return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.PATH, description=description,
-                            pattern=r"^[-a-zA-Z0-9_]+$")
+                            pattern=r"^[-a-zA-Z0-9_]+$", examples=[OpenApiExample(example, value=example)])
 
 
 VERSION_PARAM = OpenApiParameter("version", OpenApiTypes.STR, OpenApiParameter.PATH,
-                                 description="A version, e.g. `1.2.0`.", pattern=r"^[0-9A-Za-z.+-]{1,32}$")
+                                 description="A version, e.g. `1.2.0`.", pattern=r"^[0-9A-Za-z.+-]{1,32}$",
+                                 examples=[OpenApiExample("1.0.0", value="1.0.0")])
+GOLD_SLUG = _slug_param("slug", "The gold image's slug.", "ubuntu")
+DEPARTMENT_SLUG = _slug_param("department", "The department's slug.", "web")
+LAYER_SLUG = _slug_param("slug", "The layer's slug.", "nginx")
 
 
 def _valid(serializer_class, data) -> dict:
@@ -67,6 +71,9 @@ def _query(request, *serializer_classes) -> dict:
     """The query parameters validated by each serializer class, merged; every problem at once."""
     merged, problems = {}, []
     for serializer_class in serializer_classes:
+        # DRF would skip an empty optional parameter; the document promises a value, so say so.
+        problems += [Problem("request.blank", name, "Leave the parameter out rather than send it empty.")
+                     for name in serializer_class().fields if request.query_params.get(name, None) == ""]
         serializer = serializer_class(data=request.query_params)
         if serializer.is_valid():
             merged.update(serializer.validated_data)
@@ -104,7 +111,7 @@ class GoldImageList(APIView):
 
 class GoldImageDetail(APIView):
     @extend_schema(operation_id="gold_images_retrieve", tags=["gold images"],
-                   parameters=[_slug_param("slug", "The gold image's slug.")],
+                   parameters=[GOLD_SLUG],
                    responses={200: s.GoldImageSerializer, **_errors(403, 404)}, summary="One gold image")
     def get(self, request, slug):
         image = access.get_gold_image(request.user, slug)
@@ -114,7 +121,7 @@ class GoldImageDetail(APIView):
 
 class GoldVersionDetail(APIView):
     @extend_schema(operation_id="gold_versions_retrieve", tags=["gold images"],
-                   parameters=[_slug_param("slug", "The gold image's slug."), VERSION_PARAM],
+                   parameters=[GOLD_SLUG, VERSION_PARAM],
                    responses={200: s.GoldVersionSerializer, **_errors(403, 404)},
                    summary="One gold image version, with its composed baseline template")
     def get(self, request, slug, version):
@@ -155,8 +162,7 @@ class LayerList(APIView):
 
 class LayerDetail(APIView):
     @extend_schema(operation_id="layers_retrieve", tags=["layers"],
-                   parameters=[_slug_param("department", "The department's slug."),
-                               _slug_param("slug", "The layer's slug.")],
+                   parameters=[DEPARTMENT_SLUG, LAYER_SLUG],
                    responses={200: s.LayerSerializer, **_errors(403, 404)}, summary="One layer")
     def get(self, request, department, slug):
         layer = access.get_layer(request.user, department, slug)
@@ -166,8 +172,7 @@ class LayerDetail(APIView):
 
 class LayerVersionDetail(APIView):
     @extend_schema(operation_id="layer_versions_retrieve", tags=["layers"],
-                   parameters=[_slug_param("department", "The department's slug."),
-                               _slug_param("slug", "The layer's slug."), VERSION_PARAM],
+                   parameters=[DEPARTMENT_SLUG, LAYER_SLUG, VERSION_PARAM],
                    responses={200: s.LayerVersionSerializer, **_errors(403, 404)},
                    summary="One layer version: its steps, tags and the gold versions it accepts")
     def get(self, request, department, slug, version):
@@ -236,6 +241,9 @@ class BuildList(APIView):
 
     @extend_schema(
         operation_id="builds_create", tags=["builds"], request=s.BuildRequestSerializer,
+        examples=[OpenApiExample("A department layer on a gold version", request_only=True,
+                                 value={"gold_image": "ubuntu", "version": "1.0.0", "layers": ["web/nginx@1.0.0"]}),
+                  OpenApiExample("Gold only", request_only=True, value={"gold_image": "ubuntu", "version": "1.0.0"})],
         parameters=[OpenApiParameter(idempotency.HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER,
                                      description="Optional: the same key and body within 24 hours answer the build "
                                                  "already requested instead of making another.")],
@@ -318,6 +326,9 @@ class TemplateCheck(APIView):
         if int(request.headers.get("Content-Length") or 0) > TEMPLATE_MAX_BYTES:
             raise ProblemsError("The request is not valid.", [
                 problem("request.too-large", "", f"Send at most {TEMPLATE_MAX_BYTES} bytes of template.")])
+        if not isinstance(request.data, dict):
+            raise ProblemsError("The request is not valid.", [
+                problem("request.not-an-object", "", "Send the template as a JSON object.")])
         try:
             parsed = importer.parse(request.data)
         except importer.ImportError_ as exc:
@@ -346,15 +357,17 @@ def _check_result(problems: list[Problem], *, form: str, checks: list) -> dict:
 def _audit_query(request, *serializer_classes) -> tuple[dict, object]:
     """Validated query parameters and portal.audit_history's filter form bound to the query (the
     auditor pages' filters, applied by audit_history.apply_filters); 400 with every problem."""
-    problems = []
     try:
         params = _query(request, *serializer_classes)
     except ProblemsError as exc:
         params, problems = {}, exc.problems
+    else:
+        problems = []
     form = audit_history.filter_form(request.query_params, audit_history.departments_for_filter())
     if form.is_bound and not form.is_valid():
+        reported = {problem.path for problem in problems}
         problems += [Problem(f"request.{error.code or 'invalid'}", field, message)
-                     for field, field_errors in form.errors.as_data().items()
+                     for field, field_errors in form.errors.as_data().items() if field not in reported
                      for error in field_errors for message in error.messages]
     if problems:
         raise ProblemsError("The request is not valid.", problems)
@@ -368,7 +381,7 @@ class AuditEventList(APIView):
                    summary="The audit trail, newest first (auditors and the security team)")
     def get(self, request):
         access.require(request.user, *AUDIT_READERS)
-        params, form = _audit_query(request, pagination.PageParams)
+        params, form = _audit_query(request, s.AuditFilterParams, pagination.PageParams)
         position = pagination.decode(params.get("cursor"), ("before",))
         before = position["before"] if position else None
         if before is not None and not isinstance(before, int):
@@ -394,7 +407,7 @@ class AuditExport(APIView):
                    summary="Export the audit trail as CSV (auditors)")
     def get(self, request):
         access.require(request.user, access.AUDITOR)
-        _, form = _audit_query(request)
+        _, form = _audit_query(request, s.AuditFilterParams)
         queryset = audit_history.apply_filters(access.audit_events(request.user), form)
         through_id, _ = audit.head()
         filters = audit_history.active_filters(form)

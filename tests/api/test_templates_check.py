@@ -69,15 +69,18 @@ def test_options_come_as_query_parameters(api, alice):
     assert unknown.json()["error"]["problems"][0]["path"] == "policy"
 
 
-def test_something_that_is_not_a_template_is_a_failed_check_and_bad_json_a_400(api, bob):
+def test_a_template_that_cannot_be_read_is_a_failed_check_and_a_body_that_is_no_object_a_400(api, bob):
     client = api(bob)
 
+    trigger = client.post(CHECK, {"properties": {"kind": "Schedule"}}, format="json")
     not_object = client.post(CHECK, [1, 2], format="json")
     broken = client.post(CHECK, "{nope", content_type="application/json")
     form = client.post(CHECK, "template=%7B%7D", content_type="application/x-www-form-urlencoded")
 
-    assert not_object.status_code == 200
-    assert not_object.json()["problems"][0]["rule"] == "import.unreadable" and not not_object.json()["ok"]
+    assert trigger.status_code == 200
+    assert trigger.json()["problems"][0]["rule"] == "import.unreadable" and not trigger.json()["ok"]
+    assert not_object.status_code == 400
+    assert not_object.json()["error"]["problems"][0]["rule"] == "request.not-an-object"
     assert broken.status_code == 400 and broken.json()["error"]["problems"][0]["rule"] == "request.malformed"
     assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
 

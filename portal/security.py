@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -82,7 +82,10 @@ class SessionTimeoutMiddleware:
         logout(request)  # flushes the session row: the old cookie is worthless from now on
         login_url = reverse(settings.LOGIN_URL)
         if request.path.startswith("/api/"):
-            return JsonResponse({"detail": "Your session has expired."}, status=401)
+            from portal.api.errors import BEARER_CHALLENGE, NOT_AUTHENTICATED, json_error
+
+            return json_error(401, NOT_AUTHENTICATED, "Your session has expired: sign in again.",
+                              {"WWW-Authenticate": BEARER_CHALLENGE})
         if request.headers.get("HX-Request") == "true":
             # An htmx swap would put the sign-in page inside a fragment: ask for a full navigation.
             response = HttpResponse(status=204)

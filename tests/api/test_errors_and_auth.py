@@ -121,3 +121,18 @@ def test_every_documented_code_has_its_status():
     response = errors.exception_handler(NotAuthenticated(), {})
     assert json.loads(json.dumps(response.data)) == {
         "error": {"code": "not_authenticated", "message": "Authentication credentials were not provided."}}
+
+
+def test_an_expired_session_gets_the_api_s_401(client, bob, settings):
+    from portal.security import SESSION_SEEN, SESSION_STARTED
+
+    client.force_login(bob)
+    client.get("/api/v1/builds/")
+    session = client.session
+    session[SESSION_STARTED] = session[SESSION_SEEN] = 0
+    session.save()
+
+    response = client.get("/api/v1/builds/")
+
+    assert response.status_code == 401 and response["WWW-Authenticate"] == 'Bearer realm="goldsmith"'
+    assert error_of(response)["code"] == "not_authenticated"

@@ -223,3 +223,20 @@ def test_the_docs_page_loads_swagger_ui_from_our_static_files_only(client, bob):
     start = client.get(assets.scripts[2])
     assert start.status_code == 200 and start["Content-Type"].startswith("application/javascript")
     assert "/api/v1/openapi.json" in start.content.decode()
+
+
+# --- docs/api.md -------------------------------------------------------------------------------------
+
+
+def test_docs_api_md_names_every_operation_and_error_code(document):
+    from pathlib import Path
+
+    from portal.api.errors import CODES
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    for path, operations in document["paths"].items():
+        for method in operations:
+            written = path.replace("{build_uuid}", "{id}")
+            assert f"`{method.upper()} {written}" in text, f"docs/api.md does not mention {method.upper()} {written}"
+    for code, status in CODES.items():
+        assert f"| {status} | `{code}` |" in text, f"docs/api.md has no row for {code}"

@@ -6,7 +6,8 @@
 - resolve.py: a build request's references to catalog objects, through the funnel.
 - errors.py: one error shape, {"error": {"code", "message", "problems"?}}, for every error.
 - pagination.py: keyset cursors for every list; throttling.py: API_RATE_PER_MINUTE per token.
-- idempotency.py: Idempotency-Key for build requests; negotiation.py: JSON unless CSV asked.
+- idempotency.py: Idempotency-Key for build requests; negotiation.py: JSON unless CSV asked;
+  parsers.py: JSON bodies of at most 500 KB.
 - openapi.py: the Bearer scheme for the document, the document and the Swagger UI views.
 
 Callers authenticate with `Authorization: Bearer <token>` (portal.tokens) or, for the docs

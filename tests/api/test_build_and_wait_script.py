@@ -67,12 +67,13 @@ def test_it_requests_a_build_and_waits_for_it_honouring_retry_after(portal, worl
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     build = json.loads(result.stdout)
-    assert build["state"] == "succeeded" and build["layers"] == ["web/nginx@1.0.0"]
-    assert build["outputs"] and "state: running" in result.stderr
+    assert build["state"] == "succeeded" and build["layers"] == ["web/nginx@1.0.0"], result.stderr
+    assert build["outputs"], result.stdout
     waits = result.stderr.count("(Retry-After)")
     throttled = [r for r in caplog.records if r.getMessage().startswith("Too Many Requests")]
-    assert waits >= 1 and len(throttled) == waits
-    assert len(throttled) <= took / throttling.WINDOW_SECONDS + 2, "it asked again before Retry-After was over"
+    assert waits >= 1 and len(throttled) == waits, (len(throttled), result.stderr)
+    # Honouring Retry-After means at most about one refusal per window; ignoring it, one per poll.
+    assert len(throttled) <= took / throttling.WINDOW_SECONDS + 2, (took, result.stderr)
 
 
 def test_a_refused_request_lists_the_problems_and_exits_2(live_server, world, bob, azure_emulator):

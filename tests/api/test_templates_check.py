@@ -90,3 +90,14 @@ def test_who_may_not_check(api, request, persona, expected):
     user = request.getfixturevalue(persona) if persona else None
 
     assert api(user).post(CHECK, template_body(), format="json").status_code == expected
+
+
+def test_a_body_over_the_limit_is_refused_unread(api, bob):
+    from portal.api.parsers import MAX_BODY_BYTES
+
+    body = template_body(customize=[{"type": "Shell", "name": "big", "inline": ["x" * MAX_BODY_BYTES]}])
+
+    response = api(bob).post(CHECK + "?offline=true", body, format="json")
+
+    assert response.status_code == 400
+    assert "larger than" in response.json()["error"]["problems"][0]["message"]

@@ -3,8 +3,9 @@ connection gets the build it already requested instead of a second one.
 
 The key is remembered per user for KEEP_SECONDS in the shared cache (Redis) with a digest of
 the request body. The same key again with the same body answers the same build; with another
-body, or while the first request is still running, it answers 409 `conflict`. A request that
-was refused (400, 403) forgets its key, so it may be corrected and retried under the same key.
+body, or while the first request is still running (at most PENDING_SECONDS, should its process
+die), it answers 409 `conflict`. A request that was refused (400, 403) forgets its key, so it
+may be corrected and retried under the same key.
 Without a reachable cache the header is ignored (logged): the request itself still works.
 """
 
@@ -22,6 +23,8 @@ from portal.api.errors import Conflict, ProblemsError, problem
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 24 * 60 * 60
+# A claim whose request never finished (the process died) is forgotten after this long.
+PENDING_SECONDS = 120
 HEADER = "Idempotency-Key"
 _VALID = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like a UUID or a pipeline run id
 _PENDING = "pending"
@@ -49,7 +52,7 @@ def claim(request, payload: dict) -> Claim:
             problem("request.idempotency-key", HEADER, "Use 1 to 255 visible ASCII characters, e.g. a UUID.")])
     key = f"api-idem:{request.user.pk}:{hashlib.sha256(value.encode()).hexdigest()}"
     try:
-        if cache.add(key, {"fingerprint": fingerprint, "build": _PENDING}, KEEP_SECONDS):
+        if cache.add(key, {"fingerprint": fingerprint, "build": _PENDING}, PENDING_SECONDS):
             return Claim(key, fingerprint)
         found = cache.get(key)
     except Exception:

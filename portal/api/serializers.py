@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -128,8 +129,6 @@ class GoldVersionSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_template(self, version: GoldImageVersion) -> dict:
-        from django.conf import settings
-
         body = compose.compose(version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
         return compose.without_provenance(body)
 

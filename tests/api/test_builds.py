@@ -308,3 +308,18 @@ def test_who_may_not_cancel(api, world, request, persona, expected):
     assert response.status_code == expected
     world.web_build.refresh_from_db()
     assert world.web_build.state == "running" and not world.web_build.cancel_requested
+
+
+def test_a_key_whose_first_request_is_still_running_is_a_conflict(api, bob, world):
+    from django.test import RequestFactory
+
+    from portal.api import idempotency
+
+    body = {"gold_image": "ubuntu", "version": "1.0.0", "layers": ["web/nginx@1.0.0"]}
+    running = RequestFactory().post(BUILDS, headers={"Idempotency-Key": "run-1"})
+    running.user = bob
+    idempotency.claim(running, body)  # as the first request does, before it calls the service
+
+    response = api(bob).post(BUILDS, body, format="json", HTTP_IDEMPOTENCY_KEY="run-1")
+
+    assert response.status_code == 409 and "still being processed" in response.json()["error"]["message"]

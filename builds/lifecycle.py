@@ -60,10 +60,12 @@ DONE = StepResult()
 
 
 def transition(build: Build, *, state: str | None = None, sub_state: str | None = None, detail: str = "",
-               actor: audit.Actor = None, **fields) -> Build:
+               actor: audit.Actor = None, audited: bool = True, **fields) -> Build:
     """Move a build (locked for the update) and record the change; returns the fresh row.
 
     No-op (no event) when nothing changes. A terminal build never leaves its terminal state.
+    audited=False: the caller's own audit event already records this change of state (a user's
+    cancel), so the action stays one event.
     """
     with transaction.atomic():
         current = Build.objects.select_for_update().get(pk=build.pk)
@@ -90,7 +92,7 @@ def transition(build: Build, *, state: str | None = None, sub_state: str | None 
         before = current.state
         current.state, current.sub_state = new_state, new_sub
         current.save()
-        if state_changed:
+        if state_changed and audited:
             changes = {"state": [before, new_state]}
             if detail:
                 changes["detail"] = [None, detail[:500]]
@@ -341,13 +343,22 @@ def report_stuck_canceling(build: Build) -> None:
 
 
 def collect_outputs(build: Build) -> None:
-    """Record the run outputs once (one ARM read); retried by the next sweep on failure."""
+    """Record the run outputs once; retried by the next sweep on failure.
+
+    A succeeded build whose every target names its artifact exactly (a managed image id, a
+    gallery image version id, a VHD uri) needs no read: Azure's run outputs would repeat the
+    template. Otherwise one ARM read lists them.
+    """
     if build.outputs_collected or not build.run_started or build.state == State.CANCELED:
         Build.objects.filter(pk=build.pk).update(outputs_collected=True)
         return
-    outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name)
-    kinds = {target.get("runOutputName"): target.get("type", "")
-             for target in build.template.get("properties", {}).get("distribute", [])}
+    targets = build.template.get("properties", {}).get("distribute", [])
+    kinds = {target.get("runOutputName"): target.get("type", "") for target in targets}
+    derived = [_derived_output(target) for target in targets] if build.state == State.SUCCEEDED else [None]
+    if all(derived):
+        outputs = derived
+    else:
+        outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name)
     with transaction.atomic():
         for output in outputs:
             BuildOutput.objects.update_or_create(
@@ -356,6 +367,18 @@ def collect_outputs(build: Build) -> None:
                           "provisioning_state": output.provisioning_state,
                           "distributor_type": kinds.get(output.name, "")})
         Build.objects.filter(pk=build.pk).update(outputs_collected=True)
+
+
+def _derived_output(target: dict) -> azure.RunOutputInfo | None:
+    """The run output a distribution target must produce, when the template says it exactly."""
+    name, kind = target.get("runOutputName", ""), target.get("type")
+    if kind == "ManagedImage" and target.get("imageId"):
+        return azure.RunOutputInfo(name, target["imageId"], "", "Succeeded")
+    if kind == "SharedImage" and "/versions/" in str(target.get("galleryImageId", "")).lower():
+        return azure.RunOutputInfo(name, target["galleryImageId"], "", "Succeeded")
+    if kind == "VHD" and target.get("uri"):
+        return azure.RunOutputInfo(name, "", target["uri"], "Succeeded")
+    return None
 
 
 def cleanup_due(build: Build) -> bool:

@@ -436,9 +436,10 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
                  changes={"state": [build.state, "canceling" if build.run_started else "canceled"]})
     if build.state == Build.State.PENDING and (build.lease_until is None or build.lease_until < now):
         return lifecycle.transition(build, state=Build.State.CANCELED, detail="canceled before submission",
-                                    actor=actor)
+                                    actor=actor, audited=False)
     if build.run_started:
-        build = lifecycle.transition(build, state=Build.State.CANCELING, detail="cancel requested", actor=actor)
+        build = lifecycle.transition(build, state=Build.State.CANCELING, detail="cancel requested", actor=actor,
+                                     audited=False)
         jobs.enqueue_cancel(build)
         return build
     # A submit job holds it: it sees cancel_requested and stops before starting the run.

@@ -251,3 +251,14 @@ def test_a_stale_running_status_never_undoes_a_cancel(azure_emulator, alice):
     lifecycle.apply_status(stale, azure.TemplateStatus(name=build.template_name, provisioning_state="Succeeded",
                                                        run_state="Running", run_sub_state="Building"))
     assert Build.objects.get(pk=build.pk).state == Build.State.CANCELING  # ...applied after it
+
+
+def test_outputs_named_exactly_by_the_template_need_no_read(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    image_id = IMAGES + "exactly-this"
+    build = request(alice, distribute=[{"type": "ManagedImage", "runOutputName": "managed", "location": "eastus",
+                                         "imageId": image_id}])
+    lifecycle.submit(build.pk)
+    build = finish(build)
+    assert build.outputs.get().artifact_id == image_id
+    assert not azure_emulator.requests(operation="VirtualMachineImageTemplates_ListRunOutputs")

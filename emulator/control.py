@@ -202,8 +202,9 @@ class Control:
 
     def change_settings(self, changes: dict) -> dict:
         """retry_after: seconds sent as Retry-After on LRO answers (null: 10 s / time scale);
-        page_size: templates per list page (null: 100)."""
-        allowed = {"retry_after", "page_size"}
+        page_size: templates per list page (null: 100); provision_seconds: simulated seconds a
+        template takes to provision (null: 30)."""
+        allowed = {"retry_after", "page_size", "provision_seconds"}
         unknown = set(changes) - allowed
         if unknown:
             raise ArmError(400, "InvalidParameter", f"Unknown settings: {', '.join(sorted(unknown))}.")
@@ -213,6 +214,9 @@ class Control:
         page_size = changes.get("page_size")
         if page_size is not None and (not isinstance(page_size, int) or not 1 <= page_size <= 1000):
             raise ArmError(400, "InvalidParameter", "page_size must be an integer from 1 to 1000 or null.")
+        provision = changes.get("provision_seconds")
+        if provision is not None and (not isinstance(provision, int | float) or provision < 0):
+            raise ArmError(400, "InvalidParameter", "provision_seconds must be a number >= 0 or null.")
         self.settings.update(changes)
         self.app.store.put("emulator", "settings", self.settings)
         return dict(self.settings)

@@ -123,6 +123,12 @@ class ImageBuilder:
         size = control.settings.get("page_size") if control is not None else None
         return int(size) if size else PAGE_SIZE
 
+    def provision_seconds(self) -> float:
+        """Simulated seconds a template takes to provision (a settings override, else realistic)."""
+        control = self.app.services.get("control")
+        override = control.settings.get("provision_seconds") if control is not None else None
+        return float(override) if override is not None else float(builds.PROVISION_SECONDS)
+
     def _service(self, name: str):
         return self.app.services.get(name)
 
@@ -328,7 +334,7 @@ class ImageBuilder:
             doc = {"key": key, "subscription": subscription, "resourceGroup": resource_group, "name": name,
                    "resource": resource, "staging": staging, "storageAccount": account, "baseUrl": base_url,
                    "runs": [], "deleting": None, "exactVersion": None,
-                   "provisioning": {"state": "Creating", "until": now + builds.PROVISION_SECONDS / self.scale()}}
+                   "provisioning": {"state": "Creating", "until": now + self.provision_seconds() / self.scale()}}
             error = self._provisioning_problem(doc)
             doc["provisioning"].update(outcome="Failed" if error else "Succeeded", error=error)
             op = self._new_operation("put", doc)

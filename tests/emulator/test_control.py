@@ -243,3 +243,17 @@ def test_log_times_are_wall_clock_even_when_the_emulator_clock_is_frozen(emulato
 
     assert first["emulatorTime"] == second["emulatorTime"] == frozen
     assert second["time"] >= first["time"] and first["time"] != frozen
+
+
+def test_provisioning_can_be_made_instant_without_speeding_up_builds(emulator, imagebuilder_client):
+    from tests.support.aib import template_body
+
+    emulator.settings(provision_seconds=0)
+    emulator.set_time_scale(1)
+    templates = imagebuilder_client.virtual_machine_image_templates
+    created = templates.begin_create_or_update("goldsmith-images", "instant", template_body()).result()
+    assert created.provisioning_state == "Succeeded"
+    templates.begin_run("goldsmith-images", "instant", polling=False)
+    status = templates.get("goldsmith-images", "instant").last_run_status
+    assert (status.run_state, status.run_sub_state) == ("Running", "Queued")
+    emulator.control("POST", "settings", {"provision_seconds": -1}, expect=400)

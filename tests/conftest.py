@@ -14,11 +14,18 @@ pytest_plugins = ["tests.support.emulator", "tests.support.workers"]
 
 
 @pytest.fixture(autouse=True, scope="session")
-def fast_password_hashing():
-    """Personas are made in almost every test: hash their passwords cheaply (tests only)."""
+def test_settings():
+    """Session-wide test settings.
+
+    Personas are made in almost every test: hash their passwords cheaply. And no test may reach
+    the real Azure: unless a test asks for the emulator (`azure_emulator`), Azure calls go to a
+    closed local port and fail at once, instead of waiting on DNS for login.microsoftonline.com.
+    """
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.AZURE_ARM_ENDPOINT = "https://127.0.0.1:9"
+    settings.AZURE_AUTHORITY_HOST = "https://127.0.0.1:9"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def build(alice, bob, web):
+def build(alice, bob, web, azure_emulator):
     image = factories.make_gold_image("ubuntu", actor=alice)
     gold = factories.make_gold_version(image, "1.0.0", actor=alice)
     layer_version = factories.make_layer_version(factories.make_layer(web, image, "nginx", actor=bob), actor=bob)

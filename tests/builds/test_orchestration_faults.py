@@ -130,10 +130,12 @@ def test_redis_flushed_mid_flight_loses_no_build(azure_emulator, alice, quick_re
 
 def test_server_errors_and_dropped_connections_fail_no_build(azure_emulator, alice, quick_recovery, rq_worker):
     azure_emulator.set_time_scale(5000)
+    azure_emulator.freeze()  # requested (and checked against the catalog) before the faults begin
+    builds = request_builds(alice, 5)
     azure_emulator.add_fault("*", 500, rate=0.1)
     azure_emulator.add_fault("*", 503, rate=0.1)
     azure_emulator.add_fault("*", drop=True, rate=0.05)
-    builds = request_builds(alice, 5)
+    azure_emulator.unfreeze()
     finish_all(builds, timeout=150)
     azure_emulator.clear_faults()
     assert_converged(azure_emulator, builds)
@@ -144,8 +146,10 @@ def test_server_errors_and_dropped_connections_fail_no_build(azure_emulator, ali
 def test_a_429_storm_is_waited_out_without_a_request_inside_retry_after(azure_emulator, alice, quick_recovery,
                                                                         rq_worker):
     azure_emulator.set_time_scale(5000)
-    azure_emulator.add_fault("*", 429, rate=0.2, retry_after=2)
+    azure_emulator.freeze()  # requested (and checked against the catalog) before the storm begins
     builds = request_builds(alice, 3)
+    azure_emulator.add_fault("*", 429, rate=0.2, retry_after=2)
+    azure_emulator.unfreeze()
     finish_all(builds, timeout=240)
     azure_emulator.clear_faults()
     assert_converged(azure_emulator, builds)

@@ -121,7 +121,7 @@ def test_auditors_cannot_cancel_and_other_departments_do_not_see_the_build(clien
     assert build.state == Build.State.PENDING
 
 
-def test_a_finished_build_can_be_rebuilt(client, bob, gold, layer_version):
+def test_a_finished_build_can_be_rebuilt(client, bob, gold, layer_version, azure_emulator):
     old = build_rows.failed(gold, [layer_version], requested_by=bob)
     client.force_login(bob)
     page = client.get(detail(old)).content.decode()

@@ -81,7 +81,7 @@ def test_the_preview_asks_for_a_gold_version_it_can_use(client, bob, layer_versi
     assert response.status_code == 422 and "Choose one of the published versions" in response.content.decode()
 
 
-def test_the_build_button_requests_a_build_and_opens_its_page(client, bob, layer_version):
+def test_the_build_button_requests_a_build_and_opens_its_page(client, bob, layer_version, azure_emulator):
     client.force_login(bob)
     response = client.post(version_url("layer-version-build"), {"gold": "2.0.0"})
     build = Build.objects.get()

@@ -35,7 +35,7 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404, JsonResponse
+from django.http import Http404
 
 from builds.models import Build, GoldImage, GoldImageVersion, Layer, LayerVersion
 from portal import audit
@@ -391,7 +391,11 @@ def role_required(*roles: str):
         def wrapped(request, *args, **kwargs):
             if not request.user.is_authenticated:
                 if request.path.startswith("/api/"):
-                    return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
+                    from portal.api import errors
+
+                    return errors.json_error(401, errors.NOT_AUTHENTICATED,
+                                             "Authentication credentials were not provided.",
+                                             headers={"WWW-Authenticate": errors.BEARER_CHALLENGE})
                 return redirect_to_login(request.get_full_path())
             require(request.user, *roles)
             return view(request, *args, **kwargs)

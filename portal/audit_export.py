@@ -232,6 +232,9 @@ def _neutralised(pending: list[bytes]) -> bytes:
 
 
 def csv_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = BATCH) -> Iterator[bytes]:
+    if queryset.query.is_empty():
+        # Filters that can match nothing (an empty `in`) do not even compile to SQL: just the header.
+        return iter([_header()])
     if connections[queryset.db].vendor == "postgresql":
         return csv_chunks_copy(queryset, through_id=through_id)
     return csv_chunks_keyset(queryset, through_id=through_id, batch=batch)

@@ -307,7 +307,7 @@ def check_template(body: Any) -> list[Problem]:
     props = body.get("properties")
     if isinstance(props, dict):
         problems += check_properties(props, "properties")
-    return _dedupe(problems)
+    return dedupe(problems)
 
 
 def check_properties(props: dict, path: str) -> list[Problem]:
@@ -391,7 +391,7 @@ def check_identity(identity: Any, path: str) -> list[Problem]:
                                 "give exactly one user-assigned identity (Image Builder supports one)."))
     else:
         identity_id = next(iter(ids))
-        if not IDENTITY_ID.match(identity_id) and not _is_placeholder(identity_id):
+        if not IDENTITY_ID.match(identity_id) and not is_placeholder(identity_id):
             problems.append(Problem("schema.identity-id", join(path, "userAssignedIdentities"),
                                     "must be the ARM id of a user-assigned identity: /subscriptions/<id>/resourceGroups/"
                                     "<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>."))
@@ -407,14 +407,14 @@ def check_source(source: dict, path: str) -> list[Problem]:
                 problems.append(Problem("schema.empty", join(path, key), f"'{key}' cannot be empty."))
     elif kind == "ManagedImage":
         image_id = source.get("imageId")
-        if isinstance(image_id, str) and not MANAGED_IMAGE_ID.match(image_id) and not _is_placeholder(image_id):
+        if isinstance(image_id, str) and not MANAGED_IMAGE_ID.match(image_id) and not is_placeholder(image_id):
             problems.append(Problem("schema.managed-image-id", join(path, "imageId"),
                                     "must be a managed image id: /subscriptions/<id>/resourceGroups/<rg>/providers/"
                                     "Microsoft.Compute/images/<name>."))
     elif kind == "SharedImageVersion":
         version_id = source.get("imageVersionId")
         if isinstance(version_id, str) and not SHARED_IMAGE_VERSION_ID.match(version_id) \
-                and not _is_placeholder(version_id):
+                and not is_placeholder(version_id):
             problems.append(Problem("schema.gallery-version-id", join(path, "imageVersionId"),
                                     "must be a gallery image version id ending in /images/<definition>/versions/"
                                     "<version or latest>."))
@@ -483,7 +483,7 @@ def _check_step(step: dict, path: str) -> list[Problem]:
     for key in ("scriptUri", "sourceUri"):
         uri = step.get(key)
         if isinstance(uri, str) and uri and not uri.lower().startswith(("https://", "http://")) \
-                and not _is_placeholder(uri):
+                and not is_placeholder(uri):
             problems.append(Problem("schema.uri", join(path, key), "must be an http(s) URL."))
     if isinstance(step.get("name"), str) and len(step["name"]) > 256:
         problems.append(Problem("schema.too-long", join(path, "name"), "must be at most 256 characters."))
@@ -520,14 +520,14 @@ def check_distributor(target: Any, path: str) -> list[Problem]:
     if not isinstance(target, dict):
         return problems
     name = target.get("runOutputName")
-    if isinstance(name, str) and not NAME_PATTERN.match(name) and not _is_placeholder(name):
+    if isinstance(name, str) and not NAME_PATTERN.match(name) and not is_placeholder(name):
         problems.append(Problem("schema.run-output-name", join(path, "runOutputName"),
                                 "use 1-64 letters, digits, '-', '_' or '.'."))
     problems += check_tags(target.get("artifactTags"), join(path, "artifactTags"))
     kind = target.get("type")
     if kind == "ManagedImage":
         image_id = target.get("imageId")
-        if isinstance(image_id, str) and not MANAGED_IMAGE_ID.match(image_id) and not _is_placeholder(image_id):
+        if isinstance(image_id, str) and not MANAGED_IMAGE_ID.match(image_id) and not is_placeholder(image_id):
             problems.append(Problem("schema.managed-image-id", join(path, "imageId"),
                                     "must be a managed image id: /subscriptions/<id>/resourceGroups/<rg>/providers/"
                                     "Microsoft.Compute/images/<name>."))
@@ -539,7 +539,7 @@ def check_distributor(target: Any, path: str) -> list[Problem]:
 def _check_shared_image(target: dict, path: str) -> list[Problem]:
     problems: list[Problem] = []
     gallery_id = target.get("galleryImageId")
-    if isinstance(gallery_id, str) and not GALLERY_IMAGE_ID.match(gallery_id) and not _is_placeholder(gallery_id):
+    if isinstance(gallery_id, str) and not GALLERY_IMAGE_ID.match(gallery_id) and not is_placeholder(gallery_id):
         problems.append(Problem("schema.gallery-image-id", join(path, "galleryImageId"),
                                 "must be a gallery image definition id (…/galleries/<g>/images/<definition>), "
                                 "optionally ending in /versions/<x.y.z>."))
@@ -593,7 +593,7 @@ def check_vm_profile(profile: dict, path: str) -> list[Problem]:
     if isinstance(size, int) and not isinstance(size, bool) and size < 0:
         problems.append(Problem("schema.negative", join(path, "osDiskSizeGB"), "must be zero (the source's size) or more."))
     for index, identity in enumerate(_list(profile.get("userAssignedIdentities"))):
-        if isinstance(identity, str) and not IDENTITY_ID.match(identity) and not _is_placeholder(identity):
+        if isinstance(identity, str) and not IDENTITY_ID.match(identity) and not is_placeholder(identity):
             problems.append(Problem("schema.identity-id", join(join(path, "userAssignedIdentities"), index),
                                     "must be the ARM id of a user-assigned identity."))
     vnet = profile.get("vnetConfig")
@@ -613,7 +613,7 @@ def check_vm_profile(profile: dict, path: str) -> list[Problem]:
                                     "must be a different subnet from subnetId (in the same virtual network)."))
         for key in ("subnetId", "containerInstanceSubnetId"):
             value = vnet.get(key)
-            if isinstance(value, str) and value and not SUBNET_ID.match(value) and not _is_placeholder(value):
+            if isinstance(value, str) and value and not SUBNET_ID.match(value) and not is_placeholder(value):
                 problems.append(Problem("schema.subnet-id", join(where, key),
                                         "must be a subnet id: …/providers/Microsoft.Network/virtualNetworks/<vnet>/"
                                         "subnets/<subnet>."))
@@ -639,12 +639,13 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _is_placeholder(value: str) -> bool:
+def is_placeholder(value: str) -> bool:
     """Template samples carry placeholders such as <region1> or {subscription-id}; they are not typos."""
     return "<" in value or "{" in value or value.startswith("[")
 
 
-def _dedupe(problems: list[Problem]) -> list[Problem]:
+def dedupe(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems in order, each (rule, path, message) once."""
     seen: set[tuple[str, str, str]] = set()
     out = []
     for problem in problems:

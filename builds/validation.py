@@ -331,7 +331,7 @@ def _region_problems(body: dict, props: dict, policy: PolicyRules) -> list[Probl
     problems: list[Problem] = []
 
     def check(value: Any, path: str, what: str) -> None:
-        if isinstance(value, str) and value and not _placeholder(value) and normalize_region(value) not in allowed:
+        if isinstance(value, str) and value and not schema.is_placeholder(value) and normalize_region(value) not in allowed:
             problems.append(Problem("policy.region", path,
                                     f"The build policy does not allow {what} in '{value}'; use one of {shown}."))
 
@@ -369,7 +369,7 @@ def _checksum_problem(path: str) -> Problem:
 
 def check_uri(uri: str, path: str, policy: PolicyRules) -> list[Problem]:
     """Where a build may download scripts and files from (the policy's host rules)."""
-    if _placeholder(uri):
+    if schema.is_placeholder(uri):
         return [Problem("policy.uri-placeholder", path, f"'{uri}' is a placeholder: put the https URL of the file here.")]
     try:
         parts = urlsplit(uri.strip())
@@ -609,12 +609,12 @@ def check_source(source: dict, facts: SourceFacts, *, location: str = "", os_typ
                                     f"in {subscription}; Image Builder needs both in the same subscription. "
                                     "Copy the image, or publish it to a gallery and use the gallery version."))
         if location and facts.location and normalize_region(facts.location) != normalize_region(location) \
-                and not _placeholder(location):
+                and not schema.is_placeholder(location):
             problems.append(Problem("source.managed-image-region", join(where, "imageId"),
                                     f"The managed image is in {facts.location}, but the build runs in {location}; "
                                     "they must be in the same region. Build in its region, or use a gallery "
                                     "version replicated to this one."))
-    if kind == "SharedImageVersion" and location and facts.regions and not _placeholder(location) \
+    if kind == "SharedImageVersion" and location and facts.regions and not schema.is_placeholder(location) \
             and normalize_region(location) not in facts.regions:
         problems.append(Problem("source.not-replicated", join(where, "imageVersionId"),
                                 f"Gallery version {facts.version or facts.label} is replicated to "
@@ -1033,16 +1033,4 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _placeholder(value: str) -> bool:
-    return "<" in value or "{" in value or value.startswith("[")
-
-
-def dedupe(problems: list[Problem]) -> list[Problem]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for problem in problems:
-        key = (problem.rule, problem.path, problem.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(problem)
-    return out
+dedupe = schema.dedupe

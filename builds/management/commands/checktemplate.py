@@ -55,7 +55,7 @@ class Command(BaseCommand):
                     os_type=options["os_type"] or importer.guess_os_type(body))
             except preflight.UnknownPolicy as exc:
                 raise _Unreadable(str(exc)) from exc
-        problems = _unique(problems)
+        problems = schema.dedupe(problems)
         errors = schema.errors(problems)
         shown = problems if options["warnings"] or options["json"] else errors
         if options["json"]:
@@ -74,11 +74,4 @@ class _Unreadable(Exception):
     pass
 
 
-def _unique(problems):
-    seen, out = set(), []
-    for problem in problems:
-        key = (problem.rule, problem.path, problem.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(problem)
-    return out
+

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -129,7 +128,6 @@ def test_it_refuses_a_busy_web_port(tmp_path):
     assert "started" not in text  # nothing was left running
 
 
-@pytest.mark.skipif(not importlib.util.find_spec("emulator.__main__"), reason="the emulator is not installed")
 def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
     proc, log, port = start_runall(tmp_path)
     try:

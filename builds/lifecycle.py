@@ -264,18 +264,12 @@ def apply_status(build: Build, status: azure.TemplateStatus) -> Build:
     """Bring a running or canceling build in line with what Azure reports for its template."""
     if build.is_terminal:
         return build
-    fields = {"last_seen_at": timezone.now()}
-    if status.staging_resource_group and not build.staging_resource_group:
-        fields["staging_resource_group"] = status.staging_resource_group
-    if status.source_exact_version and not build.source_exact_version:
-        fields["source_exact_version"] = status.source_exact_version
-    log_uri = _log_uri(status.run_message)
-    if log_uri:
-        fields["log_uri"] = log_uri
+    fields = _observed_fields(build, status)
+    fields["last_seen_at"] = timezone.now()
     state = _RUN_STATES.get(status.run_state)
     if state is None:
         return transition(build, **fields)
-    if state == State.RUNNING and Build.objects.filter(pk=build.pk, state=State.CANCELING).exists():
+    if state == State.RUNNING and build.state == State.CANCELING:
         # Azure has not picked the cancel up yet: make sure it was sent (asking twice is harmless).
         from builds import jobs
 
@@ -289,6 +283,29 @@ def apply_status(build: Build, status: azure.TemplateStatus) -> Build:
     # At the end Azure leaves runSubState at the phase the run stopped in: keep it, the
     # timeline marks a failure in that phase.
     return transition(build, state=state, sub_state=status.run_sub_state, detail=detail, **fields)
+
+
+def _observed_fields(build: Build, status: azure.TemplateStatus) -> dict:
+    """Facts Azure reports once known (staging group, resolved source, log) that the build lacks."""
+    fields = {}
+    if status.staging_resource_group and not build.staging_resource_group:
+        fields["staging_resource_group"] = status.staging_resource_group
+    if status.source_exact_version and not build.source_exact_version:
+        fields["source_exact_version"] = status.source_exact_version
+    log_uri = _log_uri(status.run_message)
+    if log_uri and log_uri != build.log_uri:
+        fields["log_uri"] = log_uri
+    return fields
+
+
+def status_changes(build: Build, status: azure.TemplateStatus) -> bool:
+    """Whether applying `status` would change the build (the sweep skips the others)."""
+    state = _RUN_STATES.get(status.run_state)
+    if state == State.RUNNING and build.state == State.CANCELING:
+        return True  # the cancel may need sending again
+    if state is not None and (state != build.state or status.run_sub_state != build.sub_state):
+        return True
+    return bool(_observed_fields(build, status))
 
 
 def _run_error_code(build: Build, status: azure.TemplateStatus) -> str:

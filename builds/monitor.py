@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 State = Build.State
 SWEEP_LOCK = "builds:sweep-lock"
 SWEEP_LAST = "builds:sweep-last"
+OUTPUTS_PER_SWEEP = 100  # run-output reads per sweep at most
 
 
 @dataclass
@@ -71,25 +73,42 @@ def _sweep(report: SweepReport) -> None:
             report.errors.append(f"{resource_group}: {error.code}")
             log.warning("sweep of %s/%s failed: %s", subscription, resource_group, error)
             continue
-        active = Build.objects.filter(subscription_id=subscription, resource_group=resource_group,
-                                      state__in=(State.RUNNING, State.CANCELING))
+        _apply(report, statuses, Build.objects.filter(subscription_id=subscription, resource_group=resource_group,
+                                                      state__in=(State.RUNNING, State.CANCELING)))
+    _finish(report)
+
+
+def _apply(report: SweepReport, statuses: dict[str, azure.TemplateStatus], active) -> None:
+    """Apply one listing to the group's builds: unchanged builds cost one bulk UPDATE between
+    them, changed ones a transition each, all committed together (one commit per sweep, not
+    one per build, which matters when a thousand builds move at once)."""
+    seen: list[int] = []
+    with transaction.atomic():
         for build in active.iterator():
             report.builds += 1
             status = statuses.get(build.template_name.lower())
-            before = (build.state, build.sub_state)
-            updated = lifecycle.missing(build) if status is None else lifecycle.apply_status(build, status)
-            if (updated.state, updated.sub_state) != before:
+            if status is None:
+                updated = lifecycle.missing(build)
+            elif lifecycle.status_changes(build, status):
+                updated = lifecycle.apply_status(build, status)
+            else:
+                seen.append(build.pk)
+                lifecycle.report_stuck_canceling(build)
+                continue
+            if (updated.state, updated.sub_state) != (build.state, build.sub_state):
                 report.changed += 1
             lifecycle.report_stuck_canceling(updated)
-    _finish(report)
+        Build.objects.filter(pk__in=seen).update(last_seen_at=timezone.now())
 
 
 def _finish(report: SweepReport) -> None:
     """Outputs of builds that just ended, then template clean-up that is due."""
     from builds import jobs
 
-    ended = Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False)
-    for build in ended.iterator():
+    # Bounded, so a thousand builds ending together do not make one sweep outlast its period;
+    # the rest are read by the next sweeps.
+    ended = Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False).order_by("finished_at")
+    for build in ended[:OUTPUTS_PER_SWEEP]:
         if azure.gate_remaining(build.subscription_id) > 0:
             continue
         try:

@@ -262,3 +262,24 @@ def test_outputs_named_exactly_by_the_template_need_no_read(azure_emulator, alic
     build = finish(build)
     assert build.outputs.get().artifact_id == image_id
     assert not azure_emulator.requests(operation="VirtualMachineImageTemplates_ListRunOutputs")
+
+
+def test_a_sweep_that_changes_nothing_costs_the_same_database_work_for_any_number_of_builds(azure_emulator,
+                                                                                              alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    azure_emulator.set_time_scale(1000)
+
+    def unchanged_sweep_queries(count):
+        for _ in range(count):
+            lifecycle.submit(request(alice).pk)
+        azure_emulator.freeze()
+        monitor.sweep()  # catches up with whatever moved
+        with CaptureQueriesContext(connection) as queries:
+            report = monitor.sweep()
+        azure_emulator.unfreeze()
+        assert report.changed == 0
+        return len(queries)
+
+    assert unchanged_sweep_queries(2) == unchanged_sweep_queries(6)

@@ -188,11 +188,16 @@ class _ThrottleGate(SansIOHTTPPolicy):
         headers = response.http_response.headers
         _record_rate_limits(subscription, headers)
         status = response.http_response.status_code
-        if status in (429, 503):
-            seconds = _retry_after(headers) or (10.0 if status == 503 else 60.0)
-            if status == 429 and "microsoft.virtualmachineimages" in request.http_request.url.lower():
+        retry_after = _retry_after(headers)
+        if status == 429:
+            seconds = retry_after or 60.0
+            if "microsoft.virtualmachineimages" in request.http_request.url.lower():
                 seconds = max(seconds, settings.AZURE_THROTTLE_MIN_SECONDS)
             close_gate(subscription, seconds)
+        elif status == 503 and retry_after:
+            # A bare 503 is one failed request (the build's own backoff retries it); only
+            # a 503 that says how long to wait speaks for the whole subscription.
+            close_gate(subscription, retry_after)
 
 
 def _subscription_of(url: str) -> str:

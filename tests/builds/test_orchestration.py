@@ -9,7 +9,7 @@ import pytest
 from builds import azure, lifecycle, monitor, services
 from builds.models import Build
 from tests import factories
-from tests.support.workers import flush_redis, run_sweeps
+from tests.support.workers import run_sweeps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SUB = "22222222-2222-2222-2222-222222222222"
@@ -224,12 +224,21 @@ def test_a_server_error_puts_the_build_back_and_it_succeeds_later(azure_emulator
     assert result.retry_in is not None
     build.refresh_from_db()
     assert build.state == Build.State.PENDING
-    azure.reset_clients()  # the 503's short gate, as if its time had passed
-    flush_redis()
+    assert azure.gate_remaining(SUB) == 0  # a 503 without Retry-After holds back only this build
     assert lifecycle.submit(build.pk) == lifecycle.DONE
     build = finish(build)
     assert build.state == Build.State.SUCCEEDED
     assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
+
+
+def test_a_503_with_retry_after_holds_back_the_whole_subscription(azure_emulator, alice):
+    azure_emulator.add_fault("VirtualMachineImageTemplates_CreateOrUpdate", 503, count=1, retry_after=30)
+    build = request(alice)
+    assert lifecycle.submit(build.pk).retry_in >= 29
+    since = azure_emulator.last_seq()
+    assert monitor.sweep().skipped_groups == [] and lifecycle.submit(build.pk).retry_in > 25
+    assert azure_emulator.requests(since=since) == []
+    assert 25 < azure.gate_remaining(SUB) <= 30
 
 
 def test_a_template_that_disappears_fails_the_build(azure_emulator, alice, settings):

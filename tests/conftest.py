@@ -6,6 +6,8 @@ department" for bob's objects), dave (auditor), erin (admin), sam (staff flag bu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests import factories
@@ -26,6 +28,9 @@ def test_settings():
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.AZURE_ARM_ENDPOINT = "https://127.0.0.1:9"
     settings.AZURE_AUTHORITY_HOST = "https://127.0.0.1:9"
+    # WhiteNoise warns on every request handler when STATIC_ROOT is missing (a fresh clone
+    # has not run collectstatic); pages find their files through the finders in tests.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture

@@ -223,12 +223,12 @@ def backoff(attempts: int, error: azure.AzureError | None = None) -> float:
     Throttling (429) waits exactly what Azure asked, and at least AZURE_THROTTLE_MIN_SECONDS
     (Image Builder wants 180 s): it is not our failure, so it does not grow with attempts.
     Other transient errors back off exponentially with jitter (BUILD_RETRY_BASE_SECONDS, then
-    twice that ... up to 5 min), never shorter than a Retry-After.
+    twice that ... up to BUILD_RETRY_MAX_SECONDS), never shorter than a Retry-After.
     """
     if error is not None and error.status == 429:
         return max(error.retry_after or 0.0, float(settings.AZURE_THROTTLE_MIN_SECONDS)) * (1 + random.random() / 10)
     base = float(settings.BUILD_RETRY_BASE_SECONDS)
-    delay = min(300.0, base * 2 ** max(0, attempts - 1)) * (0.75 + random.random() / 2)
+    delay = min(float(settings.BUILD_RETRY_MAX_SECONDS), base * 2 ** max(0, attempts - 1)) * (0.75 + random.random() / 2)
     if error is not None and error.retry_after:
         delay = max(delay, error.retry_after)
     return delay

@@ -281,8 +281,9 @@ BUILD_VHD_RETENTION_HOURS = env_int("BUILD_VHD_RETENTION_HOURS", 168, minimum=0)
 # A failed build's logs live in its template's staging storage: keep it so people can read them.
 BUILD_FAILED_RETENTION_HOURS = env_int("BUILD_FAILED_RETENTION_HOURS", 72, minimum=0)
 BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=1)
-# First delay after a transient error; it doubles with each attempt, up to 5 minutes.
+# First delay after a transient error; it doubles with each attempt, up to BUILD_RETRY_MAX_SECONDS.
 BUILD_RETRY_BASE_SECONDS = env_int("BUILD_RETRY_BASE_SECONDS", 5, minimum=1)
+BUILD_RETRY_MAX_SECONDS = env_int("BUILD_RETRY_MAX_SECONDS", 300, minimum=1)
 BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 50, minimum=1)
 BUILD_RECONCILE_SECONDS = env_int("BUILD_RECONCILE_SECONDS", 60, minimum=1)
 BUILD_CANCEL_STUCK_MINUTES = env_int("BUILD_CANCEL_STUCK_MINUTES", 60, minimum=1)

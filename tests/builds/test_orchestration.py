@@ -292,3 +292,13 @@ def test_a_sweep_that_changes_nothing_costs_the_same_database_work_for_any_numbe
         return len(queries)
 
     assert unchanged_sweep_queries(2) == unchanged_sweep_queries(6)
+
+
+def test_the_backoff_doubles_per_attempt_up_to_its_cap_and_never_undercuts_retry_after(settings):
+    settings.BUILD_RETRY_BASE_SECONDS = 5
+    settings.BUILD_RETRY_MAX_SECONDS = 60
+    first, third, twentieth = (lifecycle.backoff(n) for n in (1, 3, 20))
+    assert 3.75 <= first <= 6.25 and 15 <= third <= 25  # 5 s, then 20 s, with ±25% jitter
+    assert 45 <= twentieth <= 75  # capped at 60 s, not 5 * 2^19
+    slow = azure.AzureError("ServiceUnavailable", "busy", permanent=False, status=503, retry_after=200)
+    assert lifecycle.backoff(1, slow) >= 200

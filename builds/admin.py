@@ -17,19 +17,7 @@ from builds.models import (
     LayerVersion,
     Policy,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Immutable history: viewable, never edited or deleted from the admin."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from portal.admin_site import ReadOnlyAdmin
 
 
 class GoldImageVersionInline(admin.TabularInline):

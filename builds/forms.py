@@ -341,6 +341,15 @@ class NewVersionForm(forms.Form):
         return _version(self.cleaned_data["version"])
 
 
+def new_version_form(data, versions) -> NewVersionForm:
+    """The form for a new version of a gold image or layer (`versions`: its versions, newest
+    first), proposing the next minor version, started from the newest."""
+    latest = versions.first()
+    initial = {"version": str(latest.semver.bump("minor")) if latest else "1.0.0",
+               "based_on": latest.version if latest else ""}
+    return NewVersionForm(data, versions=[v.version for v in versions], initial=initial)
+
+
 class LayerCreateForm(forms.Form):
     department = forms.ChoiceField()
     gold_image = forms.ChoiceField(label="Gold image it extends")

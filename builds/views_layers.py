@@ -56,11 +56,7 @@ def layer_create(request):
 @require_http_methods(["GET", "POST"])
 def layer_version_create(request, department, slug):
     layer = access.get_layer(request.user, department, slug, need="change")
-    versions = [v.version for v in layer.versions.all()]
-    latest = layer.versions.first()
-    initial = {"version": str(latest.semver.bump("minor")) if latest else "1.0.0",
-               "based_on": latest.version if latest else ""}
-    form = forms.NewVersionForm(request.POST or None, versions=versions, initial=initial)
+    form = forms.new_version_form(request.POST or None, layer.versions.all())
     problems: list[Problem] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

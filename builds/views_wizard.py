@@ -81,11 +81,7 @@ def wizard_start(request):
 def wizard_new_version(request, slug):
     """A new draft version of an existing gold image, empty or copied from another version."""
     gold_image = access.get_gold_image(request.user, slug, need="change")
-    versions = [v.version for v in gold_image.versions.all()]
-    latest = gold_image.versions.first()
-    initial = {"version": str(latest.semver.bump("minor")) if latest else "1.0.0",
-               "based_on": latest.version if latest else ""}
-    form = forms.NewVersionForm(request.POST or None, versions=versions, initial=initial)
+    form = forms.new_version_form(request.POST or None, gold_image.versions.all())
     problems: list[Problem] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

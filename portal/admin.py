@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from portal.admin_site import AuditedAdmin
+from portal.admin_site import AuditedAdmin, ReadOnlyAdmin
 from portal.models import ApiToken, AuditCheckpoint, AuditEvent, Department, ExternalIdentity, Membership, RoleMapping
 
 
@@ -26,21 +26,8 @@ class MembershipAdmin(AuditedAdmin):
     search_fields = ("user__username",)
 
 
-class AppendOnlyAdmin(admin.ModelAdmin):
-    """The audit trail is append-only: readable here, never changed."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(AuditEvent)
-class AuditEventAdmin(AppendOnlyAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "actor_name", "action", "object_label", "outcome")
     list_filter = ("action", "outcome")
     search_fields = ("object_label", "actor_name", "request_id")
@@ -48,7 +35,7 @@ class AuditEventAdmin(AppendOnlyAdmin):
 
 
 @admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(AppendOnlyAdmin):
+class AuditCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("id", "at", "last_event_id", "count", "head_hash")
 
 

@@ -145,3 +145,16 @@ def rq_patterns() -> list:
     for pattern in patterns:
         pattern.callback = rq_view(pattern.callback)
     return patterns
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Immutable history: viewable, never edited or deleted from the admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

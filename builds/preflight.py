@@ -277,7 +277,7 @@ def build_report(gold_version: GoldImageVersion, layer_versions: Sequence[LayerV
         offsets["customize"] += len(layer_version.customize)
         offsets["validators"] += len(layer_version.validators)
     problems += validation.check_composition(body, gold_version, layer_versions, expected=expected)
-    return Report(validation.dedupe(problems), _ran(lookups, layers=bool(layer_versions)))
+    return Report(schema.dedupe(problems), _ran(lookups, layers=bool(layer_versions)))
 
 
 def check_gold_version(gold_version: GoldImageVersion, *, policy: Policy | PolicyRules | str | None = None,

@@ -253,7 +253,7 @@ def check_template(body: Any, *, policy: PolicyRules | None = None, facts: Facts
         problems += check_catalog(body, facts, declared=declared, os_type=os_type)
     if declared is not None:
         problems += check_declared(declared, facts.source if facts else None)
-    return dedupe(problems)
+    return schema.dedupe(problems)
 
 
 def _os_type_problems(props: dict, os_type: str) -> list[Problem]:
@@ -1010,7 +1010,7 @@ def check_step(step: Any, path: str, *, kind: str = "customizer", os_type: str |
         problems += check_step_secrets(step, path)
         if department:
             problems += check_department_step(step, path, policy)
-    return dedupe(problems)
+    return schema.dedupe(problems)
 
 
 # --- Reporting ------------------------------------------------------------------------------------
@@ -1032,5 +1032,3 @@ def summarize(problems: Iterable[Problem], ran: Iterable[str]) -> list[CheckResu
 def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
-
-dedupe = schema.dedupe

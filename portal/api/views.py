@@ -18,7 +18,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from builds import importer, preflight, services, validation
+from builds import importer, preflight, schema, services, validation
 from builds.models import Build, BuildLayer
 from builds.schema import Problem
 from portal import access, audit, audit_export, audit_history
@@ -336,7 +336,7 @@ class TemplateCheck(APIView):
         except preflight.UnknownPolicy as exc:
             raise ProblemsError("The request is not valid.", [problem("request.policy", "policy", str(exc))]) \
                 from exc
-        problems = validation.dedupe(parsed.problems + report.problems)
+        problems = schema.dedupe(parsed.problems + report.problems)
         return Response(_check_result(problems, form=parsed.form,
                                       checks=validation.summarize(problems, report.ran)))
 

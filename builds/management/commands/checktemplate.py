@@ -72,6 +72,3 @@ class Command(BaseCommand):
 
 class _Unreadable(Exception):
     pass
-
-
-

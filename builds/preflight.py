@@ -226,10 +226,12 @@ def _ran(lookups: bool, *, layers: bool = False) -> frozenset[str]:
 
 
 def check_body(body: Any, *, policy: Policy | PolicyRules | str | None = None, os_type: str | None = None,
-               lookups: bool = True, subscription: str | None = None) -> list[Problem]:
+               lookups: bool = True, subscription: str | None = None, building: bool = False) -> list[Problem]:
     """Every rule for a template body on its own (no gold version): schema, policy, secrets and,
-    with lookups, source, security types, distribution targets and build VM."""
-    return body_report(body, policy=policy, os_type=os_type, lookups=lookups, subscription=subscription).problems
+    with lookups, source, security types, distribution targets and build VM. building=True: the
+    body is about to be submitted, so placeholders a sample left are errors too."""
+    problems = body_report(body, policy=policy, os_type=os_type, lookups=lookups, subscription=subscription).problems
+    return schema.dedupe(problems + schema.placeholders(body)) if building else problems
 
 
 def body_report(body: Any, *, policy: Policy | PolicyRules | str | None = None, os_type: str | None = None,
@@ -254,7 +256,10 @@ def check_build(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVe
     Raises UnknownPolicy for an unknown policy name; never raises AzureError (a failed
     look-up is a `source.lookup-failed` error problem).
     """
-    return build_report(gold_version, layer_versions, policy=policy, body=body, lookups=lookups).problems
+    if body is None:
+        body = compose.compose(gold_version, list(layer_versions), compose.BuildContext(location=settings.AZURE_LOCATION))
+    problems = build_report(gold_version, layer_versions, policy=policy, body=body, lookups=lookups).problems
+    return schema.dedupe(problems + schema.placeholders(body))
 
 
 def build_report(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion] = (), *,

@@ -639,6 +639,36 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+# Free text where "<", "{" or "[" mean nothing special: scripts, names, descriptions, tags.
+_FREE_TEXT = frozenset({"inline", "name", "description", "destination", "tags", "artifactTags",
+                        "managedResourceTags", "restartCommand", "restartCheckCommand", "searchCriteria", "filters"})
+
+
+def placeholders(value: Any, path: str = "") -> list[Problem]:
+    """Placeholders a sample left (<region1>, {subscription-id}, [parameters('x')]) where Azure
+    reads a value. The rules above let them pass, so a sample can be checked and imported; a
+    build cannot go to Azure with one, so build requests refuse them."""
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = join(path, key)
+            if key == "userAssignedIdentities" and isinstance(item, dict):
+                problems += [_placeholder_problem(where, name) for name in item if is_placeholder(name)]
+            if key not in _FREE_TEXT:
+                problems += placeholders(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += placeholders(item, join(path, index))
+    elif isinstance(value, str) and is_placeholder(value):
+        problems.append(_placeholder_problem(path, value))
+    return problems
+
+
+def _placeholder_problem(path: str, value: str) -> Problem:
+    return Problem("build.placeholder", path, f"'{value[:80]}' is a placeholder left from a sample; put the real "
+                                              "value here before building.")
+
+
 def is_placeholder(value: str) -> bool:
     """Template samples carry placeholders such as <region1> or {subscription-id}; they are not typos."""
     return "<" in value or "{" in value or value.startswith("[")

@@ -201,7 +201,7 @@ def test_what_the_rules_refuse_never_reaches_image_builder(mutations, azure_emul
 
     body = _apply(template_body(), mutations)
     before = azure_emulator.last_seq()
-    problems = preflight.check_body(body, os_type="Linux")
+    problems = preflight.check_body(body, os_type="Linux", building=True)
     if schema.errors(problems):
         stats = azure_emulator.stats(before)
         assert not [op for op in stats["byOperation"] if op.startswith("VirtualMachineImageTemplates")]

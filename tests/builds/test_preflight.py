@@ -89,3 +89,12 @@ def test_placeholders_are_not_looked_up(azure_emulator):
     problems = preflight.check_body(body)
     assert rules(problems, "warning") == {("source.not-checked", "location")}
     assert azure_emulator.requests(before) == []
+
+
+def test_a_placeholder_left_from_a_sample_passes_the_check_but_not_a_build_request():
+    body = template_body()
+    body["properties"]["distribute"][0]["runOutputName"] = "<runOutputName>"
+    body["properties"]["customize"][0]["inline"] = ["cat <<EOF > /etc/motd", "{ hello }", "EOF"]
+    assert not schema.errors(preflight.check_body(body, os_type="Linux", lookups=False))
+    problems = schema.errors(preflight.check_body(body, os_type="Linux", lookups=False, building=True))
+    assert [(p.rule, p.path) for p in problems] == [("build.placeholder", "properties.distribute[0].runOutputName")]

@@ -777,6 +777,37 @@ def gallery_image_version(version_id: str) -> GalleryImageVersion | None:
     return _cached("gallery-version", (version_id.lower(),), fetch)
 
 
+@dataclass(frozen=True)
+class TaggedVersions:
+    """A gallery image definition's versions, grouped by the value of one tag."""
+
+    pages: int  # ARM reads the listing took
+    by_tag: dict[str, tuple[RunOutputInfo, ...]]  # tag value -> versions (artifact_id, provisioning_state)
+
+
+def gallery_versions_by_tag(definition_id: str, tag: str) -> TaggedVersions:
+    """Every version of a gallery image definition, read now (never cached; one ARM read per
+    page), grouped by the value each carries for `tag`. The sweep uses it to learn the versions
+    that many builds' automatic versioning created in one listing instead of one run-output read
+    per build."""
+    parts = _GALLERY_IMAGE.match(definition_id or "")
+    if not parts or parts.group(5):
+        raise AzureError("InvalidId", f"'{definition_id}' is not a gallery image definition id.", permanent=True)
+    sub, group, gallery, image = parts.group(1, 2, 3, 4)
+    pages, found = 0, {}
+    with _azure_errors:
+        listing = compute(sub).gallery_image_versions.list_by_gallery_image(group, gallery, image)
+        for page in listing.by_page():
+            pages += 1
+            for version in page:
+                value = (version.tags or {}).get(tag)
+                if value:
+                    found.setdefault(value, []).append(RunOutputInfo(
+                        name=version.name or "", artifact_id=version.id or "", artifact_uri="",
+                        provisioning_state=_text(version.provisioning_state)))
+    return TaggedVersions(pages=pages, by_tag={key: tuple(items) for key, items in found.items()})
+
+
 def managed_image(image_id: str) -> ManagedImage | None:
     """A managed image by its id; None when it does not exist."""
     parts = _MANAGED_IMAGE.match(image_id or "")

@@ -359,23 +359,30 @@ def report_stuck_canceling(build: Build) -> None:
 # --- After the end --------------------------------------------------------------------------------
 
 
-def collect_outputs(build: Build) -> None:
-    """Record the run outputs once; retried by the next sweep on failure.
+# Gallery image versions found by listing, keyed by (definition id lowercased, build uuid).
+KnownVersions = dict[tuple[str, str], tuple[azure.RunOutputInfo, ...]]
 
-    A succeeded build whose every target names its artifact exactly (a managed image id, a
-    gallery image version id, a VHD uri) needs no read: Azure's run outputs would repeat the
-    template. Otherwise one ARM read lists them.
+
+def collect_outputs(build: Build, known: KnownVersions | None = None) -> bool:
+    """Record the run outputs once (retried by the next sweep on failure); True when that took
+    a read of the build's run outputs.
+
+    A succeeded build needs no read when each target names its artifact exactly (a managed image
+    id, a gallery image version id, a VHD uri), since Azure's run outputs would repeat the
+    template, or when the version automatic versioning created is in `known` (the sweep lists a
+    gallery definition's versions once for many builds and matches the goldsmith.build artifact
+    tag). Otherwise one ARM read lists the run outputs.
     """
     if build.outputs_collected or not build.run_started or build.state == State.CANCELED:
         Build.objects.filter(pk=build.pk).update(outputs_collected=True)
-        return
+        return False
     targets = build.template.get("properties", {}).get("distribute", [])
     kinds = {target.get("runOutputName"): target.get("type", "") for target in targets}
-    derived = [_derived_output(target) for target in targets] if build.state == State.SUCCEEDED else [None]
-    if all(derived):
-        outputs = derived
-    else:
-        outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name)
+    derived = [_derived_output(build, target, known or {}) for target in targets] \
+        if build.state == State.SUCCEEDED else [None]
+    read = not all(derived)
+    outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name) if read \
+        else derived
     with transaction.atomic():
         for output in outputs:
             BuildOutput.objects.update_or_create(
@@ -384,15 +391,29 @@ def collect_outputs(build: Build) -> None:
                           "provisioning_state": output.provisioning_state,
                           "distributor_type": kinds.get(output.name, "")})
         Build.objects.filter(pk=build.pk).update(outputs_collected=True)
+    return read
 
 
-def _derived_output(target: dict) -> azure.RunOutputInfo | None:
-    """The run output a distribution target must produce, when the template says it exactly."""
+def auto_versioned_definitions(build: Build) -> list[str]:
+    """The gallery image definitions (ids) this build's targets publish to with automatic versioning."""
+    return [str(target.get("galleryImageId", "")) for target in build.template.get("properties", {})
+            .get("distribute", []) if target.get("type") == "SharedImage"
+            and "/versions/" not in str(target.get("galleryImageId", "")).lower()]
+
+
+def _derived_output(build: Build, target: dict, known: KnownVersions) -> azure.RunOutputInfo | None:
+    """The run output a distribution target produced, when the template says it exactly or a
+    listing found the one version carrying this build's tag in the target's definition."""
     name, kind = target.get("runOutputName", ""), target.get("type")
+    image = str(target.get("galleryImageId", ""))
     if kind == "ManagedImage" and target.get("imageId"):
         return azure.RunOutputInfo(name, target["imageId"], "", "Succeeded")
-    if kind == "SharedImage" and "/versions/" in str(target.get("galleryImageId", "")).lower():
-        return azure.RunOutputInfo(name, target["galleryImageId"], "", "Succeeded")
+    if kind == "SharedImage" and "/versions/" in image.lower():
+        return azure.RunOutputInfo(name, image, "", "Succeeded")
+    if kind == "SharedImage" and image and auto_versioned_definitions(build).count(image) == 1:
+        found = known.get((image.lower(), str(build.uuid)), ())
+        if len(found) == 1:
+            return azure.RunOutputInfo(name, found[0].artifact_id, "", found[0].provisioning_state)
     if kind == "VHD" and target.get("uri"):
         return azure.RunOutputInfo(name, "", target["uri"], "Succeeded")
     return None

@@ -2,9 +2,12 @@
 
 The sweep reads Image Builder once per resource group holding active builds (one paged
 listing returns lastRunStatus for every template in it), applies what it sees to each
-build, fetches the run outputs of builds that just finished (one read each) and deletes
-finished templates when their retention has passed. Cost: one ARM read per page of 100
-templates per sweep, whatever the number of builds.
+build, records the outputs of builds that just finished and deletes finished templates when
+their retention has passed. Cost: one ARM read per page of templates per sweep, whatever the
+number of builds, plus outputs: none when the template names its artifacts exactly, one
+listing of a gallery definition's versions for the many builds that published to it with
+automatic versioning (matched by their goldsmith.build artifact tag), one run-output read for
+any other build.
 
 The reconciler re-drives builds whose job was lost: pending or submitting builds with no
 live lease and no queued job are enqueued again (Redis can be flushed at any time). A lost
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
@@ -23,14 +27,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from builds import azure, lifecycle
+from builds import azure, compose, lifecycle
 from builds.models import Build
 
 log = logging.getLogger(__name__)
 State = Build.State
 SWEEP_LOCK = "builds:sweep-lock"
 SWEEP_LAST = "builds:sweep-last"
-OUTPUTS_PER_SWEEP = 100  # run-output reads per sweep at most
+OUTPUTS_PER_SWEEP = 100  # per-build run-output reads per sweep at most
+ENDED_PER_SWEEP = 1000  # ended builds whose outputs one sweep records at most
+VERSION_PAGES = "builds:version-pages:{}"  # pages the last listing of a gallery definition took
 
 
 @dataclass
@@ -38,7 +44,7 @@ class SweepReport:
     groups: int = 0
     builds: int = 0
     changed: int = 0
-    reads: int = 0
+    reads: int = 0  # for outputs: run-output reads and gallery version pages
     skipped_groups: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -105,21 +111,60 @@ def _finish(report: SweepReport) -> None:
     """Outputs of builds that just ended, then template clean-up that is due."""
     from builds import jobs
 
-    # Bounded, so a thousand builds ending together do not make one sweep outlast its period;
-    # the rest are read by the next sweeps.
-    ended = Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False).order_by("finished_at")
-    for build in ended[:OUTPUTS_PER_SWEEP]:
+    ended = list(Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False)
+                 .order_by("finished_at")[:ENDED_PER_SWEEP])
+    known = _list_versions(report, ended)
+    # Per-build reads are bounded, so a thousand builds ending together do not make one sweep
+    # outlast its period; the rest are read by the next sweeps.
+    per_build = 0
+    for build in ended:
+        if per_build >= OUTPUTS_PER_SWEEP:
+            break
         if azure.gate_remaining(build.subscription_id) > 0:
             continue
         try:
-            lifecycle.collect_outputs(build)
+            per_build += lifecycle.collect_outputs(build, known)
         except azure.AzureError as error:
+            per_build += 1
             report.errors.append(f"outputs of {build.uuid}: {error.code}")
+    report.reads += per_build
     due = Build.objects.filter(state__in=Build.TERMINAL, template_deleted_at__isnull=True,
                                outputs_collected=True, cleanup_error="")
     for build in due.iterator():
         if lifecycle.cleanup_due(build):
             jobs.enqueue_cleanup(build)
+
+
+def _list_versions(report: SweepReport, ended: list[Build]) -> lifecycle.KnownVersions:
+    """List once the gallery definitions that several just-succeeded builds published to with
+    automatic versioning, so their versions are matched by tag rather than read build by build.
+
+    A definition is listed only when it costs fewer reads than the builds waiting for it: its
+    page count is remembered from the last listing (one page until then), so a lone build, or a
+    definition with thousands of versions and few builds waiting, keeps its per-build read.
+    """
+    waiting: Counter[str] = Counter()
+    spelled: dict[str, str] = {}
+    for build in ended:
+        if build.state == State.SUCCEEDED and build.run_started:
+            for definition in set(lifecycle.auto_versioned_definitions(build)):
+                waiting[definition.lower()] += 1
+                spelled[definition.lower()] = definition
+    known: lifecycle.KnownVersions = {}
+    for definition, count in waiting.items():
+        pages_key = VERSION_PAGES.format(definition)
+        if count <= (cache.get(pages_key) or 1):
+            continue
+        try:
+            listing = azure.gallery_versions_by_tag(spelled[definition], compose.TAG_BUILD)
+        except azure.AzureError as error:
+            report.errors.append(f"versions of {spelled[definition]}: {error.code}")
+            continue
+        report.reads += listing.pages
+        cache.set(pages_key, listing.pages, timeout=7 * 24 * 3600)
+        for build_uuid, versions in listing.by_tag.items():
+            known[(definition, build_uuid)] = versions
+    return known
 
 
 def last_sweep_age() -> float | None:

@@ -604,6 +604,20 @@ def _order_and_top(records: list[dict], orderby: str | None, top: str | None) ->
     return records
 
 
+def _page_size(app) -> int:
+    """Items per list page: the control API's page_size setting, else 100 (as for templates)."""
+    control = app.services.get("control")
+    size = control.settings.get("page_size") if control is not None else None
+    return int(size) if size else 100
+
+
+def _skip(request: Request) -> int:
+    token = request.arg("$skipToken") or "0"
+    if not token.isdigit():
+        raise ArmError(400, "InvalidSkipToken", f"The skip token '{token}' is not valid.")
+    return int(token)
+
+
 def _register_galleries(app, backend: Compute) -> None:
     route = app.router.add
     galleries = RG + _PROVIDER + r"/galleries"
@@ -662,7 +676,13 @@ def _register_galleries(app, backend: Compute) -> None:
         require_api_version(request, GALLERY_API_VERSIONS)
         require("galleryimage", request, "gallery", "image")
         found = store.list("galleryimageversion", key(request.params, "gallery", "image") + "/")
-        return Response(200, {"value": sorted(found, key=lambda version: version_key(version["name"]))})
+        found.sort(key=lambda version: version_key(version["name"]))
+        start, size = _skip(request), _page_size(app)
+        body: dict = {"value": found[start:start + size]}
+        if start + size < len(found):  # paged like Azure: the SDK follows nextLink
+            body["nextLink"] = (f"{request.base_url}{request.path}?api-version={request.arg('api-version')}"
+                                f"&$skipToken={start + size}")
+        return Response(200, body)
 
     @route("GET", versions + r"/(?P<version>[^/]+)", "GalleryImageVersions_Get")
     def get_version(request: Request) -> Response:

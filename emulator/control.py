@@ -202,7 +202,7 @@ class Control:
 
     def change_settings(self, changes: dict) -> dict:
         """retry_after: seconds sent as Retry-After on LRO answers (null: 10 s / time scale);
-        page_size: templates per list page (null: 100); provision_seconds: simulated seconds a
+        page_size: templates and gallery image versions per list page (null: 100); provision_seconds: simulated seconds a
         template takes to provision (null: 30)."""
         allowed = {"retry_after", "page_size", "provision_seconds"}
         unknown = set(changes) - allowed

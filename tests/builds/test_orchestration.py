@@ -273,6 +273,46 @@ def test_outputs_named_exactly_by_the_template_need_no_read(azure_emulator, alic
     assert not azure_emulator.requests(operation="VirtualMachineImageTemplates_ListRunOutputs")
 
 
+def test_builds_ending_together_learn_their_gallery_versions_from_one_listing(azure_emulator, alice):
+    """Automatic versioning leaves the version Azure picked unknown; one paged listing of the
+    definition finds every build's version by its goldsmith.build tag. A definition whose last
+    listing took more pages than there are builds waiting keeps one run-output read per build."""
+    azure_emulator.set_time_scale(20000)
+    azure_emulator.settings(page_size=1)  # one version per page: the listing costs one read per version
+    target = {"type": "SharedImage", "runOutputName": "gallery", "galleryImageId": factories.GALLERY + "ubuntu-gen2-tl",
+              "targetRegions": [{"name": "eastus", "replicaCount": 1}], "versioning": {"scheme": "Latest", "major": 1}}
+    gold_version = factories.make_gold_version(actor=alice, distribute=[target])
+
+    def ended_together(count):
+        builds = [services.build_request(actor=alice, gold_version=gold_version) for _ in range(count)]
+        for build in builds:
+            assert lifecycle.submit(build.pk) == lifecycle.DONE
+        azure_emulator.wait_for(lambda: all(azure.template_get(SUB, build.resource_group, build.template_name).run_state
+                             == "Succeeded" for build in builds))
+        since = azure_emulator.last_seq()
+        monitor.sweep()  # sees every run ended at once
+        calls = {operation: len(azure_emulator.requests(since, operation=operation)) for operation in
+                 ("GalleryImageVersions_ListByGalleryImage", "VirtualMachineImageTemplates_ListRunOutputs")}
+        return [Build.objects.get(pk=build.pk) for build in builds], calls
+
+    builds, calls = ended_together(3)
+    # the five seeded versions and three new ones, a page each; no run-output read
+    assert calls == {"GalleryImageVersions_ListByGalleryImage": 8, "VirtualMachineImageTemplates_ListRunOutputs": 0}
+    outputs = [build.outputs.get() for build in builds]
+    assert sorted(output.artifact_id.rsplit("/", 1)[1] for output in outputs) == ["1.2.1", "1.2.2", "1.2.3"]
+    versions = azure_emulator.compute_client().gallery_image_versions
+    for build, output in zip(builds, outputs, strict=True):
+        assert build.outputs_collected and output.run_output_name == "gallery"
+        assert output.distributor_type == "SharedImage" and output.provisioning_state == "Succeeded"
+        version = versions.get("goldsmith-galleries", "goldsmith_gallery", "ubuntu-gen2-tl", output.artifact_id
+                               .rsplit("/", 1)[1])
+        assert version.tags["goldsmith.build"] == str(build.uuid)
+
+    builds, calls = ended_together(2)  # two builds, but the last listing took eight pages
+    assert calls == {"GalleryImageVersions_ListByGalleryImage": 0, "VirtualMachineImageTemplates_ListRunOutputs": 2}
+    assert sorted(build.outputs.get().artifact_id.rsplit("/", 1)[1] for build in builds) == ["1.2.4", "1.2.5"]
+
+
 def test_a_sweep_that_changes_nothing_costs_the_same_database_work_for_any_number_of_builds(azure_emulator,
                                                                                               alice):
     from django.db import connection

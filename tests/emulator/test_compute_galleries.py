@@ -61,6 +61,13 @@ def test_it_lists_definitions_of_a_gallery(compute):
     assert compute.gallery_images.get(RG, GALLERY, "ubuntu-specialized").os_state == "Specialized"
 
 
+def test_image_versions_are_listed_in_pages_the_sdk_follows(emulator, compute):
+    emulator.settings(page_size=2)
+    pages = list(compute.gallery_image_versions.list_by_gallery_image(RG, GALLERY, "ubuntu-gen2-tl").by_page())
+
+    assert [[item.name for item in page] for page in pages] == [["0.1.2", "1.0.0"], ["1.2.0", "2.0.0"], ["2.1.0"]]
+
+
 def test_it_lists_and_reads_image_versions(compute):
     versions = compute.gallery_image_versions.list_by_gallery_image(RG, GALLERY, "ubuntu-gen2-tl")
     version = compute.gallery_image_versions.get(RG, GALLERY, "ubuntu-gen2-tl", "2.1.0")

@@ -11,8 +11,8 @@ the sweep until every build has ended and its outputs are recorded.
 
 Printed figures (simulated time is real time x the time scale):
 - ARM reads per build-hour while following the builds (emulator request log: every GET the
-  portal sent after submission), split into listing pages and per-build reads (run outputs,
-  error codes); build-hours are the builds' simulated run durations;
+  portal sent after submission), split into template listing pages and output reads (gallery
+  version listings, run outputs, error codes); build-hours are the builds' simulated run durations;
 - status staleness: how long after Azure's run ended the database said so (p50, p95, max), in
   simulated seconds and in sweep periods;
 - worker CPU seconds (worker and its work-horses; the sweep runs there);
@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=10.0)
     parser.add_argument("--sweep-seconds", type=float, default=30.0, help="simulated seconds between sweeps")
     parser.add_argument("--distribute", choices=("gallery", "managed"), default="gallery",
-                        help="gallery: auto-versioned gallery image (one output read per build); managed: "
+                        help="gallery: auto-versioned gallery image (Azure names the version: the sweep lists them); managed: "
                              "managed images, whose outputs the template names exactly (no read)")
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
@@ -189,7 +189,7 @@ def _report(builds, reads, control, offset, args, sweep_real, cpu) -> dict:
         "reads_total": total, "reads_by_operation": by_operation,
         "reads_per_build_hour": round(total / hours, 3),
         "listing_reads_per_build_hour": round(listing / hours, 3),
-        "per_build_reads_per_build_hour": round((total - listing) / hours, 3),
+        "output_reads_per_build_hour": round((total - listing) / hours, 3),
         "staleness_simulated_s": {"p50": round(statistics.median(staleness), 1),
                                   "p95": round(staleness[int(len(staleness) * 0.95) - 1], 1),
                                   "max": round(staleness[-1], 1)},
@@ -198,7 +198,7 @@ def _report(builds, reads, control, offset, args, sweep_real, cpu) -> dict:
         "worker_cpu_s": round(cpu, 1),
     }
     print(f"reads per build-hour: {result['reads_per_build_hour']} "
-          f"(listing {result['listing_reads_per_build_hour']}, per build {result['per_build_reads_per_build_hour']}); "
+          f"(listing {result['listing_reads_per_build_hour']}, outputs {result['output_reads_per_build_hour']}); "
           f"staleness p95 {result['staleness_sweep_periods']['p95']} / max {result['staleness_sweep_periods']['max']} "
           f"sweep periods; worker CPU {result['worker_cpu_s']} s", flush=True)
     return result

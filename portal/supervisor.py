@@ -21,7 +21,7 @@ from portal.devservices import send_signal
 
 
 class Stopping(Exception):
-    """SIGINT or SIGTERM arrived: stop everything and exit 0."""
+    """SIGINT or SIGTERM arrived, or our parent died: stop everything and exit 0."""
 
 
 class ChildFailed(Exception):
@@ -49,6 +49,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.signal_received: int | None = None
         self._previous_handlers: dict[int, object] = {}
+        self._parent = os.getppid()
 
     # --- signals -----------------------------------------------------------------------
 
@@ -67,6 +68,10 @@ class Supervisor:
     def _raise_if_signalled(self) -> None:
         if self.signal_received is not None:
             raise Stopping(signal.Signals(self.signal_received).name)
+        if os.getppid() != self._parent:
+            # Whoever started us (make, a shell, a process manager) died without passing on a
+            # signal; the children must not outlive it.
+            raise Stopping("the process that started runall exited")
 
     # --- output ------------------------------------------------------------------------
 

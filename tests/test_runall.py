@@ -24,7 +24,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_runall(tmp_path: Path, *args: str, web_port: int | None = None) -> tuple[subprocess.Popen, Path, int]:
+def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
+                 via_shell: bool = False) -> tuple[subprocess.Popen, Path, int]:
+    """runall as a child of this process, or (via_shell) of a shell that writes its pid to runall.pid."""
     # Nothing from the calling shell or the suite's own Redis: runall must bring its own.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "REDIS_URL"))}
     web_port = web_port or free_port()
@@ -36,8 +38,10 @@ def start_runall(tmp_path: Path, *args: str, web_port: int | None = None) -> tup
     )
     log = tmp_path / "runall.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "manage.py", "runall", "--stop-timeout", "5", *args],
-                                cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+        argv = [sys.executable, "manage.py", "runall", "--stop-timeout", "5", *args]
+        if via_shell:
+            argv = ["sh", "-c", f'"$@" & echo $! > {tmp_path / "runall.pid"}; wait', "sh", *argv]
+        proc = subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     return proc, log, web_port
 
 
@@ -111,6 +115,23 @@ def test_it_stops_the_others_and_fails_when_a_child_dies(tmp_path):
     assert code == 1, text
     assert "worker exited unexpectedly with code -9" in text
     assert not any(is_alive(pid) for pid in pids.values())
+
+
+def test_it_stops_everything_when_the_process_that_started_it_dies(tmp_path):
+    """`make` killed by a process manager (a signal to make alone): nothing may be left running."""
+    shell, log, _ = start_runall(tmp_path, "--no-emulator", via_shell=True)
+    pids = child_pids(wait_for_banner(shell, log))
+    runall = int((tmp_path / "runall.pid").read_text())
+    shell.kill()
+    shell.wait(10)
+
+    deadline = time.monotonic() + 30
+    while is_alive(runall) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = log.read_text()
+    assert not is_alive(runall), text
+    assert not any(is_alive(pid) for pid in pids.values()), text
+    assert "the process that started runall exited" in text
 
 
 def test_it_refuses_a_busy_web_port(tmp_path):

@@ -371,8 +371,10 @@ class Compute:
         With nothing to follow: 1.0.0 when major is unset, M.0.0 for major M >= 1, 0.0.1 for major 0.
         """
         parts = parse_gallery_id(definition_id)
-        numbers = [tuple(int(piece) for piece in version["name"].split("."))
-                   for version in self._definition_versions(parts)]
+        prefix = f"{parts['sub']}/{parts['rg']}/{parts['gallery']}/{parts['image']}/"
+        # Keys only: a thousand builds publishing at once must not each parse every version.
+        numbers = [tuple(int(piece) for piece in key.rsplit("/", 1)[1].split("."))
+                   for key in self.store.keys("galleryimageversion", prefix)]
         if major >= 0:
             numbers = [number for number in numbers if number[0] == major]
         if numbers:

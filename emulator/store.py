@@ -64,11 +64,17 @@ class Store:
 
     def list(self, kind: str, prefix: str = "") -> list[Any]:
         """Documents of a kind whose key starts with prefix (case-insensitive), in insertion order."""
-        pattern = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._lock:
-            rows = self._db.execute("SELECT value FROM docs WHERE kind=? AND key LIKE ? ESCAPE '\\' ORDER BY seq",
-                                    (kind, pattern)).fetchall()
+            rows = self._db.execute("SELECT value FROM docs WHERE kind = ? AND key >= ? AND key < ? ORDER BY seq",
+                                    _prefix(kind, prefix)).fetchall()
         return [json.loads(row[0]) for row in rows]
+
+    def keys(self, kind: str, prefix: str = "") -> list[str]:
+        """The (lowercased) keys of a kind that start with prefix, without reading the documents."""
+        with self._lock:
+            rows = self._db.execute("SELECT key FROM docs WHERE kind = ? AND key >= ? AND key < ?",
+                                    _prefix(kind, prefix)).fetchall()
+        return [row[0] for row in rows]
 
     def scan(self, kind: str, prefix: str = "", *, after: int = 0, limit: int | None = None) -> list[tuple[int, Any]]:
         """(seq, document) pairs of a kind whose key starts with prefix and whose insertion
@@ -77,9 +83,8 @@ class Store:
         For paging: pass the last seq of a page as `after` to get the next one; documents
         deleted or added meanwhile never shift a page the way an offset would.
         """
-        pattern = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        sql = "SELECT seq, value FROM docs WHERE kind=? AND key LIKE ? ESCAPE '\\' AND seq > ? ORDER BY seq"
-        args: tuple = (kind, pattern, after)
+        sql = "SELECT seq, value FROM docs WHERE kind = ? AND key >= ? AND key < ? AND seq > ? ORDER BY seq"
+        args: tuple = (*_prefix(kind, prefix), after)
         if limit is not None:
             sql += " LIMIT ?"
             args += (limit,)
@@ -102,3 +107,11 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _prefix(kind: str, prefix: str) -> tuple[str, str, str]:
+    """Parameters for "kind = ? AND key >= ? AND key < ?": keys starting with prefix as a range
+    on the primary key, so SQLite seeks the index instead of testing every row (keys are stored
+    lowercased; U+10FFFF sorts after every character)."""
+    low = prefix.lower()
+    return kind, low, low + "\U0010ffff"

@@ -16,6 +16,8 @@ Printed figures (simulated time is real time x the time scale):
 - status staleness: how long after Azure's run ended the database said so (p50, p95, max), in
   simulated seconds and in sweep periods;
 - worker CPU seconds (worker and its work-horses; the sweep runs there);
+- whether the target (at most 1 read per build-hour, staleness at most two sweep periods) is
+  met, and the emulator's own time answering listing pages;
 - the same reads for the naive approach: one azure-mgmt-imagebuilder `begin_run(...).result()`
   poller per build (thread per build), polling every 30 simulated seconds.
 """

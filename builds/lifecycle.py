@@ -378,7 +378,8 @@ def collect_outputs(build: Build, known: KnownVersions | None = None) -> bool:
         return False
     targets = build.template.get("properties", {}).get("distribute", [])
     kinds = {target.get("runOutputName"): target.get("type", "") for target in targets}
-    derived = [_derived_output(build, target, known or {}) for target in targets] \
+    auto = auto_versioned_definitions(build)
+    derived = [_derived_output(build, target, auto, known or {}) for target in targets] \
         if build.state == State.SUCCEEDED else [None]
     read = not all(derived)
     outputs = azure.run_outputs(build.subscription_id, build.resource_group, build.template_name) if read \
@@ -401,16 +402,17 @@ def auto_versioned_definitions(build: Build) -> list[str]:
             and "/versions/" not in str(target.get("galleryImageId", "")).lower()]
 
 
-def _derived_output(build: Build, target: dict, known: KnownVersions) -> azure.RunOutputInfo | None:
+def _derived_output(build: Build, target: dict, auto: list[str], known: KnownVersions) -> azure.RunOutputInfo | None:
     """The run output a distribution target produced, when the template says it exactly or a
-    listing found the one version carrying this build's tag in the target's definition."""
+    listing found the one version carrying this build's tag in the target's definition (`auto`:
+    the build's auto-versioned definitions)."""
     name, kind = target.get("runOutputName", ""), target.get("type")
     image = str(target.get("galleryImageId", ""))
     if kind == "ManagedImage" and target.get("imageId"):
         return azure.RunOutputInfo(name, target["imageId"], "", "Succeeded")
-    if kind == "SharedImage" and "/versions/" in image.lower():
+    if kind == "SharedImage" and image and image not in auto:  # the template names the version
         return azure.RunOutputInfo(name, image, "", "Succeeded")
-    if kind == "SharedImage" and image and auto_versioned_definitions(build).count(image) == 1:
+    if kind == "SharedImage" and image and auto.count(image) == 1:
         found = known.get((image.lower(), str(build.uuid)), ())
         if len(found) == 1:
             return azure.RunOutputInfo(name, found[0].artifact_id, "", found[0].provisioning_state)

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from emulator.clock import iso
-from emulator.core import RG, SUB, ArmError, Request, Response
+from emulator.core import RG, SUB, ArmError, Request, Response, page_size, skip_token
 from emulator.resources import normalize_location, require_api_version
 
 # Versions azure-mgmt-compute 39.0.0 sends (2026-04-01 for VM images and managed images,
@@ -606,20 +606,6 @@ def _order_and_top(records: list[dict], orderby: str | None, top: str | None) ->
     return records
 
 
-def _page_size(app) -> int:
-    """Items per list page: the control API's page_size setting, else 100 (as for templates)."""
-    control = app.services.get("control")
-    size = control.settings.get("page_size") if control is not None else None
-    return int(size) if size else 100
-
-
-def _skip(request: Request) -> int:
-    token = request.arg("$skipToken") or "0"
-    if not token.isdigit():
-        raise ArmError(400, "InvalidSkipToken", f"The skip token '{token}' is not valid.")
-    return int(token)
-
-
 def _register_galleries(app, backend: Compute) -> None:
     route = app.router.add
     galleries = RG + _PROVIDER + r"/galleries"
@@ -679,7 +665,7 @@ def _register_galleries(app, backend: Compute) -> None:
         require("galleryimage", request, "gallery", "image")
         found = store.list("galleryimageversion", key(request.params, "gallery", "image") + "/")
         found.sort(key=lambda version: version_key(version["name"]))
-        start, size = _skip(request), _page_size(app)
+        start, size = skip_token(request), page_size(app)
         body: dict = {"value": found[start:start + size]}
         if start + size < len(found):  # paged like Azure: the SDK follows nextLink
             body["nextLink"] = (f"{request.base_url}{request.path}?api-version={request.arg('api-version')}"

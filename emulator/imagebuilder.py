@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator import imagebuilder_schema as schema
-from emulator.core import RG, SUB, ArmError, Request, Response
+from emulator.core import RG, SUB, ArmError, Request, Response, skip_token
 from emulator.imagebuilder_backend import API_VERSION, PROVIDER, TEMPLATE_TYPE, ImageBuilder, normalize_location
 
 if TYPE_CHECKING:
@@ -68,16 +68,6 @@ def _page(items: list[dict], next_link: str | None) -> dict:
     return body
 
 
-def _skip_token(request: Request) -> int:
-    token = request.arg("$skipToken") or request.arg("skipToken")
-    if not token:
-        return 0
-    try:
-        return int(token)
-    except ValueError as exc:
-        raise ArmError(400, "InvalidSkipToken", f"The skip token '{token}' is not valid.") from exc
-
-
 def register_routes(app: App, backend: ImageBuilder) -> None:
     route = app.router.add
 
@@ -99,7 +89,7 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
 
     def _list(request: Request, resource_group: str | None) -> Response:
         items, following = backend.list_templates(request.params["subscription"], resource_group,
-                                                  _skip_token(request))
+                                                  skip_token(request))
         next_link = None
         if following is not None:
             next_link = f"{request.base_url}{request.path}?api-version={API_VERSION}&$skipToken={following}"

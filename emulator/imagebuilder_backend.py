@@ -22,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from emulator import imagebuilder_builds as builds
-from emulator.core import ArmError
+from emulator.core import ArmError, page_size
 
 if TYPE_CHECKING:
     from emulator.app import App
@@ -32,7 +32,6 @@ PROVIDER = "Microsoft.VirtualMachineImages"
 TEMPLATE_TYPE = f"{PROVIDER}/imageTemplates"
 TROUBLESHOOTING = builds.TROUBLESHOOTING
 RETRY_AFTER_SECONDS = 10  # realistic Retry-After on LRO answers, divided by the time scale
-PAGE_SIZE = 100
 POLL_HOLD = 0.02  # seconds an in-progress poll may be held when Retry-After is 0
 RUN_HISTORY = 10  # runs (and their logs) kept per template
 IDENTITY_NAMESPACE = uuid.UUID("8f5b2a3e-6c1d-4e0f-9a7b-3c2d1e0f4a5b")
@@ -117,11 +116,6 @@ class ImageBuilder:
         if override is not None:
             return str(int(override)) if float(override).is_integer() else str(override)
         return str(max(0, round(RETRY_AFTER_SECONDS / self.scale())))
-
-    def page_size(self) -> int:
-        control = self.app.services.get("control")
-        size = control.settings.get("page_size") if control is not None else None
-        return int(size) if size else PAGE_SIZE
 
     def provision_seconds(self) -> float:
         """Simulated seconds a template takes to provision (a settings override, else realistic)."""
@@ -294,7 +288,7 @@ class ImageBuilder:
             prefix = f"/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/"
         else:
             prefix = f"/subscriptions/{subscription}/resourcegroups/"
-        size = self.page_size()
+        size = page_size(self.app)
         rows = self.store.scan(T_TEMPLATE, prefix, after=after, limit=size + 1)
         page = rows[:size]
         following = page[-1][0] if len(rows) > size else None

@@ -139,7 +139,11 @@ def operator_summary() -> dict:
 def operator(request):
     counts = dict(Build.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
     stuck = Build.objects.filter(Q(state=Build.State.CANCELING) | Q(state=Build.State.SUBMITTING)).count()
+    # Canceling past BUILD_CANCEL_STUCK_MINUTES (the sweep marks them): someone should look in Azure.
+    stuck_canceling = (Build.objects.filter(state=Build.State.CANCELING, stuck_reported=True)
+                       .order_by("cancel_requested_at").only("uuid", "template_name", "cancel_requested_at")[:50])
     return render(request, "portal/operator.html", {
         "summary": operator_summary(), "states": [(label, counts.get(value, 0)) for value, label in Build.State.choices],
-        "stuck": stuck,
+        "stuck": stuck, "stuck_canceling": stuck_canceling,
+        "stuck_minutes": settings.BUILD_CANCEL_STUCK_MINUTES,
     })

@@ -4,7 +4,10 @@ The steps are called in this process (the RQ entry points only wrap them); real 
 processes and fault injection are in test_orchestration_faults.py.
 """
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from builds import azure, lifecycle, monitor, services
 from builds.models import Build
@@ -187,6 +190,40 @@ def test_cancel_at_every_sub_state(azure_emulator, alice, sub_state):
     assert states[-2:] == ["canceling", "canceled"]
     cancels = azure_emulator.requests(operation="VirtualMachineImageTemplates_Cancel")
     assert len(cancels) == 1
+
+
+def test_a_build_stuck_in_canceling_is_reported_once(azure_emulator, alice, settings):
+    settings.BUILD_CANCEL_STUCK_MINUTES = 1
+    build = request(alice)
+    lifecycle.submit(build.pk)
+    azure_emulator.freeze()  # Azure's cancel never completes
+    services.build_cancel(actor=alice, build=Build.objects.get(pk=build.pk))
+    lifecycle.cancel(build.pk)
+    monitor.sweep()
+    assert not Build.objects.get(pk=build.pk).stuck_reported  # not yet past the limit
+    Build.objects.filter(pk=build.pk).update(cancel_requested_at=timezone.now() - dt.timedelta(minutes=2))
+    monitor.sweep()
+    monitor.sweep()
+    build = Build.objects.get(pk=build.pk)
+    assert build.state == Build.State.CANCELING and build.stuck_reported
+    reports = [detail for detail in build.events.values_list("detail", flat=True) if "stuck in Canceling" in detail]
+    assert reports == ["stuck in Canceling for over 1 minutes: check the template in Azure"]
+
+
+def test_no_more_builds_submit_at_once_than_the_cap(azure_emulator, alice, settings):
+    settings.BUILD_MAX_SUBMITTING = 1
+    holder, waiting = request(alice), request(alice)
+    Build.objects.filter(pk=holder.pk).update(state=Build.State.SUBMITTING,
+                                              lease_until=timezone.now() + dt.timedelta(minutes=5))
+    since = azure_emulator.last_seq()
+    result = lifecycle.submit(waiting.pk)
+    assert 5 <= result.retry_in <= 10 and result.note == "too many builds submitting at once"
+    waiting.refresh_from_db()
+    assert waiting.state == Build.State.PENDING and waiting.next_attempt_at  # the reconciler knows when
+    assert azure_emulator.requests(since=since) == []
+    Build.objects.filter(pk=holder.pk).update(lease_until=None)  # the holder is done
+    assert lifecycle.submit(waiting.pk) == lifecycle.DONE
+    assert Build.objects.get(pk=waiting.pk).state == Build.State.RUNNING
 
 
 def test_cancel_while_submitting_stops_before_the_run(azure_emulator, alice):

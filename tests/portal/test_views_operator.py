@@ -52,3 +52,22 @@ def test_it_says_when_no_sweep_has_run(client, erin):
     cache.delete(monitor.SWEEP_LAST)
     client.force_login(erin)
     assert "No sweep has run" in client.get(URL).content.decode()
+
+
+def test_it_lists_builds_stuck_in_canceling(client, erin, alice):
+    from django.utils import timezone
+
+    from builds.models import Build
+    from tests import factories
+    from tests.support import build_rows
+
+    gold_version = factories.make_gold_version(actor=alice)
+    stuck, canceling = (build_rows.make_build(gold_version, requested_by=alice) for _ in range(2))
+    Build.objects.filter(pk__in=(stuck.pk, canceling.pk)).update(state=Build.State.CANCELING,
+                                                                  cancel_requested_at=timezone.now())
+    Build.objects.filter(pk=stuck.pk).update(stuck_reported=True)
+    client.force_login(erin)
+    page = client.get(URL).content.decode()
+    assert "Canceling for over 60 minutes" in page
+    assert stuck.template_name in page and canceling.template_name not in page
+    assert reverse("builds:build-detail", args=[stuck.uuid]) in page

@@ -226,6 +226,13 @@ def test_no_more_builds_submit_at_once_than_the_cap(azure_emulator, alice, setti
     assert Build.objects.get(pk=waiting.pk).state == Build.State.RUNNING
 
 
+def test_arm_rate_limit_headers_are_recorded_for_the_operator_page(azure_emulator, alice):
+    assert azure.rate_limits(SUB) == {}
+    lifecycle.submit(request(alice).pk)  # reads and writes
+    limits = azure.rate_limits(SUB)
+    assert 0 < limits["reads"] < 12000 and 0 < limits["writes"] < 1200 and limits["at"]
+
+
 def test_cancel_while_submitting_stops_before_the_run(azure_emulator, alice):
     build = request(alice)
     Build.objects.filter(pk=build.pk).update(state=Build.State.SUBMITTING)

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from emulator.app import Config, build_app
-from emulator.clock import Clock
-from emulator.server import EmulatorServer
-from emulator.store import Store
-from emulator.tls import DEFAULT_HOSTS, ensure_tls_files, ephemeral_tls_files
+from emulator.core.clock import Clock
+from emulator.core.server import EmulatorServer
+from emulator.core.store import Store
+from emulator.core.tls import DEFAULT_HOSTS, ensure_tls_files, ephemeral_tls_files
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from emulator.app import Config, build_app
 from emulator.core import ArmError
-from emulator.store import Store
+from emulator.core.store import Store
 
 SUB = "22222222-2222-2222-2222-222222222222"
 GALLERY_ID = f"/subscriptions/{SUB}/resourceGroups/goldsmith-galleries/providers/Microsoft.Compute/galleries/goldsmith_gallery"

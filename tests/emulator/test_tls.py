@@ -2,7 +2,7 @@
 
 from cryptography import x509
 
-from emulator.tls import DEFAULT_HOSTS, ensure_tls_files
+from emulator.core.tls import DEFAULT_HOSTS, ensure_tls_files
 
 
 def san(path):

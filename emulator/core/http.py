@@ -1,9 +1,9 @@
 """The emulator's HTTP vocabulary: requests, responses, ARM errors and the router.
 
-Every service module (imagebuilder, compute, entra, resources, control) registers its routes
-on a Router and handles `Request` -> `Response`; server.py turns sockets into Requests and
-app.py runs the shared pipeline (faults, authentication, request log) around the handlers.
-Nothing here imports Django: the emulator is its own package and process.
+Every service package (imagebuilder, compute, entra, resources, control) registers its routes
+on a Router and handles `Request` -> `Response`; core.server turns sockets into Requests and
+core.pipeline runs the shared middlewares (faults, authentication, request log) around the
+handlers. Nothing here imports Django: the emulator is its own package and process.
 """
 
 from __future__ import annotations
@@ -148,24 +148,3 @@ class Router:
 # Path fragments shared by the service modules.
 SUB = r"/subscriptions/(?P<subscription>[^/]+)"
 RG = SUB + r"/resourceGroups/(?P<resource_group>[^/]+)"
-
-
-# Paging shared by the listings (templates, gallery image versions).
-PAGE_SIZE = 100
-
-
-def page_size(app) -> int:
-    """Items per list page: the control API's page_size setting, else PAGE_SIZE."""
-    control = app.services.get("control")
-    size = control.settings.get("page_size") if control is not None else None
-    return int(size) if size else PAGE_SIZE
-
-
-def skip_token(request: Request) -> int:
-    """The position a `$skipToken` (or `skipToken`) from one of our nextLinks names; 0 without one."""
-    token = request.arg("$skipToken") or request.arg("skipToken")
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise ArmError(400, "InvalidSkipToken", f"The skip token '{token}' is not valid.")
-    return int(token)

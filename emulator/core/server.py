@@ -9,11 +9,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
-from emulator.core import Drop, Request
-from emulator.tls import TlsFiles, server_context
+from emulator.core.http import Drop, Request
+from emulator.core.tls import TlsFiles, server_context
 
 if TYPE_CHECKING:
-    from emulator.app import App
+    from emulator.core.pipeline import App
 
 log = logging.getLogger("emulator")
 

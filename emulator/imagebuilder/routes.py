@@ -1,6 +1,6 @@
 """Microsoft.VirtualMachineImages (Azure VM Image Builder), api-version 2025-10-01, over HTTP.
 
-Each route parses the request, calls one backend method (imagebuilder_backend.ImageBuilder)
+Each route parses the request, calls one backend method (backend.ImageBuilder)
 and renders the answer with the status codes and LRO headers SDK 2.0.0's pollers expect
 (aib-reference §1.2-§1.4):
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator import imagebuilder_schema as schema
 from emulator.core import RG, SUB, ArmError, Request, Response, skip_token
-from emulator.imagebuilder_backend import API_VERSION, PROVIDER, TEMPLATE_TYPE, ImageBuilder, normalize_location
+from emulator.imagebuilder import schema
+from emulator.imagebuilder.backend import API_VERSION, PROVIDER, ImageBuilder
 
 if TYPE_CHECKING:
-    from emulator.app import App
+    from emulator.core.pipeline import App
 
 PROVIDER_PATH = r"/providers/Microsoft\.VirtualMachineImages"
 TEMPLATES = PROVIDER_PATH + "/imageTemplates"
@@ -347,4 +347,3 @@ def register(app: App) -> None:
     app.middlewares.append(settle_middleware(backend))
 
 
-__all__ = ["TEMPLATE_TYPE", "ImageBuilder", "normalize_location", "register"]

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from emulator.clock import iso
+from emulator.core.clock import iso
 
 # Realistic durations in simulated seconds (divided by the time scale when a run is planned).
 QUEUED_SECONDS = 60

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.core import ArmError
+from emulator.core.http import ArmError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9\-_.]{1,64}$")
 TEMPLATE_REFERENCE = "http://aka.ms/azvmimagebuildertmplref"

@@ -1,12 +1,12 @@
 """Image Builder's state: templates, runs, run outputs, triggers and async operations.
 
-One backend method per API operation (moto's shape); imagebuilder.py parses requests, calls
+One backend method per API operation (moto's shape); routes.py parses requests, calls
 them and renders. Every document lives in app.store, so a restart loses nothing.
 
 Time-driven changes (provisioning finishing, a distributor publishing its image, a run or a
 delete ending) are not done by background threads: `settle()` runs before every request and
 applies whatever has come due according to app.clock. Between those moments everything a
-client reads is computed from stored timestamps (imagebuilder_builds), so a frozen clock
+client reads is computed from stored timestamps (builds.py), so a frozen clock
 freezes the world and advancing it moves every build at once. An in-memory index of the next
 due moment per template keeps `settle()` O(1) when nothing is due, which matters for the
 1,000-template benchmark.
@@ -21,11 +21,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from emulator import imagebuilder_builds as builds
 from emulator.core import ArmError, page_size
+from emulator.imagebuilder import builds
 
 if TYPE_CHECKING:
-    from emulator.app import App
+    from emulator.core.pipeline import App
 
 API_VERSION = "2025-10-01"
 PROVIDER = "Microsoft.VirtualMachineImages"

@@ -22,6 +22,7 @@ from typing import Any
 
 from emulator.core import ArmError
 from emulator.core.clock import iso
+from emulator.resources import locations
 from emulator.resources.backend import normalize_location
 
 # Versions azure-mgmt-compute 39.0.0 sends (2026-04-01 for VM images and managed images,
@@ -37,16 +38,6 @@ GALLERY_API_VERSIONS = (
     "2018-06-01", "2019-03-01", "2019-07-01", "2019-12-01", "2020-09-30", "2021-07-01", "2021-10-01",
     "2022-01-03", "2022-03-03", "2022-08-03", "2023-07-03", "2024-03-03", "2025-03-03", "2026-03-03",
 )
-
-# Gallery APIs answer region display names in targetRegions and replication summaries.
-DISPLAY_NAMES = {
-    "eastus": "East US", "eastus2": "East US 2", "westus": "West US", "westus2": "West US 2",
-    "westus3": "West US 3", "centralus": "Central US", "northcentralus": "North Central US",
-    "southcentralus": "South Central US", "westeurope": "West Europe", "northeurope": "North Europe",
-    "uksouth": "UK South", "francecentral": "France Central", "germanywestcentral": "Germany West Central",
-    "swedencentral": "Sweden Central", "southeastasia": "Southeast Asia", "japaneast": "Japan East",
-    "australiaeast": "Australia East", "canadacentral": "Canada Central",
-}
 
 _PROVIDER = r"/providers/Microsoft\.Compute"
 _GALLERY_ID = re.compile(
@@ -64,7 +55,8 @@ def version_key(version: str) -> tuple:
 
 
 def display_name(location: str) -> str:
-    return DISPLAY_NAMES.get(normalize_location(location), location)
+    """Gallery APIs answer region display names in targetRegions and replication summaries."""
+    return locations.display_name(location)
 
 
 def not_found(resource_type: str, name: str, resource_group: str) -> ArmError:
@@ -437,6 +429,18 @@ class Compute:
         }
 
     # -- housekeeping ---------------------------------------------------------------------------
+
+    def generic_resources(self, subscription: str, resource_group: str | None) -> list[dict]:
+        """Galleries, image definitions, image versions and managed images, as az resource list shows them."""
+        prefix = f"{subscription}/{resource_group}/" if resource_group else f"{subscription}/"
+        found = []
+        for kind in ("gallery", "galleryimage", "galleryimageversion", "image"):
+            for document in self.store.list(kind, prefix):
+                item = {key: document[key] for key in ("id", "type", "location", "tags") if key in document}
+                # Nested resources are named by their path: gallery/definition/1.0.0
+                item["name"] = "/".join(document["id"].split("/providers/", 1)[1].split("/")[2::2])
+                found.append(item)
+        return found
 
     def drop_resource_group(self, subscription: str, resource_group: str) -> None:
         """Delete every compute resource in a group (the resource group's delete hook)."""

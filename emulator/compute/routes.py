@@ -26,7 +26,18 @@ def register(app) -> None:
     """Register the compute catalog routes, its control endpoints and app.services["compute"]."""
     backend = Compute(app)
     app.services["compute"] = backend
-    app.services["resources"].add_delete_hook(backend.drop_resource_group)
+    resources = app.services["resources"]
+    resources.add_delete_hook(backend.drop_resource_group)
+    resources.add_resource_lister(backend.generic_resources)
+    resources.add_provider("Microsoft.Compute", [
+        {"resourceType": "images", "apiVersions": COMPUTE_API_VERSIONS},
+        {"resourceType": "locations", "apiVersions": COMPUTE_API_VERSIONS, "locations": []},
+        {"resourceType": "locations/publishers", "apiVersions": COMPUTE_API_VERSIONS},
+        {"resourceType": "operations", "apiVersions": COMPUTE_API_VERSIONS, "locations": []},
+        {"resourceType": "galleries", "apiVersions": GALLERY_API_VERSIONS},
+        {"resourceType": "galleries/images", "apiVersions": GALLERY_API_VERSIONS},
+        {"resourceType": "galleries/images/versions", "apiVersions": GALLERY_API_VERSIONS},
+    ])
     _register_marketplace(app, backend)
     _register_galleries(app, backend)
     _register_managed_images(app, backend)

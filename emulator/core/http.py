@@ -55,7 +55,10 @@ class Request:
         from urllib.parse import unquote, urlsplit
 
         parts = urlsplit(raw_path)
-        return cls(method=method.upper(), path=unquote(parts.path), query=parse_qs(parts.query, keep_blank_values=True),
+        # ARM accepts empty path segments (`.../Microsoft.VirtualMachineImages//imageTemplates/x`,
+        # which `az resource create --resource-type` produces): collapse them.
+        path = re.sub(r"/{2,}", "/", unquote(parts.path))
+        return cls(method=method.upper(), path=path, query=parse_qs(parts.query, keep_blank_values=True),
                    headers=headers, body=body, base_url=base_url)
 
     def arg(self, name: str, default: str | None = None) -> str | None:

@@ -32,6 +32,7 @@ PROVIDER = "Microsoft.VirtualMachineImages"
 TEMPLATE_TYPE = f"{PROVIDER}/imageTemplates"
 TROUBLESHOOTING = builds.TROUBLESHOOTING
 RETRY_AFTER_SECONDS = 10  # realistic Retry-After on LRO answers, divided by the time scale
+MIN_RETRY_AFTER = 1  # whole seconds: the least any LRO answer says (unless the retry_after setting overrides)
 POLL_HOLD = 0.02  # seconds an in-progress poll may be held when Retry-After is 0
 RUN_HISTORY = 10  # runs (and their logs) kept per template
 IDENTITY_NAMESPACE = uuid.UUID("8f5b2a3e-6c1d-4e0f-9a7b-3c2d1e0f4a5b")
@@ -110,12 +111,14 @@ class ImageBuilder:
         return self.app.clock.time_scale
 
     def retry_after(self) -> str:
-        """The Retry-After sent on LRO answers: a settings override, else 10 s / time scale."""
+        """The Retry-After sent on every LRO answer (initial and each poll): a settings override,
+        else 10 s / time scale, never below 1 (the SDKs honour it over their own interval, and
+        without it azure-core waits 30 s per poll)."""
         control = self.app.services.get("control")
         override = control.settings.get("retry_after") if control is not None else None
         if override is not None:
             return str(int(override)) if float(override).is_integer() else str(override)
-        return str(max(0, round(RETRY_AFTER_SECONDS / self.scale())))
+        return str(max(MIN_RETRY_AFTER, round(RETRY_AFTER_SECONDS / self.scale())))
 
     def provision_seconds(self) -> float:
         """Simulated seconds a template takes to provision (a settings override, else realistic)."""
@@ -293,6 +296,20 @@ class ImageBuilder:
         page = rows[:size]
         following = page[-1][0] if len(rows) > size else None
         return [self.render(doc) for _, doc in page], following
+
+    def generic_resources(self, subscription: str, resource_group: str | None) -> list[dict]:
+        """The templates as az resource list shows them (the resources service's lister)."""
+        self.settle()
+        prefix = f"/subscriptions/{subscription}/resourcegroups/"
+        if resource_group is not None:
+            prefix += f"{resource_group}/providers/"
+        found = []
+        for doc in self.store.list(T_TEMPLATE, prefix.lower()):
+            resource = doc["resource"]
+            item = {key: resource[key] for key in ("id", "name", "type", "location", "tags", "identity")
+                    if resource.get(key) is not None}
+            found.append(item)
+        return found
 
     # -- templates: create -----------------------------------------------------------------
     def create_template(self, subscription: str, resource_group: str, name: str, body: dict, *,
@@ -550,7 +567,7 @@ class ImageBuilder:
             now = self.now()
             run = doc["runs"][-1] if doc["runs"] else None
             if run is None or builds.last_run_status(run, now)["runState"] != "Running":
-                raise not_allowed("cancel/action", doc, now)
+                raise not_allowed("cancel", doc, now)
             op = self._new_operation("cancel", doc, runId=run["id"])
             run["canceledAt"] = now
             run["cancelDoneAt"] = now + builds.CANCEL_SECONDS / self.scale()

@@ -31,22 +31,48 @@ T = RG + TEMPLATES + r"/(?P<template>[^/]+)"
 OPERATIONS = SUB + PROVIDER_PATH + r"/locations/(?P<location>[^/]+)"
 CONTROL = "/_emulator/imagebuilder"
 DEFAULT_SUBSCRIPTION = "22222222-2222-2222-2222-222222222222"
+RUN_OUTPUTS = "imageTemplates/runOutputs"
+TRIGGERS = "imageTemplates/triggers"
+TRIGGERS_SINCE = "2022-07-01"  # the triggers resource type came with this api-version
 
 
-def require_api_version(request: Request) -> None:
-    """ARM's front-door check: the api-version must be given and be one this provider offers."""
+def require_api_version(request: Request, resources, resource_type: str = "imageTemplates") -> str:
+    """ARM's front-door check: the api-version must be given and be one this provider offers for
+    the resource type; else ARM's NoRegisteredProviderFound naming the versions and locations."""
     version = request.arg("api-version")
     if not version:
         raise ArmError(400, "MissingApiVersionParameter",
                        "The api-version query parameter (?api-version=) is required for all requests.")
-    if version != API_VERSION:
-        raise ArmError(400, "InvalidApiVersionParameter",
-                       f"The api-version '{version}' is invalid. The supported versions are '{API_VERSION}'.")
+    offered = resources.api_versions(PROVIDER, resource_type) if resources else schema.API_VERSIONS
+    if version not in offered:
+        if resources is None:
+            raise ArmError(400, "NoRegisteredProviderFound",
+                           f"No registered resource provider found for API version '{version}'.")
+        raise resources.no_registered_provider(PROVIDER, resource_type, version, _location_of(request, resources))
+    return version
+
+
+def _location_of(request: Request, resources) -> str:
+    """The location ARM would name: the route's, the body's, else the resource group's."""
+    if request.params.get("location"):
+        return request.params["location"]
+    if request.method == "PUT" and request.body:
+        try:
+            body = request.json()
+        except ArmError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("location"), str):
+            return body["location"]
+    if request.params.get("resource_group"):
+        group = resources.resource_group(request.params["subscription"], request.params["resource_group"])
+        if group:
+            return group["location"]
+    return ""
 
 
 def _urls(request: Request, op: dict) -> tuple[str, str]:
     base = f"{request.base_url}/subscriptions/{op['subscription']}/providers/{PROVIDER}/locations/{op['location']}"
-    query = f"?api-version={API_VERSION}"
+    query = f"?api-version={request.arg('api-version') or API_VERSION}"
     return f"{base}/operations/{op['id']}{query}", f"{base}/operationResults/{op['id']}{query}"
 
 
@@ -71,55 +97,63 @@ def _page(items: list[dict], next_link: str | None) -> dict:
 def register_routes(app: App, backend: ImageBuilder) -> None:
     route = app.router.add
 
-    def template_of(request: Request) -> dict:
-        require_api_version(request)
+    def api_version(request: Request, resource_type: str = "imageTemplates") -> str:
+        return require_api_version(request, app.services.get("resources"), resource_type)
+
+    def template_of(request: Request, resource_type: str = "imageTemplates") -> dict:
+        api_version(request, resource_type)
         p = request.params
         return backend.require(p["subscription"], p["resource_group"], p["template"])
 
     # -- templates -------------------------------------------------------------------------
     @route("GET", SUB + TEMPLATES, "VirtualMachineImageTemplates_List")
     def list_templates(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request)
         return _list(request, None)
 
     @route("GET", RG + TEMPLATES, "VirtualMachineImageTemplates_ListByResourceGroup")
     def list_by_resource_group(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request)
         return _list(request, request.params["resource_group"])
 
     def _list(request: Request, resource_group: str | None) -> Response:
         items, following = backend.list_templates(request.params["subscription"], resource_group,
                                                   skip_token(request))
+        version = request.arg("api-version")
+        items = [schema.render_template(item, version) for item in items]
         next_link = None
         if following is not None:
-            next_link = f"{request.base_url}{request.path}?api-version={API_VERSION}&$skipToken={following}"
+            next_link = f"{request.base_url}{request.path}?api-version={request.arg('api-version')}&$skipToken={following}"
         return Response(200, _page(items, next_link))
 
     @route("GET", T, "VirtualMachineImageTemplates_Get")
     def get_template(request: Request) -> Response:
-        return Response(200, backend.render(template_of(request)))
+        doc = template_of(request)
+        return Response(200, schema.render_template(backend.render(doc), request.arg("api-version")))
 
     @route("PUT", T, "VirtualMachineImageTemplates_CreateOrUpdate")
     def put_template(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request)
         p = request.params
         schema.check_name(p["template"])
         backend._require_group(p["subscription"], p["resource_group"])
-        body = schema.template_for_create(request.json(), subscription=p["subscription"])
+        version = request.arg("api-version")
+        body = schema.template_for_create(request.json(), subscription=p["subscription"], version=version)
         doc, op = backend.create_template(p["subscription"], p["resource_group"], p["template"], body,
                                           claims=request.claims, base_url=request.base_url)
-        return Response(201, backend.render(doc), headers=lro_headers(backend, request, op, location=False))
+        return Response(201, schema.render_template(backend.render(doc), version),
+                        headers=lro_headers(backend, request, op, location=False))
 
     @route("PATCH", T, "VirtualMachineImageTemplates_Update")
     def patch_template(request: Request) -> Response:
         doc = template_of(request)
-        resource = schema.update_for_patch(request.json(), doc["resource"])
+        resource = schema.update_for_patch(request.json(), doc["resource"], request.arg("api-version"))
         op = backend.update_template(doc, resource, claims=request.claims)
         return Response(202, None, headers=lro_headers(backend, request, op))
 
     @route("DELETE", T, "VirtualMachineImageTemplates_Delete")
     def delete_template(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request)
         p = request.params
         backend._require_group(p["subscription"], p["resource_group"])
         doc = backend.find(p["subscription"], p["resource_group"], p["template"])
@@ -141,28 +175,28 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
     # -- run outputs -----------------------------------------------------------------------
     @route("GET", T + "/runOutputs", "VirtualMachineImageTemplates_ListRunOutputs")
     def list_run_outputs(request: Request) -> Response:
-        return Response(200, _page(backend.run_outputs(template_of(request)), None))
+        return Response(200, _page(backend.run_outputs(template_of(request, RUN_OUTPUTS)), None))
 
     @route("GET", T + r"/runOutputs/(?P<run_output>[^/]+)", "VirtualMachineImageTemplates_GetRunOutput")
     def get_run_output(request: Request) -> Response:
-        doc = template_of(request)
+        doc = template_of(request, RUN_OUTPUTS)
         return Response(200, backend.run_output(doc, request.params["run_output"]))
 
     # -- triggers --------------------------------------------------------------------------
     @route("GET", T + "/triggers", "Triggers_ListByImageTemplate")
     def list_triggers(request: Request) -> Response:
-        return Response(200, _page(backend.triggers(template_of(request)), None))
+        return Response(200, _page(backend.triggers(template_of(request, TRIGGERS)), None))
 
     @route("GET", T + r"/triggers/(?P<trigger>[^/]+)", "Triggers_Get")
     def get_trigger(request: Request) -> Response:
-        doc = template_of(request)
+        doc = template_of(request, TRIGGERS)
         return Response(200, backend.trigger(doc, request.params["trigger"]))
 
     @route("PUT", T + r"/triggers/(?P<trigger>[^/]+)", "Triggers_CreateOrUpdate")
     def put_trigger(request: Request) -> Response:
-        doc = template_of(request)
+        doc = template_of(request, TRIGGERS)
         schema.check_name(request.params["trigger"], "triggerName")
-        body = schema.trigger_for_create(request.json())
+        body = schema.trigger_for_create(request.json(), request.arg("api-version"))
         trigger, op = backend.put_trigger(doc, request.params["trigger"], body, claims=request.claims)
         if op is None:
             return Response(200, trigger)
@@ -170,7 +204,7 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
 
     @route("DELETE", T + r"/triggers/(?P<trigger>[^/]+)", "Triggers_Delete")
     def delete_trigger(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request, TRIGGERS)
         p = request.params
         backend._require_group(p["subscription"], p["resource_group"])
         doc = backend.find(p["subscription"], p["resource_group"], p["template"])
@@ -182,14 +216,14 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
     # -- async operations ------------------------------------------------------------------
     @route("GET", OPERATIONS + r"/operations/(?P<operation_id>[^/]+)", "ImageBuilderOperations_GetStatus")
     def operation_status(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request, "locations/operations")
         op = backend.poll_operation(request.params["subscription"], request.params["operation_id"])
         request.params["template"] = op["templateName"]  # for the request log
-        return Response(200, backend.operation_status(op))
+        return Response(200, backend.operation_status(op), headers={"Retry-After": backend.retry_after()})
 
     @route("GET", OPERATIONS + r"/operationResults/(?P<operation_id>[^/]+)", "ImageBuilderOperations_GetResult")
     def operation_result(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request, "locations/operations")
         op = backend.poll_operation(request.params["subscription"], request.params["operation_id"])
         request.params["template"] = op["templateName"]
         if op["status"] == "InProgress":
@@ -198,11 +232,12 @@ def register_routes(app: App, backend: ImageBuilder) -> None:
         if op["status"] == "Failed":
             error = op.get("error") or {"code": "InternalOperationError", "message": "The operation failed."}
             raise ArmError(500 if error["code"] == "InternalOperationError" else 400, error["code"], error["message"])
-        return Response(204 if op["kind"] in ("delete", "trigger-delete") else 200, None)
+        return Response(204 if op["kind"] in ("delete", "trigger-delete") else 200, None,
+                        headers={"Retry-After": backend.retry_after()})
 
     @route("GET", PROVIDER_PATH + "/operations", "Operations_List")
     def provider_operations(request: Request) -> Response:
-        require_api_version(request)
+        api_version(request, "operations")
         return Response(200, {"value": _provider_operations()})
 
     # -- build logs ------------------------------------------------------------------------
@@ -341,8 +376,18 @@ def register(app: App) -> None:
     app.services["imagebuilder"] = backend
     app.reset_hooks.append(backend.on_reset)
     resources = app.services.get("resources")
-    if resources is not None and hasattr(resources, "add_delete_hook"):
+    if resources is not None:
         resources.add_delete_hook(backend.drop_resource_group)
+        resources.add_resource_lister(backend.generic_resources)
+        every = schema.API_VERSIONS
+        resources.add_provider(PROVIDER, [
+            {"resourceType": "imageTemplates", "apiVersions": every},
+            {"resourceType": RUN_OUTPUTS, "apiVersions": every},
+            {"resourceType": TRIGGERS, "apiVersions": tuple(v for v in every if v >= TRIGGERS_SINCE)},
+            {"resourceType": "locations", "apiVersions": every, "locations": []},
+            {"resourceType": "locations/operations", "apiVersions": every, "locations": []},
+            {"resourceType": "operations", "apiVersions": every, "locations": []},
+        ])
     register_routes(app, backend)
     app.middlewares.append(settle_middleware(backend))
 

@@ -66,6 +66,14 @@ def invalid(where: str, sentence: str) -> ArmError:
                     "for details on fields requirements in the Image Builder Template.")
 
 
+def not_in_version(where: str, name: str, version: str, since: str) -> ArmError:
+    """A field newer than the api-version asked for (our wording: the service's is not documented)."""
+    return ArmError(400, "ValidationFailed",
+                    f"Validation failed: '{where}': Field '{name}' is not supported in api-version '{version}'; it "
+                    f"was introduced in api-version '{since}'. Please review {TEMPLATE_REFERENCE} for details on "
+                    "fields requirements in the Image Builder Template.")
+
+
 def _go_path(path: list[str]) -> str:
     fields = [segment for segment in path if not segment.startswith("[")]
     return ": ".join(f"struct field {segment[:1].upper()}{segment[1:]}" for segment in fields)
@@ -211,8 +219,78 @@ TRIGGER = Obj({
 }, frozenset({"id", "name", "type", "systemData"}))
 
 
-def conform(value: Any, spec: Any, path: list[str], where: str, go_type: str = GO_TYPE) -> Any:
-    """Check value against spec; return a copy without read-only fields. Raises ArmError 400."""
+# ---------------------------------------------------------------------------------------
+# api-versions: what each one added (aib-reference-2 §3.2), as data
+# ---------------------------------------------------------------------------------------
+
+API_VERSIONS = ("2020-02-14", "2021-10-01", "2022-02-14", "2022-07-01", "2023-07-01", "2024-02-01", "2025-10-01")
+LATEST = API_VERSIONS[-1]
+STRICT_FROM = "2024-02-01"  # field names case-sensitive, unknown fields refused (release notes, May 2024)
+
+# Fields each api-version introduced, by path in the body: dots between object fields,
+# `[Variant]` for one variant of a discriminated union. Everything else in TEMPLATE and
+# UPDATE exists since 2020-02-14. The `imageTemplates/triggers` resource type (2022-07-01)
+# is declared with the provider (routes.py), not here.
+TEMPLATE_INTRODUCED: dict[str, tuple[str, ...]] = {
+    "2021-10-01": ("systemData", "properties.vmProfile.userAssignedIdentities",
+                   "properties.vmProfile.vnetConfig.proxyVmSize", "properties.source[PlatformImage].exactVersion"),
+    "2022-02-14": ("properties.validate", "properties.stagingResourceGroup", "properties.exactStagingResourceGroup"),
+    "2022-07-01": ("properties.optimize", "properties.validate.inVMValidations[File]",
+                   "properties.distribute[SharedImage].targetRegions", "properties.distribute[SharedImage].versioning",
+                   "properties.distribute[VHD].uri", "properties.source[SharedImageVersion].exactVersion"),
+    "2023-07-01": ("properties.errorHandling",),
+    "2024-02-01": ("properties.autoRun", "properties.managedResourceTags",
+                   "properties.vmProfile.vnetConfig.containerInstanceSubnetId"),
+    "2025-10-01": ("properties.optimize.workload", "properties.distribute[SharedImage].replicationMode",
+                   "properties.additionalDataDisks"),
+}
+UPDATE_INTRODUCED: dict[str, tuple[str, ...]] = {
+    "2021-10-01": ("properties.vmProfile.userAssignedIdentities", "properties.vmProfile.vnetConfig.proxyVmSize"),
+    "2022-07-01": ("properties.distribute[SharedImage].targetRegions", "properties.distribute[SharedImage].versioning",
+                   "properties.distribute[VHD].uri"),
+    "2023-07-01": ("properties",),  # PATCH may change distribute
+    "2024-02-01": ("properties.vmProfile",),  # ... and vmProfile
+    "2025-10-01": ("properties.distribute[SharedImage].replicationMode",),
+}
+
+
+def go_type(version: str, name: str = "ImageTemplate") -> str:
+    """The Go type the service's decoder names in its errors, e.g. *v2022_07_01.ImageTemplate."""
+    return f"*v{version.replace('-', '_')}.{name}"
+
+
+def _later(table: dict[str, tuple[str, ...]], version: str) -> dict[str, str]:
+    """path -> the api-version that introduced it, for every path newer than `version`."""
+    return {path: since for since, paths in table.items() if since > version for path in paths}
+
+
+@dataclass(frozen=True)
+class Version:
+    """How one api-version reads a body: its Go type, strictness and the fields it lacks."""
+
+    name: str
+    go_type: str
+    strict: bool
+    later: dict[str, str]  # path -> api-version that introduced it (absent from this version)
+
+    @classmethod
+    def of(cls, version: str, table: dict[str, tuple[str, ...]], type_name: str) -> Version:
+        return cls(version, go_type(version, type_name), version >= STRICT_FROM, _later(table, version))
+
+
+def _spath(parent: str, key: str) -> str:
+    return f"{parent}.{key}" if parent else key
+
+
+def conform(value: Any, spec: Any, path: list[str], where: str, go_type: str = GO_TYPE, *,
+            version: Version | None = None, spath: str = "") -> Any:
+    """Check value against spec; return a copy without read-only fields. Raises ArmError 400.
+
+    With `version`, fields that api-version lacks are refused, and before 2024-02-01 field
+    names match case-insensitively and unknown fields are dropped, as the service's lenient
+    decoder did."""
+    if version is not None:
+        go_type = version.go_type
     if value is None:
         return None  # JSON null decodes to the zero value, as in Go
     if isinstance(spec, Scalar):
@@ -223,36 +301,82 @@ def conform(value: Any, spec: Any, path: list[str], where: str, go_type: str = G
     if isinstance(spec, ListOf):
         if not isinstance(value, list):
             raise wrong_type(path, value, "[]" + getattr(spec.item, "go", "object"), go_type)
-        return [conform(item, spec.item, [*path, f"[{i}]"], f"{where}[{i}]", go_type) for i, item in enumerate(value)]
+        return [conform(item, spec.item, [*path, f"[{i}]"], f"{where}[{i}]", go_type, version=version, spath=spath)
+                for i, item in enumerate(value)]
     if isinstance(spec, MapOf):
         if not isinstance(value, dict):
             raise wrong_type(path, value, "map[string]" + getattr(spec.item, "go", "object"), go_type)
-        return {key: conform(item, spec.item, [*path, key], f"{where}.{key}", go_type) for key, item in value.items()}
+        return {key: conform(item, spec.item, [*path, key], f"{where}.{key}", go_type, version=version, spath=spath)
+                for key, item in value.items()}
     if isinstance(spec, Union):
         if not isinstance(value, dict):
             raise wrong_type(path, value, "object", go_type)
-        kind = value.get(spec.key)
+        key = spec.key
+        if version is not None and not version.strict:
+            key = next((name for name in value if name.lower() == spec.key.lower()), spec.key)
+        kind = value.get(key)
         if kind is None:
             raise missing(where, spec.key)
         variant = spec.variants.get(kind) if isinstance(kind, str) else None
+        if version is not None and variant is not None and f"{spath}[{kind}]" in version.later:
+            variant = None  # a variant this api-version does not have
         if variant is None:
             parent, _, leaf = where.rpartition(".")
             raise bad_value(parent or where, f"{leaf}.{spec.key}" if parent else spec.key, kind)
-        return conform(value, variant, path, where, go_type)
+        return conform(value, variant, path, where, go_type, version=version, spath=f"{spath}[{kind}]")
     if isinstance(spec, Obj):
         if not isinstance(value, dict):
             raise wrong_type(path, value, "object", go_type)
         cleaned = {}
         for key, item in value.items():
-            if key not in spec.fields:
+            if key not in spec.fields and version is not None and not version.strict:
+                key = next((name for name in spec.fields if name.lower() == key.lower()), key)
+            field_path = _spath(spath, key)
+            since = version.later.get(field_path) if version is not None else None
+            if since is not None and version is not None and not version.strict:
+                raise not_in_version(where, key, version.name, since)
+            if key not in spec.fields or since is not None:
+                if version is not None and not version.strict:
+                    continue  # the lenient decoder drops what it does not know
                 raise unknown_field(path, key, go_type)
             if key in spec.readonly:
                 continue
-            checked = conform(item, spec.fields[key], [*path, key], f"{where}.{key}", go_type)
+            checked = conform(item, spec.fields[key], [*path, key], f"{where}.{key}", go_type, version=version,
+                              spath=field_path)
             if checked is not None:
                 cleaned[key] = checked
         return cleaned
     raise TypeError(f"unknown spec {spec!r}")
+
+
+def project(value: Any, spec: Any, later: dict[str, str], spath: str = "") -> Any:
+    """The stored document as an older api-version shows it: fields that version lacks left out."""
+    if not later or not isinstance(value, (dict, list)):
+        return value
+    if isinstance(spec, ListOf) and isinstance(value, list):
+        return [project(item, spec.item, later, spath) for item in value]
+    if isinstance(spec, MapOf) and isinstance(value, dict):
+        return {key: project(item, spec.item, later, spath) for key, item in value.items()}
+    if isinstance(spec, Union) and isinstance(value, dict):
+        kind = value.get(spec.key)
+        variant = spec.variants.get(kind) if isinstance(kind, str) else None
+        return project(value, variant, later, f"{spath}[{kind}]") if variant else value
+    if isinstance(spec, Obj) and isinstance(value, dict):
+        shown = {}
+        for key, item in value.items():
+            field_path = _spath(spath, key)
+            if field_path in later:
+                continue
+            shown[key] = project(item, spec.fields[key], later, field_path) if key in spec.fields else item
+        return shown
+    return value
+
+
+def render_template(resource: dict, version: str) -> dict:
+    """An ImageTemplate (as rendered for the latest api-version) shaped for `version`."""
+    if version == LATEST:
+        return resource
+    return project(resource, TEMPLATE, _later(TEMPLATE_INTRODUCED, version))
 
 
 # ---------------------------------------------------------------------------------------
@@ -439,12 +563,13 @@ def check_identity(identity: dict | None, where: str = "ImageTemplate") -> None:
             raise bad_value(f"{where}.identity", "userAssignedIdentities", key)
 
 
-def template_for_create(body: Any, *, subscription: str) -> dict:
+def template_for_create(body: Any, *, subscription: str, version: str = LATEST) -> dict:
     """Validate a PUT body; return it cleaned, with the defaults Azure echoes filled in."""
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "
                                                      "the body must be a JSON object.")
-    cleaned = conform(body, TEMPLATE, [], "ImageTemplate")
+    cleaned = conform(body, TEMPLATE, [], "ImageTemplate",
+                      version=Version.of(version, TEMPLATE_INTRODUCED, "ImageTemplate"))
     if not cleaned.get("location"):
         raise missing("ImageTemplate", "location")
     check_identity(cleaned.get("identity"))
@@ -496,7 +621,7 @@ def _fill_echoed_defaults(props: dict) -> None:
             item.setdefault("runElevated", False)
 
 
-def update_for_patch(body: Any, current: dict) -> dict:
+def update_for_patch(body: Any, current: dict, version: str = LATEST) -> dict:
     """Validate a PATCH body against the stored template; return the new resource document.
 
     Only tags, identity, properties.distribute (which must keep every existing runOutputName)
@@ -505,7 +630,8 @@ def update_for_patch(body: Any, current: dict) -> dict:
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "
                                                      "the body must be a JSON object.")
-    patch = conform(body, UPDATE, [], "ImageTemplateUpdateParameters", "*v2025_10_01.ImageTemplateUpdateParameters")
+    patch = conform(body, UPDATE, [], "ImageTemplateUpdateParameters",
+                    version=Version.of(version, UPDATE_INTRODUCED, "ImageTemplateUpdateParameters"))
     updated = copy.deepcopy(current)
     if "tags" in patch:
         updated["tags"] = patch["tags"]
@@ -554,11 +680,11 @@ def _patched_identity(current: dict, change: dict) -> dict:
     return {"type": "UserAssigned", "userAssignedIdentities": identities}
 
 
-def trigger_for_create(body: Any) -> dict:
+def trigger_for_create(body: Any, version: str = LATEST) -> dict:
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "
                                                      "the body must be a JSON object.")
-    cleaned = conform(body, TRIGGER, [], "Trigger", "*v2025_10_01.Trigger")
+    cleaned = conform(body, TRIGGER, [], "Trigger", go_type(version, "Trigger"))
     if not cleaned.get("properties"):
         raise missing("Trigger", "properties")
     return cleaned

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from emulator.core import ArmError, Request
+from emulator.resources import locations
 
 # What azure-mgmt-resource 26.0.0 sends (2025-04-01) and the versions before it that tools
 # still pin; ARM answers InvalidApiVersionParameter for anything else.
@@ -31,6 +32,8 @@ DEFAULT_TENANT = "11111111-1111-1111-1111-111111111111"
 
 _RG_NAME = re.compile(r"^[-\w._()]{1,90}$")
 DeleteHook = Callable[[str, str], None]
+# lister(subscription, resource_group or None) -> the generic resources a service holds there
+ResourceLister = Callable[[str, "str | None"], list[dict]]
 
 
 def require_api_version(request: Request, supported: Iterable[str]) -> str:
@@ -49,7 +52,7 @@ def require_api_version(request: Request, supported: Iterable[str]) -> str:
 
 def normalize_location(location: str) -> str:
     """ARM's canonical region name: 'East US' and 'eastus' are the same place."""
-    return location.replace(" ", "").lower()
+    return locations.normalize(location)
 
 
 def resource_group_id(subscription: str, name: str) -> str:
@@ -60,6 +63,9 @@ class Resources:
     def __init__(self, app):
         self.app = app
         self._delete_hooks: list[DeleteHook] = []
+        self._listers: list[ResourceLister] = []
+        # namespace (lower case) -> {"namespace", "resourceTypes": [{"resourceType", "apiVersions", "locations"}]}
+        self._providers: dict[str, dict] = {}
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -151,3 +157,69 @@ class Resources:
         self._delete_hooks.append(hook)
 
 
+
+    # -- generic resources (az resource list) -------------------------------------------------
+
+    def add_resource_lister(self, lister: ResourceLister) -> None:
+        """lister(subscription, resource_group or None) -> [{id, name, type, location, tags?, ...}]."""
+        self._listers.append(lister)
+
+    def resources(self, subscription: str, resource_group: str | None = None) -> list[dict]:
+        """Every resource the services hold in the subscription (or group), ordered by id."""
+        found = [item for lister in self._listers for item in lister(subscription, resource_group)]
+        return sorted(found, key=lambda item: item["id"].lower())
+
+    # -- resource providers -------------------------------------------------------------------
+
+    def add_provider(self, namespace: str, resource_types: list[dict]) -> None:
+        """Declare a provider's resource types: [{"resourceType", "apiVersions" (oldest first),
+        "locations": None for every known region, or [] for a global type}]."""
+        self._providers[namespace.lower()] = {"namespace": namespace, "resourceTypes": resource_types}
+
+    def providers(self, subscription: str) -> list[dict]:
+        return [self.provider(subscription, entry["namespace"]) for entry in self._providers.values()]
+
+    def provider(self, subscription: str, namespace: str) -> dict:
+        """The Provider document of GET /subscriptions/{sub}/providers/{namespace}."""
+        entry = self._providers.get(namespace.lower())
+        if entry is None:
+            raise ArmError(404, "InvalidResourceNamespace",
+                           f"The resource namespace '{namespace}' is invalid.")
+        types = []
+        for item in entry["resourceTypes"]:
+            versions = list(reversed(item["apiVersions"]))
+            shown = {"resourceType": item["resourceType"],
+                     "locations": [locations.display_name(name) for name in self._type_locations(item)],
+                     "apiVersions": versions, "defaultApiVersion": versions[0], "capabilities": "None"}
+            types.append(shown)
+        return {"id": f"/subscriptions/{subscription}/providers/{entry['namespace']}",
+                "namespace": entry["namespace"], "registrationState": "Registered",
+                "registrationPolicy": "RegistrationRequired", "resourceTypes": types}
+
+    def api_versions(self, namespace: str, resource_type: str) -> tuple[str, ...]:
+        """The api-versions declared for a resource type (oldest first); () when unknown."""
+        item = self._resource_type(namespace, resource_type)
+        return tuple(item["apiVersions"]) if item else ()
+
+    def no_registered_provider(self, namespace: str, resource_type: str, version: str,
+                               location: str | None) -> ArmError:
+        """ARM's answer to an api-version (or location) a provider's resource type does not offer.
+        `resource_type` may be nested ("imageTemplates/triggers"); the message names its last part."""
+        item = self._resource_type(namespace, resource_type) or {"apiVersions": (), "locations": None}
+        supported = ", ".join(reversed(item["apiVersions"]))
+        where = ", ".join(locations.display_name(name) for name in self._type_locations(item))
+        return ArmError(400, "NoRegisteredProviderFound",
+                        f"No registered resource provider found for location '{normalize_location(location or '')}' "
+                        f"and API version '{version}' for type '{resource_type.rsplit('/', 1)[-1]}'. The supported "
+                        f"api-versions are '{supported}'. The supported locations are '{where}'.")
+
+    def _resource_type(self, namespace: str, resource_type: str) -> dict | None:
+        entry = self._providers.get(namespace.lower())
+        for item in (entry or {}).get("resourceTypes", []):
+            if item["resourceType"].lower() == resource_type.lower():
+                return item
+        return None
+
+    @staticmethod
+    def _type_locations(item: dict) -> list[str]:
+        return locations.names() if item.get("locations") is None else list(item["locations"])

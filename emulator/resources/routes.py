@@ -1,4 +1,5 @@
-"""Microsoft.Resources routes: subscriptions and resource groups.
+"""Microsoft.Resources routes, the ARM core: cloud metadata, subscriptions, locations, resource
+providers, resource groups and the generic resource listing.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import re
 import secrets
 
 from emulator.core import SUB, ArmError, Request, Response
+from emulator.resources import locations
 from emulator.resources.backend import RESOURCE_API_VERSIONS, SUBSCRIPTION_API_VERSIONS, Resources, require_api_version
 
 # -- REST -------------------------------------------------------------------------------------
@@ -40,7 +42,60 @@ def register(app) -> None:
     """Register the subscriptions and resource groups routes and app.services["resources"]."""
     backend = Resources(app)
     app.services["resources"] = backend
+    backend.add_provider("Microsoft.Resources", [
+        {"resourceType": name, "apiVersions": RESOURCE_API_VERSIONS, "locations": []}
+        for name in ("resourceGroups", "resources", "providers", "deployments", "operationresults")
+    ] + [{"resourceType": name, "apiVersions": SUBSCRIPTION_API_VERSIONS, "locations": []}
+         for name in ("subscriptions", "locations")])
     route = app.router.add
+
+    # -- cloud discovery, locations, providers, generic resources ------------------------------
+    @route("GET", r"/metadata/endpoints", "Metadata_Endpoints", auth="none")
+    def metadata_endpoints(request: Request) -> Response:
+        document = cloud_metadata(request.base_url)
+        # Before 2022-09-01 the endpoint answered a list of clouds; since then one object.
+        version = request.arg("api-version") or ""
+        if "2019-05-01" <= version < "2022-09-01":
+            return Response(200, [document])
+        return Response(200, document)
+
+    @route("GET", SUB + r"/locations", "Subscriptions_ListLocations")
+    def list_locations(request: Request) -> Response:
+        require_api_version(request, SUBSCRIPTION_API_VERSIONS)
+        subscription = request.params["subscription"]
+        backend.ensure_subscription(subscription)
+        return Response(200, {"value": [locations.arm_location(subscription, entry) for entry in locations.REGIONS]})
+
+    @route("GET", SUB + r"/providers", "Providers_List")
+    def list_providers(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        return Response(200, {"value": backend.providers(request.params["subscription"])})
+
+    @route("GET", SUB + r"/providers/(?P<namespace>[^/]+)", "Providers_Get")
+    def get_provider(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        return Response(200, backend.provider(request.params["subscription"], request.params["namespace"]))
+
+    @route("POST", SUB + r"/providers/(?P<namespace>[^/]+)/register", "Providers_Register")
+    def register_provider(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        return Response(200, backend.provider(request.params["subscription"], request.params["namespace"]))
+
+    @route("GET", SUB + r"/resources", "Resources_List")
+    def list_resources(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        subscription = request.params["subscription"]
+        backend.ensure_subscription(subscription)
+        items = _filter_resources(backend.resources(subscription), request.arg("$filter"))
+        return Response(200, _page(items, request, request.path))
+
+    @route("GET", RG_PATH + r"/resources", "Resources_ListByResourceGroup")
+    def list_group_resources(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        subscription, group = request.params["subscription"], request.params["resource_group"]
+        backend.require_resource_group(subscription, group)
+        items = _filter_resources(backend.resources(subscription, group), request.arg("$filter"))
+        return Response(200, _page(items, request, request.path))
 
     @route("GET", r"/subscriptions", "Subscriptions_List")
     def list_subscriptions(request: Request) -> Response:
@@ -102,7 +157,7 @@ def register(app) -> None:
         token = secrets.token_hex(16).upper()
         location = (f"{request.base_url}/subscriptions/{subscription}/operationresults/"
                     f"eyJqb2JJZCI6IlJFU09VUkNFR1JPVVBERUxFVElPTkpPQi{token}?api-version={version}")
-        return Response(202, None, headers={"Location": location, "Retry-After": "0"})
+        return Response(202, None, headers={"Location": location, "Retry-After": "1"})
 
     @route("GET", SUB + r"/operationresults/(?P<operation>[^/]+)", "ResourceGroups_OperationResult")
     def operation_result(request: Request) -> Response:
@@ -123,3 +178,48 @@ def _filter_by_tag(groups: list[dict], expression: str | None) -> list[dict]:
         if name.group(1).lower() in tags and (value is None or tags[name.group(1).lower()] == value.group(1)):
             matched.append(group)
     return matched
+
+
+def _filter_resources(items: list[dict], expression: str | None) -> list[dict]:
+    """$filter for az resource list: resourceType eq, name eq, location eq, tagName/tagValue."""
+    if not expression:
+        return items
+    for field, key in (("resourceType", "type"), ("name", "name"), ("location", "location")):
+        found = re.search(rf"\b{field}\s+eq\s+'([^']*)'", expression, re.IGNORECASE)
+        if found:
+            wanted = found.group(1).lower()
+            if key == "location":
+                wanted = locations.normalize(wanted)
+            items = [item for item in items if str(item.get(key, "")).lower() == wanted]
+    return _filter_by_tag(items, expression)
+
+
+def cloud_metadata(base_url: str) -> dict:
+    """GET /metadata/endpoints: the emulator as a cloud (az cloud register reads this).
+    ARM and the login host are both the emulator; audiences are Azure's, so tokens carry them."""
+    base = base_url.rstrip("/")
+    return {
+        "name": "GoldsmithEmulator",
+        "portal": base,
+        "resourceManager": f"{base}/",
+        "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
+                                                                "https://management.azure.com/"],
+                           "tenant": "common", "identityProvider": "AAD"},
+        "media": base, "graphAudience": "https://graph.windows.net/", "graph": base, "batch": base,
+        "gallery": base, "galleryEndpoint": base, "graphEndpoint": base, "portalEndpoint": base,
+        "sqlManagement": base, "vmImageAliasDoc": "https://raw.githubusercontent.com/Azure/azure-rest-api-specs/master/arm-compute/quickstart-templates/aliases.json",
+        "activeDirectoryDataLake": base, "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        "appInsightsResourceId": base, "appInsightsTelemetryChannelResourceId": base,
+        "attestationResourceId": base, "synapseAnalyticsResourceId": base, "logAnalyticsResourceId": base,
+        "ossrdbmsResourceId": base, "ossrDbmsResourceId": base,
+        "suffixes": {"storage": "core.windows.net", "keyVaultDns": ".vault.azure.net",
+                     "mhsmDns": ".managedhsm.azure.net", "sqlServerHostname": ".database.windows.net",
+                     "mysqlServerEndpoint": ".mysql.database.azure.com",
+                     "postgresqlServerEndpoint": ".postgres.database.azure.com",
+                     "mariadbServerEndpoint": ".mariadb.database.azure.com",
+                     "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+                     "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+                     "synapseAnalytics": ".dev.azuresynapse.net", "acrLoginServer": ".azurecr.io",
+                     "attestationEndpoint": ".attest.azure.net", "storageSyncEndpointSuffix": "afs.azure.net",
+                     "azureFrontDoorEndpointSuffix": "azurefd.net"},
+    }

@@ -162,10 +162,23 @@ def test_the_retry_after_setting_is_what_lro_answers_carry(emulator, client, rec
 
 
 def test_by_default_retry_after_is_ten_seconds_divided_by_the_time_scale(emulator, client, recorder):
+    emulator.settings(retry_after=None)
     emulator.set_time_scale(2)
     client.virtual_machine_image_templates.begin_create_or_update(RG, "web", template_body(), polling=False)
 
     assert recorder.first("PUT").headers["Retry-After"] == "5"
+
+
+def test_every_lro_answer_says_retry_after_at_least_one_second_at_any_time_scale(emulator, client, recorder):
+    emulator.settings(retry_after=None)
+    emulator.set_time_scale(20000)
+    client.virtual_machine_image_templates.begin_create_or_update(RG, "web", template_body()).result()
+    client.virtual_machine_image_templates.begin_run(RG, "web").result()
+
+    lro = [e for e in recorder.exchanges if e.method in ("PUT", "POST") or "/operations" in e.url.lower()]
+    assert len(lro) >= 4  # PUT, its poll, POST run, its poll(s)
+    assert all(e.headers.get("Retry-After") == "1" for e in lro), [(e.method, e.url, e.headers.get("Retry-After"))
+                                                                   for e in lro]
 
 
 def test_unknown_settings_are_refused(emulator):

@@ -275,14 +275,13 @@ def test_patch_refuses_everything_but_tags_identity_distribute_and_vm_profile(cl
 
 
 def test_an_unknown_api_version_is_refused_as_arm_does(emulator):
-    client = emulator.imagebuilder_client(api_version="2022-07-01")
+    client = emulator.imagebuilder_client(api_version="2022-07-02")
 
     with pytest.raises(HttpResponseError) as caught:
         client.virtual_machine_image_templates.get(RG, "web")
     assert caught.value.status_code == 400
-    assert caught.value.error.code == "InvalidApiVersionParameter"
-    assert caught.value.error.message == ("The api-version '2022-07-01' is invalid. The supported versions are "
-                                          "'2025-10-01'.")
+    assert caught.value.error.code == "NoRegisteredProviderFound"
+    assert "API version '2022-07-02' for type 'imageTemplates'" in caught.value.error.message
 
 
 def test_a_missing_api_version_is_refused_as_arm_does(client):

@@ -296,8 +296,12 @@ def emulator_process(tmp_path_factory) -> Iterator[EmulatorHandle]:
 
 @pytest.fixture
 def emulator(emulator_process: EmulatorHandle) -> EmulatorHandle:
-    """The session emulator, reset to the seed before the test."""
+    """The session emulator, reset to the seed before the test, answering LROs with Retry-After 0.
+
+    Azure's SDKs honour Retry-After over their polling_interval, and the emulator never says
+    less than 1 s by default; tests poll at once instead (test_control checks the default)."""
     emulator_process.reset()
+    emulator_process.settings(retry_after=0)
     return emulator_process
 
 

@@ -8,6 +8,7 @@ the three in step. Misconfiguration is reported by the system checks in portal/c
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -189,6 +190,22 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPL
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", DEPLOYED)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def _networks(name: str, values: list[str]) -> list[str]:
+    """`values` when each is an IP address or network (CIDR): a typo fails loudly, at start."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or network") from exc
+    return values
+
+
+# The reverse proxies whose X-Request-ID is taken as the request id (portal/middleware.py);
+# from any other client the header is ignored and a fresh id is made, so nobody can choose the
+# request id that the audit trail and the logs record. Empty: trust no one.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", env_list("TRUSTED_PROXIES", []))
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -4,9 +4,10 @@ msal builds the authorize URL (state, nonce, PKCE S256) and redeems the code; si
 it no longer validates ID tokens, so `validate_id_token` checks them here with PyJWT: the
 signature against the tenant's published keys (found through the discovery document), the
 algorithm, issuer, audience (our client id), tenant (`tid`), expiry/not-before/issued-at with
-ENTRA_CLOCK_SKEW_SECONDS of slack, and the nonce. App roles (the `roles` claim) become
-Goldsmith memberships through RoleMapping rows; users are created just in time and linked by
-tenant and object id, never by name.
+ENTRA_CLOCK_SKEW_SECONDS of slack, the nonce, the type of every claim we read
+(`check_claim_types`) and `azp` for a token with several audiences. App roles (the `roles`
+claim) become Goldsmith memberships through RoleMapping rows; users are created just in time
+and linked by tenant and object id, never by name.
 
 Every refusal raises SignInRefused with a stable `reason` (the audit event's and the error
 page's key); nothing here creates a session (portal/signin.py does, after `complete` returns).
@@ -208,6 +209,44 @@ def _signing_key(kid: str, jwks_uri: str):
     raise SignInRefused("signature", f"no published key with kid {kid!r}")
 
 
+# Claims we use, and their types in a v2 ID token: a signature only proves Entra (or the
+# emulator) issued the token, not that every claim has the shape our code assumes, and a list
+# where a name belongs would otherwise become a 500 or a user called "['a', 'b']".
+_IDENTIFIERS = ("tid", "oid")  # non-empty strings; they key ExternalIdentity (64 characters)
+_TEXT_CLAIMS = ("sub", "nonce", "azp", "preferred_username", "name", "email")  # strings when present
+
+
+def check_claim_types(claims: dict) -> None:
+    """Raise SignInRefused("invalid_token") unless every claim we read has the type we read it as.
+
+    `tid` and `oid` are non-empty strings of at most 64 characters; `sub`, `nonce`, `azp`,
+    `preferred_username`, `name` and `email` are strings when present; `roles`, when present,
+    is a list of strings. Pure: takes the decoded payload.
+    """
+    for name in _IDENTIFIERS:
+        value = claims.get(name)
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise SignInRefused("invalid_token", f"claim {name!r} must be a non-empty string of at most 64 "
+                                f"characters, got {type(value).__name__}")
+    for name in _TEXT_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise SignInRefused("invalid_token", f"claim {name!r} must be a string, got {type(claims[name]).__name__}")
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise SignInRefused("invalid_token", "claim 'roles' must be a list of strings")
+
+
+def check_authorized_party(claims: dict, client_id: str) -> None:
+    """OpenID Connect Core 3.1.3.7: a token for several audiences must name us in `azp`, and an
+    `azp` that is present must be us. PyJWT has already checked that `aud` includes us."""
+    audience = claims.get("aud")
+    several = isinstance(audience, list) and len(audience) > 1
+    if "azp" in claims and claims["azp"] != client_id:
+        raise SignInRefused("audience", f"azp {claims['azp']!r} is not this application")
+    if several and claims.get("azp") != client_id:
+        raise SignInRefused("audience", f"aud {audience!r} names other applications and no azp names this one")
+
+
 def nonce_hash(nonce: str) -> str:
     """What msal sends as the nonce (and the ID token echoes): the SHA-256 of the flow's nonce."""
     return hashlib.sha256(nonce.encode("ascii")).hexdigest()
@@ -238,6 +277,8 @@ def validate_id_token(token: str, *, nonce: str) -> dict:
         raise SignInRefused("issuer", str(exc)) from exc
     except jwt.PyJWTError as exc:
         raise SignInRefused("invalid_token", str(exc)) from exc
+    check_claim_types(claims)
+    check_authorized_party(claims, settings.ENTRA_CLIENT_ID)
     if claims["tid"] != settings.ENTRA_TENANT_ID:
         raise SignInRefused("tenant", f"tid {claims['tid']}")
     if not nonce or claims["nonce"] != nonce_hash(nonce):
@@ -267,10 +308,8 @@ def provision_user(claims: dict) -> SignedIn:
     Raises SignInRefused("no_roles") when no app role maps to anything, ("username_taken")
     when a new account's name is already a local user's, ("inactive") for a disabled user.
     """
-    app_roles = claims.get("roles") or []
-    if not isinstance(app_roles, list):
-        app_roles = [app_roles]
-    grants = grants_for([str(role) for role in app_roles])
+    app_roles = claims.get("roles") or []  # a list of strings: validate_id_token checked it
+    grants = grants_for(app_roles)
     if not grants:
         raise SignInRefused("no_roles", f"app roles {app_roles!r} map to no Goldsmith role")
     User = get_user_model()

@@ -59,6 +59,10 @@ MESSAGES = {
 }
 
 
+# Refusals of a callback that belongs to no sign-in in progress: they change nothing.
+NO_MATCHING_FLOW = ("no_flow", "state")
+
+
 class SignInRefused(Exception):
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -140,20 +144,25 @@ def begin(session, redirect_uri: str, next_url: str = "") -> str:
 def complete(session, params: dict[str, str]) -> tuple[dict, str]:
     """Redeem the code from the callback's parameters and validate the ID token.
 
-    The stored flow is removed first, so a callback URL works at most once. Returns
-    (validated claims, the next URL saved by `begin`). Raises SignInRefused.
+    A callback that matches no sign-in in progress (none started, expired, or another state)
+    raises SignInRefused("no_flow" or "state") and leaves the session as it was: anybody can
+    send a browser to the callback URL, and that must neither sign the person out nor spoil a
+    sign-in they have really started. A matching callback takes the flow out of the session
+    first, so it works at most once. Returns (validated claims, the next URL saved by `begin`).
+    Raises SignInRefused.
     """
     if not enabled():
         raise SignInRefused("not_configured")
-    stored = session.pop(FLOW_SESSION_KEY, None)
+    stored = session.get(FLOW_SESSION_KEY)
     if not stored or int(time.time()) - int(stored.get("started", 0)) > FLOW_MAX_AGE:
         raise SignInRefused("no_flow")
     flow = stored["flow"]
-    if "error" in params:
-        detail = f"{params.get('error')}: {params.get('error_description', '')}"[:500]
-        if params.get("state") != flow.get("state"):
-            raise SignInRefused("state", detail)
-        raise SignInRefused("idp_error", detail)
+    error = f"{params.get('error')}: {params.get('error_description', '')}"[:500] if "error" in params else ""
+    if params.get("state") != flow.get("state"):
+        raise SignInRefused("state", error or "the callback's state is not this browser's sign-in")
+    session.pop(FLOW_SESSION_KEY)
+    if error:
+        raise SignInRefused("idp_error", error)
     try:
         result = _app().acquire_token_by_auth_code_flow(dict(flow), params)
     except ValueError as exc:  # msal: state mismatch or a malformed answer

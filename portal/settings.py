@@ -164,6 +164,10 @@ SESSION_COOKIE_SAMESITE = "Lax"  # the Entra callback is a top-level GET redirec
 # LOGIN_FAILURE_LIMIT failures, an address after ten times as many across usernames.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Repeated refusals (auth.login_failed, access.denied) of one kind from one address are
+# recorded once per this many seconds; the repeats are counted into the next event of that
+# kind (portal.audit.record_refusal, docs/audit.md), so nobody can flood the audit trail.
+AUDIT_REFUSAL_WINDOW_SECONDS = 60
 
 # Microsoft Entra ID sign-in (authorization code flow with PKCE, portal/entra.py) is offered
 # once the app registration's client id, tenant id and secret are all set. `make run` points

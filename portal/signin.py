@@ -73,8 +73,8 @@ def _login_failed(request, *, method: str, reason: str, username: str = "", deta
         changes["detail"] = detail[:500]
     if method == "password":
         changes["username_known"] = user is not None
-    audit.record("auth.login_failed", actor=user or "anonymous", obj=user, changes=changes,
-                 outcome=AuditEvent.Outcome.FAILURE)
+    audit.record_refusal("auth.login_failed", actor=user or "anonymous", obj=user, changes=changes,
+                         outcome=AuditEvent.Outcome.FAILURE)
 
 
 class SignInForm(AuthenticationForm):
@@ -142,8 +142,11 @@ def _redirect_uri(request) -> str:
 
 def _refused(request, refusal: entra.SignInRefused, status: int = 403):
     _login_failed(request, method="entra", reason=refusal.reason, detail=refusal.detail)
-    # No session survives a refusal: not the half-finished flow, not an anonymous session.
-    request.session.flush()
+    if refusal.reason not in entra.NO_MATCHING_FLOW:
+        # No session survives a refused sign-in: not the half-finished flow, not an anonymous
+        # session. A callback that matches no sign-in is not one: any site can link to it, so
+        # it must not sign anybody out (or end a sign-in they started).
+        request.session.flush()
     return render(request, "registration/signin_refused.html",
                   {"message": refusal.message, "reason": refusal.reason, "entra_enabled": entra.enabled()},
                   status=503 if refusal.reason == "unavailable" else status)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from django.http import HttpResponse
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,8 @@ def record_in_request(**kwargs) -> AuditEvent:
 
     request = RequestFactory().get("/", HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="203.0.113.7",
                                    HTTP_X_REQUEST_ID="req-123")
-    RequestIdMiddleware(view)(request)
+    with override_settings(TRUSTED_PROXIES=["203.0.113.7"]):  # only a trusted proxy sets the request id
+        RequestIdMiddleware(view)(request)
     return holder["event"]
 
 

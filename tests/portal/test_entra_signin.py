@@ -356,3 +356,41 @@ def test_an_audience_list_issued_to_us_is_accepted(client, entra_on, hook):
     entra_on.control("POST", "entra/next-id-token", hook)
 
     assert sign_in(client, entra_on).status_code == 302
+
+
+# --- Callbacks that match no sign-in ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{}, {"code": "x", "state": "y"}, {"error": "access_denied", "state": "y"}])
+def test_a_signed_in_person_sent_to_the_callback_stays_signed_in(client, entra_on, bob, params):
+    client.force_login(bob)
+    key = client.session.session_key
+
+    response = client.get(reverse("portal:entra-callback"), params)
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You are still signed in as <strong>bob</strong>" in page
+    assert f'href="{reverse("portal:home")}"' in page
+    assert client.session.session_key == key
+    assert int(client.session["_auth_user_id"]) == bob.pk
+    assert client.get(reverse("portal:home")).status_code == 200
+    assert AuditEvent.objects.filter(action="auth.logout").count() == 0
+
+
+def test_a_forged_callback_does_not_spoil_the_sign_in_in_progress(client, entra_on):
+    location = pick_user(entra_on, start(client), "alice@contoso.example")
+
+    assert_refused(client, client.get(reverse("portal:entra-callback"), {"code": "x", "state": "forged"}), "state")
+    response = client.get(callback_path(location))
+
+    assert response.status_code == 302
+    assert ExternalIdentity.objects.get().user.username == "alice@contoso.example"
+
+
+def test_callbacks_without_a_sign_in_cannot_flood_the_trail(client, entra_on):
+    for _ in range(30):
+        assert client.get(reverse("portal:entra-callback")).status_code == 403
+
+    [event] = AuditEvent.objects.filter(action="auth.login_failed")
+    assert event.changes["reason"] == "no_flow"

@@ -17,7 +17,8 @@ Outcomes follow one order, so a refusal never tells an outsider more than it sho
 3. The user sees the object but their role does not allow `need`: PermissionDenied (403).
 
 Every refusal of an existing object, and every 403, is recorded as an `access.denied` audit
-event with outcome "denied"; a plain "no such object" is not. `need` is one of "view",
+event with outcome "denied"; a plain "no such object" is not. Repeats of one refusal from one
+address within a minute are counted into one event (`audit.record_refusal`). `need` is one of "view",
 "change" (edit, publish, deprecate, revoke, cancel) or "build" (request a build from it or
 rebuild it).
 
@@ -138,8 +139,8 @@ def deny(user: Any, reason: str, *, obj: Any = None, object_type: str = "", obje
     funnel before entering a `transaction.atomic()` block, or the refusal would roll it back.
     """
     changes = {"reason": reason, "status": status, "roles": roles_of(user).names}
-    audit.record("access.denied", actor=_actor(user), obj=obj, object_type=object_type, object_id=object_id,
-                 department=department, changes=changes, outcome=AuditEvent.Outcome.DENIED)
+    audit.record_refusal("access.denied", actor=_actor(user), obj=obj, object_type=object_type, object_id=object_id,
+                         department=department, changes=changes, outcome=AuditEvent.Outcome.DENIED)
     if status == 404:
         raise Http404("Not found.")
     raise PermissionDenied(reason)

@@ -9,7 +9,9 @@ tampering shows up in `verify_chain`.
 The chain, precisely (docs/audit.md has the prose version):
 
 - `hash = SHA-256(prev_hash + canonical(event))`, where `canonical` is the JSON of the fields
-  in `HASHED_FIELDS` with sorted keys, no spaces, UTF-8, times in UTC with microseconds;
+  in `HASHED_FIELDS` with sorted keys, no spaces, UTF-8, times in UTC with microseconds (the
+  `redaction` column is deliberately not among them: docs/audit.md says why, and what a change
+  to it can hide);
 - the first event has id 1 and `prev_hash = GENESIS`; every later event has the previous id
   + 1 and the previous event's hash as `prev_hash`;
 - `at` never goes backwards along the chain (an event written while the clock stepped back
@@ -17,6 +19,10 @@ The chain, precisely (docs/audit.md has the prose version):
 - a retention prune (`prune`, break-glass, docs/audit.md) removes the oldest events and
   records an `audit.prune` event naming the last pruned id and its hash: the retained chain
   then starts from that anchor instead of GENESIS.
+
+Refusals anybody can cause (`auth.login_failed`, `access.denied`) go through
+`record_refusal`, which writes one event per key and minute and appends the count of the
+repeats with the key's next event, so the trail cannot be flooded and is never updated.
 
 The hash chain detects changes by anybody who does not rewrite every later event. Somebody
 with write access who recomputes the whole tail is caught by checkpoints kept outside the
@@ -29,13 +35,16 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -54,11 +63,18 @@ IMMUTABLE_TRIGGERS = {"portal_auditevent": "audit_event_immutable",
                       "portal_auditcheckpoint": "audit_checkpoint_immutable"}
 
 Actor = AbstractBaseUser | str | None
+log = logging.getLogger(__name__)
 
 
 def worker_actor() -> str:
     """The actor name for changes made by an RQ worker or the scheduler on this host."""
     return f"worker:{socket.gethostname()}"
+
+
+def _actor_name(actor: Actor) -> str:
+    if isinstance(actor, AbstractBaseUser):
+        return actor.get_username()
+    return actor if isinstance(actor, str) and actor else "system"
 
 
 def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "", object_id: str = "",
@@ -80,10 +96,7 @@ def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "",
         label = label or str(obj)
     meta = current_request_meta()
     actor_user = actor if isinstance(actor, AbstractBaseUser) else None
-    if actor_user is not None:
-        actor_name = actor_user.get_username()
-    else:
-        actor_name = actor if isinstance(actor, str) and actor else "system"
+    actor_name = _actor_name(actor)
     department_id = department.pk if isinstance(department, Department) else department
     with transaction.atomic():
         _lock()
@@ -114,6 +127,70 @@ def record(action: str, *, actor: Actor, obj: Any = None, object_type: str = "",
         )
         event.hash = event_hash(event, prev_hash)
         event.save(force_insert=True)
+    return event
+
+
+# --- Refusals: at most one event per key and window ------------------------------------------
+
+# How long the cache remembers a key's last refusal event and the refusals folded into it; a
+# count not reported within this time (no refusal of that key came since) is lost.
+_REFUSAL_MEMORY = 7 * 24 * 60 * 60
+
+
+def _refusal_pointer(action: str, address: str, actor_name: str, reason: str) -> str:
+    digest = hashlib.sha256("\x00".join((action, address, actor_name, reason)).encode()).hexdigest()
+    return f"audit:refusal:last:{digest}"
+
+
+def _folded_key(event_hash: str) -> str:
+    return f"audit:refusal:folded:{event_hash}"
+
+
+def record_refusal(action: str, *, actor: Actor, changes: dict | None = None, **fields: Any) -> AuditEvent | None:
+    """Record a refusal (`auth.login_failed`, `access.denied`) unless its key was recorded within
+    the window; returns the event, or None when the refusal was folded into an earlier one.
+
+    The key is (action, client address, actor name, changes["reason"]). The first refusal of a
+    key is recorded as usual; repeats within AUDIT_REFUSAL_WINDOW_SECONDS of that event are only
+    counted (in the cache, against that event's hash). The next refusal of the key after the
+    window is recorded with `changes["repeats"] = {"of": <event id>, "count": <n>}`: n refusals
+    like event #id happened after it and are not events of their own. The trail stays
+    append-only and every event is hashed as usual; docs/audit.md has the design.
+
+    Outside web requests (no client address), with a window of 0 (a pending count still goes
+    into the event), or when the cache cannot be reached, every refusal is recorded: losing a
+    refusal is worse than a longer trail.
+    """
+    address = current_request_meta().ip
+    window = settings.AUDIT_REFUSAL_WINDOW_SECONDS
+    changes = dict(changes or {})
+    if not address:
+        return record(action, actor=actor, changes=changes, **fields)
+    pointer = _refusal_pointer(action, address, _actor_name(actor), str(changes.get("reason", "")))
+    try:
+        last_hash = cache.get(pointer)
+        # The cache only points: the event itself says whether the window is still open (and a
+        # pointer to an event that was rolled back, or never committed, points at nothing).
+        last = AuditEvent.objects.filter(hash=last_hash).values_list("id", "at").first() if last_hash else None
+        if last is not None and timezone.now() - last[1] < dt.timedelta(seconds=window):
+            folded_key = _folded_key(last_hash)
+            cache.add(folded_key, 0, _REFUSAL_MEMORY)
+            if cache.incr(folded_key) == 1:
+                log.warning("audit: repeated %s from %s folded into event #%s for %s s", action, address,
+                            last[0], window)
+            return None
+        folded = cache.get(_folded_key(last_hash), 0) if last is not None else 0
+        if folded:
+            cache.delete(_folded_key(last_hash))
+            changes["repeats"] = {"of": last[0], "count": folded}
+    except Exception:
+        log.warning("audit: the cache is unreachable, recording every refusal", exc_info=True)
+        return record(action, actor=actor, changes=changes, **fields)
+    event = record(action, actor=actor, changes=changes, **fields)
+    try:
+        cache.set(pointer, event.hash, _REFUSAL_MEMORY)
+    except Exception:
+        log.warning("audit: the cache is unreachable, refusal not remembered", exc_info=True)
     return event
 
 

@@ -4,9 +4,10 @@ msal builds the authorize URL (state, nonce, PKCE S256) and redeems the code; si
 it no longer validates ID tokens, so `validate_id_token` checks them here with PyJWT: the
 signature against the tenant's published keys (found through the discovery document), the
 algorithm, issuer, audience (our client id), tenant (`tid`), expiry/not-before/issued-at with
-ENTRA_CLOCK_SKEW_SECONDS of slack, and the nonce. App roles (the `roles` claim) become
-Goldsmith memberships through RoleMapping rows; users are created just in time and linked by
-tenant and object id, never by name.
+ENTRA_CLOCK_SKEW_SECONDS of slack, the nonce, the type of every claim we read
+(`check_claim_types`) and `azp` for a token with several audiences. App roles (the `roles`
+claim) become Goldsmith memberships through RoleMapping rows; users are created just in time
+and linked by tenant and object id, never by name.
 
 Every refusal raises SignInRefused with a stable `reason` (the audit event's and the error
 page's key); nothing here creates a session (portal/signin.py does, after `complete` returns).
@@ -56,6 +57,10 @@ MESSAGES = {
     "username_taken": "A local account already uses your name. Ask an administrator to link or rename it.",
     "inactive": "Your Goldsmith account is disabled.",
 }
+
+
+# Refusals of a callback that belongs to no sign-in in progress: they change nothing.
+NO_MATCHING_FLOW = ("no_flow", "state")
 
 
 class SignInRefused(Exception):
@@ -139,20 +144,25 @@ def begin(session, redirect_uri: str, next_url: str = "") -> str:
 def complete(session, params: dict[str, str]) -> tuple[dict, str]:
     """Redeem the code from the callback's parameters and validate the ID token.
 
-    The stored flow is removed first, so a callback URL works at most once. Returns
-    (validated claims, the next URL saved by `begin`). Raises SignInRefused.
+    A callback that matches no sign-in in progress (none started, expired, or another state)
+    raises SignInRefused("no_flow" or "state") and leaves the session as it was: anybody can
+    send a browser to the callback URL, and that must neither sign the person out nor spoil a
+    sign-in they have really started. A matching callback takes the flow out of the session
+    first, so it works at most once. Returns (validated claims, the next URL saved by `begin`).
+    Raises SignInRefused.
     """
     if not enabled():
         raise SignInRefused("not_configured")
-    stored = session.pop(FLOW_SESSION_KEY, None)
+    stored = session.get(FLOW_SESSION_KEY)
     if not stored or int(time.time()) - int(stored.get("started", 0)) > FLOW_MAX_AGE:
         raise SignInRefused("no_flow")
     flow = stored["flow"]
-    if "error" in params:
-        detail = f"{params.get('error')}: {params.get('error_description', '')}"[:500]
-        if params.get("state") != flow.get("state"):
-            raise SignInRefused("state", detail)
-        raise SignInRefused("idp_error", detail)
+    error = f"{params.get('error')}: {params.get('error_description', '')}"[:500] if "error" in params else ""
+    if params.get("state") != flow.get("state"):
+        raise SignInRefused("state", error or "the callback's state is not this browser's sign-in")
+    session.pop(FLOW_SESSION_KEY)
+    if error:
+        raise SignInRefused("idp_error", error)
     try:
         result = _app().acquire_token_by_auth_code_flow(dict(flow), params)
     except ValueError as exc:  # msal: state mismatch or a malformed answer
@@ -208,6 +218,44 @@ def _signing_key(kid: str, jwks_uri: str):
     raise SignInRefused("signature", f"no published key with kid {kid!r}")
 
 
+# Claims we use, and their types in a v2 ID token: a signature only proves Entra (or the
+# emulator) issued the token, not that every claim has the shape our code assumes, and a list
+# where a name belongs would otherwise become a 500 or a user called "['a', 'b']".
+_IDENTIFIERS = ("tid", "oid")  # non-empty strings; they key ExternalIdentity (64 characters)
+_TEXT_CLAIMS = ("sub", "nonce", "azp", "preferred_username", "name", "email")  # strings when present
+
+
+def check_claim_types(claims: dict) -> None:
+    """Raise SignInRefused("invalid_token") unless every claim we read has the type we read it as.
+
+    `tid` and `oid` are non-empty strings of at most 64 characters; `sub`, `nonce`, `azp`,
+    `preferred_username`, `name` and `email` are strings when present; `roles`, when present,
+    is a list of strings. Pure: takes the decoded payload.
+    """
+    for name in _IDENTIFIERS:
+        value = claims.get(name)
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise SignInRefused("invalid_token", f"claim {name!r} must be a non-empty string of at most 64 "
+                                f"characters, got {type(value).__name__}")
+    for name in _TEXT_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise SignInRefused("invalid_token", f"claim {name!r} must be a string, got {type(claims[name]).__name__}")
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise SignInRefused("invalid_token", "claim 'roles' must be a list of strings")
+
+
+def check_authorized_party(claims: dict, client_id: str) -> None:
+    """OpenID Connect Core 3.1.3.7: a token for several audiences must name us in `azp`, and an
+    `azp` that is present must be us. PyJWT has already checked that `aud` includes us."""
+    audience = claims.get("aud")
+    several = isinstance(audience, list) and len(audience) > 1
+    if "azp" in claims and claims["azp"] != client_id:
+        raise SignInRefused("audience", f"azp {claims['azp']!r} is not this application")
+    if several and claims.get("azp") != client_id:
+        raise SignInRefused("audience", f"aud {audience!r} names other applications and no azp names this one")
+
+
 def nonce_hash(nonce: str) -> str:
     """What msal sends as the nonce (and the ID token echoes): the SHA-256 of the flow's nonce."""
     return hashlib.sha256(nonce.encode("ascii")).hexdigest()
@@ -238,6 +286,8 @@ def validate_id_token(token: str, *, nonce: str) -> dict:
         raise SignInRefused("issuer", str(exc)) from exc
     except jwt.PyJWTError as exc:
         raise SignInRefused("invalid_token", str(exc)) from exc
+    check_claim_types(claims)
+    check_authorized_party(claims, settings.ENTRA_CLIENT_ID)
     if claims["tid"] != settings.ENTRA_TENANT_ID:
         raise SignInRefused("tenant", f"tid {claims['tid']}")
     if not nonce or claims["nonce"] != nonce_hash(nonce):
@@ -267,10 +317,8 @@ def provision_user(claims: dict) -> SignedIn:
     Raises SignInRefused("no_roles") when no app role maps to anything, ("username_taken")
     when a new account's name is already a local user's, ("inactive") for a disabled user.
     """
-    app_roles = claims.get("roles") or []
-    if not isinstance(app_roles, list):
-        app_roles = [app_roles]
-    grants = grants_for([str(role) for role in app_roles])
+    app_roles = claims.get("roles") or []  # a list of strings: validate_id_token checked it
+    grants = grants_for(app_roles)
     if not grants:
         raise SignInRefused("no_roles", f"app roles {app_roles!r} map to no Goldsmith role")
     User = get_user_model()

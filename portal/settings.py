@@ -8,6 +8,7 @@ the three in step. Misconfiguration is reported by the system checks in portal/c
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -163,6 +164,10 @@ SESSION_COOKIE_SAMESITE = "Lax"  # the Entra callback is a top-level GET redirec
 # LOGIN_FAILURE_LIMIT failures, an address after ten times as many across usernames.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Repeated refusals (auth.login_failed, access.denied) of one kind from one address are
+# recorded once per this many seconds; the repeats are counted into the next event of that
+# kind (portal.audit.record_refusal, docs/audit.md), so nobody can flood the audit trail.
+AUDIT_REFUSAL_WINDOW_SECONDS = 60
 
 # Microsoft Entra ID sign-in (authorization code flow with PKCE, portal/entra.py) is offered
 # once the app registration's client id, tenant id and secret are all set. `make run` points
@@ -189,6 +194,22 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPL
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", DEPLOYED)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def _networks(name: str, values: list[str]) -> list[str]:
+    """`values` when each is an IP address or network (CIDR): a typo fails loudly, at start."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or network") from exc
+    return values
+
+
+# The reverse proxies whose X-Request-ID is taken as the request id (portal/middleware.py);
+# from any other client the header is ignored and a fresh id is made, so nobody can choose the
+# request id that the audit trail and the logs record. Empty: trust no one.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", env_list("TRUSTED_PROXIES", []))
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -7,6 +7,8 @@ rotates the session key (Django's login() does) and starts the idle and absolute
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
 from django.contrib.auth.forms import AuthenticationForm
@@ -44,17 +46,35 @@ def start_session(request, user, *, method: str, details: dict | None = None) ->
     audit.record("auth.login", actor=user, obj=user, changes={"method": method, **(details or {})})
 
 
+def known_account(username: str):
+    """The account a typed name designates, however it was spelled, or None.
+
+    The name as authentication sees it (NFKC, stripped) first; failing that, the one account
+    whose name matches it ignoring case. So a fullwidth `victim` (U+FF56...)
+    and `VICTIM ` are victim's failures.
+    """
+    name = unicodedata.normalize("NFKC", username).strip()
+    if not name:
+        return None
+    users = get_user_model().objects
+    exact = users.filter(username=name).first()
+    if exact is not None:
+        return exact
+    alike = list(users.filter(username__iexact=name)[:2])
+    return alike[0] if len(alike) == 1 else None
+
+
 def _login_failed(request, *, method: str, reason: str, username: str = "", detail: str = "") -> None:
     # The actor is the account only when the name is one: an unknown "username" is sometimes
     # a password typed into the wrong field, and must not be stored.
-    user = get_user_model().objects.filter(username=username).first() if username else None
+    user = known_account(username) if username else None
     changes = {"method": method, "reason": reason}
     if detail:
         changes["detail"] = detail[:500]
     if method == "password":
         changes["username_known"] = user is not None
-    audit.record("auth.login_failed", actor=user or "anonymous", obj=user, changes=changes,
-                 outcome=AuditEvent.Outcome.FAILURE)
+    audit.record_refusal("auth.login_failed", actor=user or "anonymous", obj=user, changes=changes,
+                         outcome=AuditEvent.Outcome.FAILURE)
 
 
 class SignInForm(AuthenticationForm):
@@ -122,8 +142,11 @@ def _redirect_uri(request) -> str:
 
 def _refused(request, refusal: entra.SignInRefused, status: int = 403):
     _login_failed(request, method="entra", reason=refusal.reason, detail=refusal.detail)
-    # No session survives a refusal: not the half-finished flow, not an anonymous session.
-    request.session.flush()
+    if refusal.reason not in entra.NO_MATCHING_FLOW:
+        # No session survives a refused sign-in: not the half-finished flow, not an anonymous
+        # session. A callback that matches no sign-in is not one: any site can link to it, so
+        # it must not sign anybody out (or end a sign-in they started).
+        request.session.flush()
     return render(request, "registration/signin_refused.html",
                   {"message": refusal.message, "reason": refusal.reason, "entra_enabled": entra.enabled()},
                   status=503 if refusal.reason == "unavailable" else status)

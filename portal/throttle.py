@@ -3,7 +3,10 @@
 Two counters per failure, both living LOGIN_LOCKOUT_SECONDS from the latest failure:
 
 - the (username, client address) pair, locked at LOGIN_FAILURE_LIMIT failures: guessing one
-  account's password from one place stops quickly, while the real owner elsewhere is unaffected;
+  account's password from one place stops quickly, while the real owner elsewhere is unaffected.
+  The username is keyed in its canonical form (`canonical_username`: NFKC, stripped,
+  case-folded), because authentication normalises it too: a fullwidth `victim` (U+FF56...), `VICTIM`
+  and `victim ` are all the same account's guesses, not fresh ones;
 - the client address alone, locked at ten times that: one place trying many usernames stops too.
 
 While locked, the password is not even checked, so a lock-out cannot be used as an oracle. A
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,8 +27,16 @@ log = logging.getLogger(__name__)
 ADDRESS_FACTOR = 10
 
 
+def canonical_username(username: str) -> str:
+    """The form every spelling of one name shares: NFKC (as Django's sign-in form applies it),
+    stripped, case-folded, and NFKC again (case folding can undo it). Two names with the same
+    canonical form are one name to the throttle and to the audit trail."""
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
 def _pair_key(username: str, address: str) -> str:
-    digest = hashlib.sha256(f"{username.strip().lower()}\x00{address}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{canonical_username(username)}\x00{address}".encode()).hexdigest()
     return f"login-fail:pair:{digest}"
 
 

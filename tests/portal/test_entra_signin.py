@@ -305,3 +305,92 @@ def test_default_role_mappings_are_idempotent(db, web, data_dept):
     assert "role mapping Goldsmith.Editor.web -> editor in web" in first
     assert entra.default_role_mappings() == []
     assert RoleMapping.objects.count() == 5
+
+
+# --- Claims of the wrong type ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hook", [
+    {"preferred_username": 12345},
+    {"preferred_username": ["alice@contoso.example", "mallory@contoso.example"]},
+    {"preferred_username": {"name": "alice"}},
+    {"oid": {"id": "1"}},
+    {"oid": 42},
+    {"tid": [TENANT_ID]},
+    {"name": ["Alice", "Smith"]},
+    {"claims": {"email": 7}},
+    {"claims": {"roles": "Goldsmith.Security"}},
+    {"claims": {"azp": 5}},
+    {"oid": ""},
+    {"oid": "x" * 65},
+    {"claims": {"roles": [["Goldsmith.Security"]]}},
+    {"sub": 1},
+])
+def test_a_claim_of_the_wrong_type_gets_the_sign_in_error_page(client, entra_on, hook):
+    entra_on.control("POST", "entra/next-id-token", hook)
+
+    response = sign_in(client, entra_on)
+
+    assert_refused(client, response, "invalid_token")
+    assert not ExternalIdentity.objects.exists()
+
+
+@pytest.mark.parametrize("hook", [
+    {"aud": [CLIENT_ID, "another-app"]},
+    {"aud": [CLIENT_ID, "another-app"], "claims": {"azp": "another-app"}},
+    {"aud": [CLIENT_ID], "claims": {"azp": "another-app"}},
+    {"claims": {"azp": "another-app"}},
+])
+def test_a_token_for_several_audiences_must_be_issued_to_us(client, entra_on, hook):
+    entra_on.control("POST", "entra/next-id-token", hook)
+
+    assert_refused(client, sign_in(client, entra_on), "audience")
+
+
+@pytest.mark.parametrize("hook", [
+    {"aud": [CLIENT_ID]},
+    {"aud": [CLIENT_ID, "another-app"], "claims": {"azp": CLIENT_ID}},
+    {"claims": {"azp": CLIENT_ID}},
+])
+def test_an_audience_list_issued_to_us_is_accepted(client, entra_on, hook):
+    entra_on.control("POST", "entra/next-id-token", hook)
+
+    assert sign_in(client, entra_on).status_code == 302
+
+
+# --- Callbacks that match no sign-in ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{}, {"code": "x", "state": "y"}, {"error": "access_denied", "state": "y"}])
+def test_a_signed_in_person_sent_to_the_callback_stays_signed_in(client, entra_on, bob, params):
+    client.force_login(bob)
+    key = client.session.session_key
+
+    response = client.get(reverse("portal:entra-callback"), params)
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You are still signed in as <strong>bob</strong>" in page
+    assert f'href="{reverse("portal:home")}"' in page
+    assert client.session.session_key == key
+    assert int(client.session["_auth_user_id"]) == bob.pk
+    assert client.get(reverse("portal:home")).status_code == 200
+    assert AuditEvent.objects.filter(action="auth.logout").count() == 0
+
+
+def test_a_forged_callback_does_not_spoil_the_sign_in_in_progress(client, entra_on):
+    location = pick_user(entra_on, start(client), "alice@contoso.example")
+
+    assert_refused(client, client.get(reverse("portal:entra-callback"), {"code": "x", "state": "forged"}), "state")
+    response = client.get(callback_path(location))
+
+    assert response.status_code == 302
+    assert ExternalIdentity.objects.get().user.username == "alice@contoso.example"
+
+
+def test_callbacks_without_a_sign_in_cannot_flood_the_trail(client, entra_on):
+    for _ in range(30):
+        assert client.get(reverse("portal:entra-callback")).status_code == 403
+
+    [event] = AuditEvent.objects.filter(action="auth.login_failed")
+    assert event.changes["reason"] == "no_flow"

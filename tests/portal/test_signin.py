@@ -127,6 +127,50 @@ def test_one_address_trying_many_usernames_is_locked(client, bob, settings):
     assert sign_in(client).status_code == 429
 
 
+# Spellings that Django's sign-in form treats as "bob" (NFKC, stripped) or that name bob's
+# account to a person (case): all are guesses at one account.
+SPELLINGS = ["\uff42\uff4f\uff42", "\uff42ob", "BOB", "bob ", " Bob"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_it_keeps_the_account_locked_under_every_spelling_of_its_name(client, bob, settings, spelling):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(3):
+        sign_in(client, password="wrong")
+
+    locked = sign_in(client, username=spelling)  # the right password
+
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_guesses_spread_over_spellings_count_against_one_account(client, bob, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for spelling in ("\uff42ob", "BOB", "bob "):
+        assert sign_in(client, username=spelling, password="wrong").status_code == 200
+
+    assert sign_in(client).status_code == 429
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_failure_under_another_spelling_is_recorded_against_the_account(client, bob, spelling):
+    sign_in(client, username=spelling, password="wrong")
+
+    [event] = events("auth.login_failed")
+    assert (event.actor_id, event.actor_name) == (bob.pk, "bob")
+    assert event.changes["username_known"] is True
+
+
+def test_a_name_two_accounts_share_ignoring_case_names_neither(client, bob, db):
+    from tests import factories
+
+    factories.make_user("Bob")
+    sign_in(client, username="BOB", password="wrong")
+
+    [event] = events("auth.login_failed")
+    assert event.actor_name == "anonymous"
+
+
 def test_the_lock_lifts_after_the_lockout(client, bob, settings):
     settings.LOGIN_FAILURE_LIMIT = 1
     settings.LOGIN_LOCKOUT_SECONDS = 1

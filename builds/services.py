@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, schema
+from builds import compose, importer, preflight, schema, validation
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -206,9 +206,17 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     """Create a gold image version from an existing Image Builder template (any accepted form).
 
     Creates the gold image when it does not exist (OS guessed from the template). Returns the
-    version and the rule problems found; with publish=True the version is published only
-    when there are no errors (otherwise it stays a draft that lists them).
-    Raises importer.ImportError_ for input that does not match the schema.
+    version (a draft) and the problems found: the import notes plus every policy and secret
+    rule, so a draft with problems says what to fix before it can be published.
+
+    publish=True runs exactly what the wizard's Publish runs (gold_version_publish with
+    preflight.publish_problems: schema, catalog look-ups of the source and targets, security
+    types, build VM, policy, secrets), after declaring the security type and generation the
+    catalog reports for the source, as the wizard's Security step does. Any error raises
+    ServiceError listing every problem and rolls the whole import back: no gold image, no
+    version, no audit event.
+    Raises importer.ImportError_ for input that does not match the schema, ServiceError for a
+    bad slug, name or version.
     """
     parsed = importer.parse(data)
     image = GoldImage.objects.filter(slug=gold_slug).first()
@@ -218,11 +226,28 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     fields = importer.version_fields(parsed.body)
     if resource_group:
         fields["resource_group"] = resource_group
+    if publish:
+        fields.update(_declaration_from_catalog(fields, image.os_type))
     gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
-    if publish and not schema.errors(parsed.problems):
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
-    return gold_version, parsed.problems
+    if publish:
+        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
+                                            extra_problems=preflight.publish_problems(gold_version))
+        return gold_version, parsed.problems
+    rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
+             if validation.group_of(problem) in ("policy", "secret")]
+    return gold_version, schema.dedupe(parsed.problems + rules)
+
+
+def _declaration_from_catalog(fields: dict[str, Any], os_type: str) -> dict[str, str]:
+    """The security type and generation the catalog reports for the source (what the wizard's
+    Security step accepts); nothing when the source cannot be looked up (the publish checks
+    then say why)."""
+    location = fields["location"] or settings.AZURE_LOCATION
+    facts, _notes = preflight.source_facts(fields["source"], location)
+    if facts is None or not facts.found:
+        return {}
+    return validation.declaration_for(facts)
 
 
 # --- Layers ------------------------------------------------------------------------------------------
@@ -337,8 +362,6 @@ def _user(actor: Actor):
 def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVersion], body: dict) -> list[Problem]:
     """Every check that must pass before a build is submitted, on the exact composed body:
     schema, source and security types (looked up in Azure), build VM, policy and layering."""
-    from builds import preflight
-
     return preflight.check_build(gold_version, layer_versions, body=body)
 
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, preflight, schema, validation
+from builds import compose, importer, preflight, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -56,10 +56,20 @@ def _snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
 
 
 def _parse_version(text: str) -> Version:
-    try:
-        return Version.parse(text)
-    except VersionError as exc:
-        raise ServiceError(str(exc), [Problem("version.format", "version", str(exc))]) from exc
+    if message := validators.version_problem(text):
+        raise ServiceError(message, [Problem("version.format", "version", message)])
+    return Version.parse(text)
+
+
+def _check_slug_and_name(slug: str, name: str) -> None:
+    """The field rules of builds/validators.py, as a ServiceError naming each field."""
+    problems = []
+    if message := validators.slug_problem(slug):
+        problems.append(Problem("catalog.slug", "slug", message))
+    if message := validators.name_problem(name):
+        problems.append(Problem("name.invisible-character", "name", f"This name {message}"))
+    if problems:
+        raise ServiceError(" ".join(problem.message for problem in problems), problems)
 
 
 # --- Gold images ---------------------------------------------------------------------------------
@@ -67,7 +77,9 @@ def _parse_version(text: str) -> Version:
 
 @transaction.atomic
 def gold_image_create(*, actor: Actor, slug: str, name: str, os_type: str, description: str = "") -> GoldImage:
-    """Create a gold image (no versions yet). Raises ServiceError when the slug is taken."""
+    """Create a gold image (no versions yet). Raises ServiceError for a slug or name the field
+    rules refuse (builds/validators.py) or a slug that is taken."""
+    _check_slug_and_name(slug, name)
     if os_type not in OsType.values:
         raise ServiceError(f"OS type must be one of {', '.join(OsType.values)}.")
     if GoldImage.objects.filter(slug=slug).exists():
@@ -256,6 +268,9 @@ def _declaration_from_catalog(fields: dict[str, Any], os_type: str) -> dict[str,
 @transaction.atomic
 def layer_create(*, actor: Actor, department: Department, gold_image: GoldImage, slug: str, name: str,
                  description: str = "") -> Layer:
+    """Create a department layer (no versions yet). Raises ServiceError for a slug or name the
+    field rules refuse (builds/validators.py) or a slug the department already uses."""
+    _check_slug_and_name(slug, name)
     if Layer.objects.filter(department=department, slug=slug).exists():
         raise ServiceError(f"{department.slug} already has a layer called '{slug}'.",
                            [Problem("catalog.slug-taken", "slug", f"'{slug}' is already used in this department.")])

@@ -17,7 +17,16 @@ from builds.models import (
     LayerVersion,
     Policy,
 )
-from portal.admin_site import ReadOnlyAdmin
+from portal.admin_site import AuditedAdmin, ReadOnlyAdmin
+
+
+class CreatedByAdmin(AuditedAdmin):
+    """Records who added a row from the admin (the column is required; adding failed without it)."""
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 class GoldImageVersionInline(admin.TabularInline):
@@ -33,7 +42,7 @@ class GoldImageVersionInline(admin.TabularInline):
 
 
 @admin.register(GoldImage)
-class GoldImageAdmin(admin.ModelAdmin):
+class GoldImageAdmin(CreatedByAdmin):
     list_display = ("slug", "name", "os_type", "created_by", "created_at")
     list_filter = ("os_type",)
     search_fields = ("slug", "name", "description")
@@ -50,7 +59,7 @@ class GoldImageVersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Layer)
-class LayerAdmin(admin.ModelAdmin):
+class LayerAdmin(CreatedByAdmin):
     list_display = ("__str__", "name", "department", "gold_image", "created_at")
     list_filter = ("department", "gold_image")
     search_fields = ("slug", "name")

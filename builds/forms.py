@@ -14,7 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from builds.models import Generation, OsType, SecurityType
-from builds.versions import Version, VersionError
+from builds.validators import SLUG_MAX, validate_name, validate_slug, validate_version
 
 URL_MAX = 2000
 TEXT_MAX = 20000
@@ -28,7 +28,8 @@ class StepForm(forms.Form):
     """One customizer or validator; subclasses add the fields of their type."""
 
     step_type = ""
-    name = forms.CharField(max_length=256, help_text="Shown in build logs; unique within the template.")
+    name = forms.CharField(max_length=256, validators=[validate_name],
+                           help_text="Shown in build logs; unique within the template.")
 
     def to_step(self) -> dict[str, Any]:
         """The Image Builder object (empty values left out)."""
@@ -311,15 +312,15 @@ def format_tags(tags: dict) -> str:
 
 
 def _version(text: str) -> str:
-    try:
-        return str(Version.parse(text))
-    except VersionError as exc:
-        raise ValidationError(str(exc)) from exc
+    text = text.strip()
+    validate_version(text)
+    return text
 
 
 class GoldImageStartForm(forms.Form):
-    slug = forms.SlugField(label="Short name", max_length=50, help_text="Used in URLs and template names.")
-    name = forms.CharField(label="Name", max_length=100)
+    slug = forms.CharField(label="Short name", max_length=SLUG_MAX, validators=[validate_slug],
+                           help_text="Lower-case letters, digits and hyphens; used in URLs and template names.")
+    name = forms.CharField(label="Name", max_length=100, validators=[validate_name])
     os_type = forms.ChoiceField(label="Operating system", choices=OsType.choices, widget=forms.RadioSelect)
     description = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False)
     version = forms.CharField(max_length=32, initial="1.0.0")
@@ -353,8 +354,9 @@ def new_version_form(data, versions) -> NewVersionForm:
 class LayerCreateForm(forms.Form):
     department = forms.ChoiceField()
     gold_image = forms.ChoiceField(label="Gold image it extends")
-    slug = forms.SlugField(label="Short name", max_length=50)
-    name = forms.CharField(max_length=100)
+    slug = forms.CharField(label="Short name", max_length=SLUG_MAX, validators=[validate_slug],
+                           help_text="Lower-case letters, digits and hyphens.")
+    name = forms.CharField(max_length=100, validators=[validate_name])
     description = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False)
 
     def __init__(self, *args, departments=(), gold_images=(), **kwargs):

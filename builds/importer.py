@@ -24,6 +24,12 @@ STRICT_SINCE = "2024-02-01"  # from this api-version on, Azure refuses unknown a
 ARM_WRAPPER_KEYS = ("type", "apiVersion", "name", "dependsOn", "comments", "condition", "scope", "copy")
 _CARRIED_PROPERTIES = ("autoRun", "additionalDataDisks")
 _WINDOWS_STEPS = {"PowerShell", "WindowsRestart", "WindowsUpdate"}
+# The deepest nesting of arrays and objects a document may have. Real templates stay under 15;
+# the limit keeps json.loads and every recursive walk of the result (the schema, the legacy
+# reading, the API's serializers) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+# A JSON string (with escapes) or one bracket: what the depth scan needs to see.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class ImportError_(ValueError):
@@ -42,11 +48,41 @@ class ParsedTemplate:
     name: str = ""  # the resource name, when the input carried one
 
 
-def load(text: str) -> Any:
+def load(text: str | bytes) -> Any:
+    """Parse a JSON document. Raises ImportError_ (never RecursionError or UnicodeDecodeError)
+    for bytes that are not UTF-8, text that is not JSON, and documents nested deeper than
+    MAX_JSON_DEPTH, which are refused before json.loads recurses into them."""
+    if isinstance(text, (bytes, bytearray)):
+        text = decode(bytes(text))
+    check_depth(text)
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ImportError_(f"The file is not valid JSON: {exc}") from exc
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text (a BOM is allowed); ImportError_ for anything else (UTF-16, binary files)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportError_(f"The file is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}): save the "
+                           "template as UTF-8 JSON.") from exc
+
+
+def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise ImportError_ when arrays and objects nest deeper than `limit`. Brackets inside
+    strings do not count; the scan itself never recurses."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == "[" or token == "{":
+            depth += 1
+            if depth > limit:
+                raise ImportError_(f"The JSON nests arrays and objects more than {limit} levels deep (at character "
+                                   f"{match.start()}); a template never needs that many.")
+        elif token == "]" or token == "}":
+            depth -= 1
 
 
 def parse(data: Any) -> ParsedTemplate:

@@ -13,6 +13,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from builds.validators import validate_name, validate_slug, validate_version
 from builds.versions import Version
 from portal.models import Department
 
@@ -38,7 +39,7 @@ class Generation(models.TextChoices):
 class VersionedModel(models.Model):
     """Semantic version columns shared by gold image and layer versions (sortable numerically)."""
 
-    version = models.CharField(max_length=32)
+    version = models.CharField(max_length=32, validators=[validate_version])
     major = models.PositiveIntegerField(editable=False, default=0)
     minor = models.PositiveIntegerField(editable=False, default=0)
     patch = models.PositiveIntegerField(editable=False, default=0)
@@ -64,8 +65,8 @@ class VersionedModel(models.Model):
 
 
 class GoldImage(models.Model):
-    slug = models.SlugField(max_length=50, unique=True)
-    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True, validators=[validate_slug])
+    name = models.CharField(max_length=100, validators=[validate_name])
     description = models.TextField(blank=True)
     os_type = models.CharField(max_length=10, choices=OsType.choices)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -152,8 +153,8 @@ class Layer(models.Model):
     """A department's customizations on top of one gold image."""
 
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="layers")
-    slug = models.SlugField(max_length=50)
-    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, validators=[validate_slug])
+    name = models.CharField(max_length=100, validators=[validate_name])
     description = models.TextField(blank=True)
     gold_image = models.ForeignKey(GoldImage, on_delete=models.PROTECT, related_name="layers")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

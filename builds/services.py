@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, schema
+from builds import compose, importer, preflight, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -56,10 +56,20 @@ def _snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
 
 
 def _parse_version(text: str) -> Version:
-    try:
-        return Version.parse(text)
-    except VersionError as exc:
-        raise ServiceError(str(exc), [Problem("version.format", "version", str(exc))]) from exc
+    if message := validators.version_problem(text):
+        raise ServiceError(message, [Problem("version.format", "version", message)])
+    return Version.parse(text)
+
+
+def _check_slug_and_name(slug: str, name: str) -> None:
+    """The field rules of builds/validators.py, as a ServiceError naming each field."""
+    problems = []
+    if message := validators.slug_problem(slug):
+        problems.append(Problem("catalog.slug", "slug", message))
+    if message := validators.name_problem(name):
+        problems.append(Problem("name.invisible-character", "name", f"This name {message}"))
+    if problems:
+        raise ServiceError(" ".join(problem.message for problem in problems), problems)
 
 
 # --- Gold images ---------------------------------------------------------------------------------
@@ -67,7 +77,9 @@ def _parse_version(text: str) -> Version:
 
 @transaction.atomic
 def gold_image_create(*, actor: Actor, slug: str, name: str, os_type: str, description: str = "") -> GoldImage:
-    """Create a gold image (no versions yet). Raises ServiceError when the slug is taken."""
+    """Create a gold image (no versions yet). Raises ServiceError for a slug or name the field
+    rules refuse (builds/validators.py) or a slug that is taken."""
+    _check_slug_and_name(slug, name)
     if os_type not in OsType.values:
         raise ServiceError(f"OS type must be one of {', '.join(OsType.values)}.")
     if GoldImage.objects.filter(slug=slug).exists():
@@ -206,9 +218,17 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     """Create a gold image version from an existing Image Builder template (any accepted form).
 
     Creates the gold image when it does not exist (OS guessed from the template). Returns the
-    version and the rule problems found; with publish=True the version is published only
-    when there are no errors (otherwise it stays a draft that lists them).
-    Raises importer.ImportError_ for input that does not match the schema.
+    version (a draft) and the problems found: the import notes plus every policy and secret
+    rule, so a draft with problems says what to fix before it can be published.
+
+    publish=True runs exactly what the wizard's Publish runs (gold_version_publish with
+    preflight.publish_problems: schema, catalog look-ups of the source and targets, security
+    types, build VM, policy, secrets), after declaring the security type and generation the
+    catalog reports for the source, as the wizard's Security step does. Any error raises
+    ServiceError listing every problem and rolls the whole import back: no gold image, no
+    version, no audit event.
+    Raises importer.ImportError_ for input that does not match the schema, ServiceError for a
+    bad slug, name or version.
     """
     parsed = importer.parse(data)
     image = GoldImage.objects.filter(slug=gold_slug).first()
@@ -218,11 +238,28 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     fields = importer.version_fields(parsed.body)
     if resource_group:
         fields["resource_group"] = resource_group
+    if publish:
+        fields.update(_declaration_from_catalog(fields, image.os_type))
     gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
-    if publish and not schema.errors(parsed.problems):
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
-    return gold_version, parsed.problems
+    if publish:
+        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
+                                            extra_problems=preflight.publish_problems(gold_version))
+        return gold_version, parsed.problems
+    rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
+             if validation.group_of(problem) in ("policy", "secret")]
+    return gold_version, schema.dedupe(parsed.problems + rules)
+
+
+def _declaration_from_catalog(fields: dict[str, Any], os_type: str) -> dict[str, str]:
+    """The security type and generation the catalog reports for the source (what the wizard's
+    Security step accepts); nothing when the source cannot be looked up (the publish checks
+    then say why)."""
+    location = fields["location"] or settings.AZURE_LOCATION
+    facts, _notes = preflight.source_facts(fields["source"], location)
+    if facts is None or not facts.found:
+        return {}
+    return validation.declaration_for(facts)
 
 
 # --- Layers ------------------------------------------------------------------------------------------
@@ -231,6 +268,9 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
 @transaction.atomic
 def layer_create(*, actor: Actor, department: Department, gold_image: GoldImage, slug: str, name: str,
                  description: str = "") -> Layer:
+    """Create a department layer (no versions yet). Raises ServiceError for a slug or name the
+    field rules refuse (builds/validators.py) or a slug the department already uses."""
+    _check_slug_and_name(slug, name)
     if Layer.objects.filter(department=department, slug=slug).exists():
         raise ServiceError(f"{department.slug} already has a layer called '{slug}'.",
                            [Problem("catalog.slug-taken", "slug", f"'{slug}' is already used in this department.")])
@@ -337,8 +377,6 @@ def _user(actor: Actor):
 def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVersion], body: dict) -> list[Problem]:
     """Every check that must pass before a build is submitted, on the exact composed body:
     schema, source and security types (looked up in Azure), build VM, policy and layering."""
-    from builds import preflight
-
     return preflight.check_build(gold_version, layer_versions, body=body)
 
 

@@ -820,6 +820,18 @@ def check_declared(declared: Declared, source: SourceFacts | None) -> list[Probl
     return problems
 
 
+def declaration_for(source: SourceFacts) -> dict[str, str]:
+    """The gold version declaration (security_type, hyper_v_generation) that matches a source the
+    catalog found; a Trusted-Launch-only or confidential-only source keeps Standard, since no
+    declaration makes it usable (check_template refuses it as `security.source-unsupported`)."""
+    found = source.security_type or STANDARD
+    declared = {"security_type": TRUSTED_LAUNCH_ONLY if found in TRUSTED_LAUNCH_FAMILY
+                else CONFIDENTIAL_ONLY if found in CONFIDENTIAL_FAMILY else STANDARD}
+    if source.hyper_v_generation:
+        declared["hyper_v_generation"] = source.hyper_v_generation
+    return declared
+
+
 def _declared_for(found: str) -> str:
     if found in TRUSTED_LAUNCH_FAMILY:
         return "Trusted Launch"

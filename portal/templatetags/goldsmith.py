@@ -10,12 +10,13 @@ from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import BashLexer, JsonLexer, PowerShellLexer, TextLexer
 
+from builds.schema import INVISIBLE_CHARACTERS, character_label
 from builds.timeline import format_duration
 from portal import access
 
@@ -70,13 +71,44 @@ def status_badge(version) -> str:
     return format_html('<span class="badge status-{}">{}</span>', version.status, version.get_status_display())
 
 
+def _visible(match) -> str:
+    label = character_label(match.group())
+    return f'<span class="invisible-char" title="{label}">\u27e8{label.split(" ", 1)[0]}\u27e9</span>'
+
+
+def _reveal_invisible(html: str) -> str:
+    # Bidirectional overrides, zero-width and control characters make a script read differently
+    # from what runs; every one is shown as a marked ⟨U+XXXX⟩. `html` is already escaped, and the
+    # replacement is fixed markup, so the result stays safe.
+    return INVISIBLE_CHARACTERS.sub(_visible, html)
+
+
 @register.filter
 def highlight(code: Any, language: str = "") -> str:
-    """Server-side syntax highlighting (Pygments) into token spans; the caller wraps it in <pre><code>."""
+    """Server-side syntax highlighting (Pygments) into token spans; the caller wraps it in <pre><code>.
+    Invisible and bidirectional characters are shown as ⟨U+XXXX⟩ (see `reveal`)."""
     if isinstance(code, list | tuple):
         code = "\n".join(str(line) for line in code)
     lexer = _LEXERS.get((language or "").lower(), TextLexer)()
-    return mark_safe(pygments_highlight(str(code), lexer, _FORMATTER).rstrip("\n"))  # noqa: S308 - Pygments escapes
+    # Pygments would turn some controls into nothing or a newline: mark them before it sees them.
+    placeholders = {}
+
+    def hold(match) -> str:
+        key = f"\ue000{len(placeholders)}\ue001"
+        placeholders[key] = _visible(match)
+        return key
+
+    held = INVISIBLE_CHARACTERS.sub(lambda m: m.group() if m.group() in "\n\t" else hold(m), str(code))
+    html = pygments_highlight(held, lexer, _FORMATTER).rstrip("\n")
+    for key, markup in placeholders.items():
+        html = html.replace(key, markup)
+    return mark_safe(html)  # noqa: S308 - Pygments escapes the code; the markers are fixed markup
+
+
+@register.filter
+def reveal(text: Any) -> str:
+    """Escape `text` and show each invisible, bidirectional or control character as ⟨U+XXXX⟩."""
+    return mark_safe(_reveal_invisible(str(conditional_escape(text))))  # noqa: S308 - escaped first
 
 
 @register.filter

@@ -138,6 +138,26 @@ def test_unreadable_input_exits_2(text, message):
     assert code == 2 and message in err
 
 
+@pytest.mark.parametrize("content", [
+    b"[" * 1000 + b"]" * 1000,  # 2 KB that made json.loads raise RecursionError
+    b'{"properties": ' * 65 + b"{}" + b"}" * 65,
+])
+def test_too_deeply_nested_json_exits_2(content, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_bytes(content)
+    code, _, err = run(str(path), "--offline")
+    assert code == 2
+    assert "more than 64 levels deep" in err
+
+
+def test_a_utf16_file_exits_2(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_bytes(json.dumps(template_body()).encode("utf-16"))
+    code, _, err = run(str(path), "--offline")
+    assert code == 2
+    assert "not UTF-8 text" in err
+
+
 def test_a_missing_file_exits_2(tmp_path):
     code, _, err = run(str(tmp_path / "nope.json"))
     assert code == 2 and "Cannot read" in err

@@ -38,11 +38,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         path = options["path"]
         try:
-            text = (options.get("stdin") or sys.stdin).read() if path == "-" else Path(path).read_text(encoding="utf-8")
+            raw = (options.get("stdin") or sys.stdin).read() if path == "-" else Path(path).read_bytes()
         except (OSError, UnicodeDecodeError) as exc:
             raise _Unreadable(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
-            parsed = importer.parse(importer.load(text))
+            # load() refuses non-UTF-8 bytes and too-deep nesting before json.loads could recurse.
+            parsed = importer.parse(importer.load(raw))
         except importer.ImportError_ as exc:
             if not exc.problems:
                 raise _Unreadable(str(exc)) from exc

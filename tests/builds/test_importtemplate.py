@@ -1,0 +1,98 @@
+"""importtemplate --publish runs the wizard's publish checks and writes nothing when they fail."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from builds.models import GoldImage, GoldImageVersion
+from portal.models import AuditEvent
+from tests.support.aib import GEN1_DEFINITION, gallery_target, shell, template_body
+
+pytestmark = pytest.mark.django_db
+
+TL_ONLY = {"type": "PlatformImage", "publisher": "Contoso", "offer": "hardened-ubuntu", "sku": "22_04-tl-only",
+           "version": "latest"}
+
+
+def run(*args):
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command("importtemplate", *args, stdout=out)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), ""
+
+
+def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_path, azure_emulator):
+    body = template_body(source=TL_ONLY, distribute=[gallery_target(definition=GEN1_DEFINITION)], customize=[
+        {"type": "Shell", "name": "fetch", "scriptUri": "http://files.example.com/setup.sh"},
+        shell("configure", "export PASSWORD=Hunter2-Hunter2", "echo done")])
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(body))
+    code, out, err = run(str(path), "--gold-image", "hardened", "--version", "1.0.0", "--publish")
+    print(out)
+    assert code == 1
+    assert "Nothing was imported" in err
+    rows = {tuple(line.split("\t")[:2]) for line in out.strip().splitlines()}
+    assert ("policy.uri-https", "properties.customize[0].scriptUri") in rows
+    assert ("secret.inline", "properties.customize[1].inline[0]") in rows
+    assert ("security.source-unsupported", "properties.source.sku") in rows
+    assert any(rule.startswith("security.target") for rule, path in rows
+               if path == "properties.distribute[0].galleryImageId")
+    assert not GoldImage.objects.exists()
+    assert not GoldImageVersion.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_it_publishes_a_clean_template_declared_as_the_catalog_says(tmp_path, azure_emulator):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template_body()))
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish")
+    assert code == 0, out
+    gold_version = GoldImageVersion.objects.get(gold_image__slug="jammy", version="1.0.0")
+    assert gold_version.status == "published"
+    assert (gold_version.security_type, gold_version.hyper_v_generation) == ("TrustedLaunch", "V2")
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == [
+        "gold_image.create", "gold_version.import", "gold_version.publish"]
+
+
+def test_without_publish_it_imports_a_draft_listing_its_problems(tmp_path):
+    body = template_body(customize=[{"type": "Shell", "name": "fetch", "scriptUri": "http://files.example.com/s.sh"}])
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(body))
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "1.0.0")
+    assert code == 0
+    assert "error: policy.uri-https properties.customize[0].scriptUri" in out
+    assert "Fix the errors above in the draft before publishing it." in out
+    assert GoldImageVersion.objects.get(gold_image__slug="jammy").status == "draft"
+
+
+DEEP = "[" * 1000 + "]" * 1000  # 2 KB that made json.loads raise RecursionError
+
+
+@pytest.mark.parametrize("content, message", [
+    (DEEP.encode(), "more than 64 levels deep"),
+    (json.dumps(template_body()).encode("utf-16"), "not UTF-8 text"),
+    (bytes(range(256)) * 4, "not UTF-8 text"),
+    (b"\x00\x01 not json", "not valid JSON"),
+])
+def test_unreadable_input_exits_2_without_writing(content, message, tmp_path):
+    path = tmp_path / "t.json"
+    path.write_bytes(content)
+    code, _, err = run(str(path), "--gold-image", "x", "--version", "1.0.0", "--publish")
+    assert code == 2
+    assert message in err
+    assert not GoldImage.objects.exists()
+
+
+def test_it_reads_standard_input():
+    from io import StringIO
+
+    out = StringIO()
+    call_command("importtemplate", "-", "--gold-image", "jammy", "--version", "1.0.0", stdout=out,
+                 stdin=StringIO(json.dumps(template_body())))
+    assert "Imported jammy@1.0.0 as draft." in out.getvalue()

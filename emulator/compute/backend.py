@@ -136,7 +136,7 @@ class Compute:
             "features": dict(entry.get("features") or {}),
             "plan": entry.get("plan") or None,
             "osType": entry.get("osType") or _guess_os(entry["publisher"]),
-            "imageDeprecationStatus": entry.get("imageDeprecationStatus") or {"imageState": "Active"},
+            "imageDeprecationStatus": _deprecation_status(entry.get("imageDeprecationStatus")),
         }
         record["osDiskSizeGB"] = int(entry.get("osDiskSizeGB") or (127 if record["osType"] == "Windows" else 30))
         self.store.put("vmimage", self._vm_key(record), record)
@@ -869,6 +869,17 @@ def _distinct(names) -> list[str]:
     for name in names:
         seen.setdefault(name.lower(), name)
     return list(seen.values())
+
+
+def _deprecation_status(given: dict | None) -> dict:
+    """imageDeprecationStatus as Azure answers it: imageState, scheduledDeprecationTime and
+    alternativeOption ({type: None|Offer|Plan, value}) always present (null when not set)."""
+    given = dict(given or {})
+    state = given.get("imageState") or "Active"
+    if state not in ("Active", "ScheduledForDeprecation", "Deprecated"):
+        raise ArmError(400, "InvalidParameter", f"Unknown imageState '{state}'.")
+    return {"imageState": state, "scheduledDeprecationTime": given.get("scheduledDeprecationTime"),
+            "alternativeOption": given.get("alternativeOption")}
 
 
 def _guess_os(publisher: str) -> str:

@@ -89,7 +89,10 @@ def _register_marketplace(app, backend: Compute) -> None:
         if not records and not backend.skus(params["location"], params["publisher"], params["offer"]):
             raise _vm_image_not_found()
         records = _order_and_top(records, request.arg("$orderby"), request.arg("$top"))
-        expand = (request.arg("$expand") or "").lower() == "properties"
+        # `properties` (list_with_properties) and `properties/imageDeprecationStatus` (the CLI's
+        # `az vm image list`, PowerShell's Get-AzVMImage -Expand) both answer the properties:
+        # architecture, hyperVGeneration, imageDeprecationStatus...
+        expand = (request.arg("$expand") or "").lower() in ("properties", "properties/imagedeprecationstatus")
         return Response(200, [render_vm_image(record, params["subscription"], properties=expand)
                               for record in records])
 

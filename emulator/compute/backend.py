@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from emulator.compute import schema
 from emulator.core import ArmError
 from emulator.core.clock import iso
+from emulator.core.lro import ClockOperations
 from emulator.resources import locations
 from emulator.resources.backend import normalize_location
 
@@ -47,6 +49,13 @@ _IMAGE_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/images/"
     r"(?P<name>[^/]+)/?$", re.IGNORECASE)
 _GALLERY_VERSION_NAME = re.compile(r"^\d+\.\d+\.\d+$")
+
+# Simulated seconds gallery LROs take (divided by the time scale, like everything else).
+GALLERY_SECONDS = {"create": 20, "update": 10, "delete": 20}
+DEFINITION_SECONDS = {"create": 15, "update": 10, "delete": 20}
+# A version replicates to its first target region in `replicate` seconds and to each further
+# region `stagger` seconds later; its create (or a target-region change) lasts until the last one.
+VERSION_SECONDS = {"replicate": 300, "stagger": 120, "update": 10, "delete": 60}
 
 
 def version_key(version: str) -> tuple:
@@ -103,6 +112,7 @@ class Compute:
 
     def __init__(self, app):
         self.app = app
+        self.operations = ClockOperations(app, "computeoperation")
 
     @property
     def store(self):
@@ -126,7 +136,7 @@ class Compute:
             "features": dict(entry.get("features") or {}),
             "plan": entry.get("plan") or None,
             "osType": entry.get("osType") or _guess_os(entry["publisher"]),
-            "imageDeprecationStatus": entry.get("imageDeprecationStatus") or {"imageState": "Active"},
+            "imageDeprecationStatus": _deprecation_status(entry.get("imageDeprecationStatus")),
         }
         record["osDiskSizeGB"] = int(entry.get("osDiskSizeGB") or (127 if record["osType"] == "Windows" else 30))
         self.store.put("vmimage", self._vm_key(record), record)
@@ -176,7 +186,7 @@ class Compute:
     def ensure_gallery(self, subscription: str, resource_group: str, name: str, location: str) -> dict:
         """The gallery, created (with its resource group) when missing."""
         key = f"{subscription}/{resource_group}/{name}"
-        found = self.store.get("gallery", key)
+        found = self._doc("gallery", key)
         if found:
             return found
         resources = self.app.services["resources"]
@@ -232,7 +242,7 @@ class Compute:
         return definition
 
     def gallery_image_arm(self, definition_id: str) -> dict | None:
-        return self.store.get("galleryimage", _gallery_key(parse_gallery_id(definition_id)))
+        return self._doc("galleryimage", _gallery_key(parse_gallery_id(definition_id)))
 
     def gallery_image(self, definition_id: str) -> dict | None:
         """{"id","location","osType","osState","hyperVGeneration","architecture","features": {name: value}}."""
@@ -258,7 +268,7 @@ class Compute:
 
     def _definition_versions(self, parts: dict[str, str]) -> list[dict]:
         prefix = f"{parts['sub']}/{parts['rg']}/{parts['gallery']}/{parts['image']}/"
-        return sorted(self.store.list("galleryimageversion", prefix), key=lambda version: version_key(version["name"]))
+        return sorted(self._docs("galleryimageversion", prefix), key=lambda version: version_key(version["name"]))
 
     def create_gallery_image_version(self, version_id: str, location: str, target_regions: list[dict],
                                      exclude_from_latest: bool = False, tags: dict | None = None,
@@ -277,11 +287,11 @@ class Compute:
                            f"The gallery image version name '{parts['version']}' is invalid. It must follow the "
                            "format <MajorVersion>.<MinorVersion>.<Patch>, each a 32-bit integer.",
                            target="galleryImageVersionName")
-        definition = self.store.get("galleryimage", _gallery_key({**parts, "version": ""}))
+        definition = self._doc("galleryimage", _gallery_key({**parts, "version": ""}))
         if definition is None:
             raise not_found("Microsoft.Compute/galleries", f"{parts['gallery']}/images/{parts['image']}", parts["rg"])
         key = _gallery_key(parts)
-        if self.store.get("galleryimageversion", key):
+        if self._doc("galleryimageversion", key):
             raise ArmError(409, "Conflict", f"Gallery image version '{parts['version']}' already exists.")
         version = self._version_document(definition, parts["version"], location, target_regions,
                                          exclude_from_latest, tags, source)
@@ -330,7 +340,7 @@ class Compute:
             candidates = [version for version in self._definition_versions(parts)
                           if not version["properties"]["publishingProfile"].get("excludeFromLatest")]
             return candidates[-1] if candidates else None
-        return self.store.get("galleryimageversion", _gallery_key(parts))
+        return self._doc("galleryimageversion", _gallery_key(parts))
 
     def gallery_image_version(self, version_id: str) -> dict | None:
         """{"id","name","location","targetRegions":[{"name","regionalReplicaCount","storageAccountType"}],
@@ -375,6 +385,396 @@ class Compute:
         if major < 0:
             return "1.0.0"
         return f"{major}.0.0" if major > 0 else "0.0.1"
+
+    # -- gallery writes (PUT, PATCH, DELETE with LROs) -------------------------------------------
+    #
+    # A written resource carries "_emulator" (never rendered): {"state": "Creating"|"Updating",
+    # "until": when provisioning ends, "deleting": when it is gone, "replication": {region:
+    # [start, end]}}; provisioningState and replication progress are computed from the clock on
+    # every read (render), and a resource whose delete has ended is dropped when next read.
+
+    def operation(self, subscription: str, op_id: str) -> dict:
+        return self.operations.poll(subscription, op_id)
+
+    def _doc(self, kind: str, key: str) -> dict | None:
+        doc = self.store.get(kind, key)
+        if doc is not None and self._gone(kind, doc):
+            return None
+        return doc
+
+    def _docs(self, kind: str, prefix: str) -> list[dict]:
+        return [doc for doc in self.store.list(kind, prefix) if not self._gone(kind, doc)]
+
+    def _gone(self, kind: str, doc: dict) -> bool:
+        deleting = (doc.get("_emulator") or {}).get("deleting")
+        if deleting is None or self.app.clock.now().timestamp() < deleting:
+            return False
+        self.store.delete(kind, _key_from_id(doc["id"]))
+        return True
+
+    def render(self, doc: dict, *, replication: bool = False) -> dict:
+        """A stored resource as ARM answers it (provisioningState from the clock)."""
+        state = doc.get("_emulator") or {}
+        body = {key: value for key, value in doc.items() if key != "_emulator"}
+        now = self.app.clock.now().timestamp()
+        provisioning = "Succeeded"
+        if state.get("deleting") is not None:
+            provisioning = "Deleting"
+        elif state.get("until") is not None and now < state["until"]:
+            provisioning = state.get("state") or "Creating"
+        body["properties"] = {**body["properties"], "provisioningState": provisioning}
+        if replication:
+            body["properties"]["replicationStatus"] = _replication_status(doc, now)
+        return body
+
+    def _begin(self, kind: str, key: str, doc: dict, state: str, seconds: float, until: float | None = None) -> dict:
+        """Save doc with its provisioning state and start the operation that ends with it."""
+        now = self.app.clock.now().timestamp()
+        op_seconds = max(seconds, ((until or now) - now) * self.app.clock.time_scale)
+        op = self.operations.start(subscription=doc["id"].split("/")[2], location=doc["location"],
+                                   seconds=op_seconds, resource=doc["id"])
+        doc["_emulator"] = {**(doc.get("_emulator") or {}), "state": state, "until": op["until"]}
+        self.store.put(kind, key, doc)
+        return op
+
+    def _delete(self, kind: str, key: str, doc: dict, seconds: float) -> dict:
+        op = self.operations.start(subscription=doc["id"].split("/")[2], location=doc["location"],
+                                   seconds=seconds, resource=doc["id"])
+        doc["_emulator"] = {**(doc.get("_emulator") or {}), "deleting": op["until"]}
+        self.store.put(kind, key, doc)
+        return op
+
+    def _parent(self, kind: str, key: str, name: str) -> dict:
+        parent = self._doc(kind, key)
+        if parent is None or (parent.get("_emulator") or {}).get("deleting") is not None:
+            raise ArmError(404, "ParentResourceNotFound",
+                           f"Can not perform requested operation on nested resource. Parent resource '{name}' not found.")
+        return parent
+
+    def _nested(self, kind: str, prefix: str) -> None:
+        children = self._docs(kind, prefix)
+        if children:
+            nested = children[0]["id"].split("/providers/", 1)[1]
+            raise ArmError(409, "CannotDeleteResource",
+                           "Cannot delete resource while nested resources exist. Some existing nested resource IDs "
+                           f"include: '{nested}'. Please delete all nested resources before deleting this resource.")
+
+    @staticmethod
+    def _same_location(existing: dict, location: str, resource_group: str) -> None:
+        if normalize_location(existing["location"]) != location:
+            raise ArmError(409, "InvalidResourceLocation",
+                           f"The resource '{existing['name']}' already exists in location '{existing['location']}' in "
+                           f"resource group '{resource_group}'. A resource with the same name cannot be created in "
+                           f"location '{location}'. Please select a new resource name.")
+
+    # galleries
+
+    def list_galleries(self, subscription: str, resource_group: str | None = None) -> list[dict]:
+        prefix = f"{subscription}/{resource_group}/" if resource_group else f"{subscription}/"
+        return [self.render(doc) for doc in self._docs("gallery", prefix)]
+
+    def get_gallery(self, subscription: str, resource_group: str, name: str) -> dict:
+        return self.render(self._require("gallery", (subscription, resource_group, name)))
+
+    def _require(self, kind: str, names: tuple[str, ...]) -> dict:
+        self.app.services["resources"].require_resource_group(names[0], names[1])
+        doc = self._doc(kind, "/".join(names))
+        if doc is None:
+            path = "/images/".join(names[2:4]) + (f"/versions/{names[4]}" if len(names) == 5 else "")
+            raise not_found("Microsoft.Compute/galleries", path, names[1])
+        return doc
+
+    def create_or_update_gallery(self, subscription: str, resource_group: str, name: str, body: Any) -> tuple[dict, int, dict]:
+        """Galleries_CreateOrUpdate: (the gallery, 201 created | 200 updated, the operation)."""
+        group = self.app.services["resources"].require_resource_group(subscription, resource_group)
+        schema.check_name(name, schema.GALLERY_NAME, schema.GALLERY_NAME_RULE, "galleryName")
+        body = schema.body_object(body, "gallery")
+        location = schema.require_location(body)
+        props = schema.properties_of(body, "gallery")
+        key = f"{subscription}/{resource_group}/{name}"
+        doc = self._doc("gallery", key)
+        if doc is not None:
+            self._same_location(doc, location, resource_group)
+            doc["tags"] = dict(body.get("tags") or {})
+            doc["properties"]["description"] = str(props.get("description") or "")
+            op = self._begin("gallery", key, doc, "Updating", GALLERY_SECONDS["update"])
+            return self.render(doc), 200, op
+        doc = {
+            "id": f"{group['id']}/providers/Microsoft.Compute/galleries/{name}",
+            "name": name,
+            "type": "Microsoft.Compute/galleries",
+            "location": location,
+            "tags": dict(body.get("tags") or {}),
+            "properties": {
+                "description": str(props.get("description") or ""),
+                "identifier": {"uniqueName": f"{subscription}-{name.upper()}"},
+                "provisioningState": "Creating",
+            },
+        }
+        op = self._begin("gallery", key, doc, "Creating", GALLERY_SECONDS["create"])
+        return self.render(doc), 201, op
+
+    def update_gallery(self, subscription: str, resource_group: str, name: str, body: Any) -> tuple[dict, dict]:
+        """Galleries_Update (PATCH): description and tags."""
+        doc = self._require("gallery", (subscription, resource_group, name))
+        body = schema.body_object(body, "gallery")
+        props = schema.properties_of(body, "gallery")
+        if body.get("tags") is not None:
+            doc["tags"] = dict(body["tags"])
+        if props.get("description") is not None:
+            doc["properties"]["description"] = str(props["description"])
+        op = self._begin("gallery", _key_from_id(doc["id"]), doc, "Updating", GALLERY_SECONDS["update"])
+        return self.render(doc), op
+
+    def delete_gallery(self, subscription: str, resource_group: str, name: str) -> dict | None:
+        """Galleries_Delete: the operation, or None when there is nothing to delete (204)."""
+        self.app.services["resources"].require_resource_group(subscription, resource_group)
+        key = f"{subscription}/{resource_group}/{name}"
+        doc = self._doc("gallery", key)
+        if doc is None:
+            return None
+        self._nested("galleryimage", key + "/")
+        return self._delete("gallery", key, doc, GALLERY_SECONDS["delete"])
+
+    # gallery image definitions
+
+    def list_gallery_images(self, subscription: str, resource_group: str, gallery: str) -> list[dict]:
+        self._require("gallery", (subscription, resource_group, gallery))
+        return [self.render(doc) for doc in self._docs("galleryimage", f"{subscription}/{resource_group}/{gallery}/")]
+
+    def get_gallery_image(self, subscription: str, resource_group: str, gallery: str, name: str) -> dict:
+        return self.render(self._require("galleryimage", (subscription, resource_group, gallery, name)))
+
+    def create_or_update_gallery_image(self, subscription: str, resource_group: str, gallery: str, name: str,
+                                       body: Any, api_version: str) -> tuple[dict, int, dict]:
+        """GalleryImages_CreateOrUpdate: (the definition, 201 | 200, the operation)."""
+        self.app.services["resources"].require_resource_group(subscription, resource_group)
+        parent = self._parent("gallery", f"{subscription}/{resource_group}/{gallery}", gallery)
+        schema.check_name(name, schema.IMAGE_NAME, schema.IMAGE_NAME_RULE, "galleryImageName")
+        body = schema.body_object(body, "galleryImage")
+        location = schema.require_location(body)
+        props = schema.properties_of(body, "galleryImage")
+        key = f"{subscription}/{resource_group}/{gallery}/{name}"
+        doc = self._doc("galleryimage", key)
+        if doc is not None:
+            self._same_location(doc, location, resource_group)
+            schema.definition_changes(doc["properties"], props)
+            kept = {field: doc["properties"][field] for field in schema.DEFINITION_IMMUTABLE
+                    if field in doc["properties"]}
+            doc["properties"] = {**kept, **schema.mutable_definition_properties(props)}
+            doc["tags"] = dict(body.get("tags") or {})
+            op = self._begin("galleryimage", key, doc, "Updating", DEFINITION_SECONDS["update"])
+            return self.render(doc), 200, op
+        cleaned = schema.new_definition_properties(props, api_version)
+        self._unique_identifier(f"{subscription}/{resource_group}/{gallery}/", name, cleaned["identifier"], gallery)
+        doc = {
+            "id": f"{parent['id']}/images/{name}",
+            "name": name,
+            "type": "Microsoft.Compute/galleries/images",
+            "location": location,
+            "tags": dict(body.get("tags") or {}),
+            "properties": {**cleaned, "provisioningState": "Creating"},
+        }
+        op = self._begin("galleryimage", key, doc, "Creating", DEFINITION_SECONDS["create"])
+        return self.render(doc), 201, op
+
+    def _unique_identifier(self, prefix: str, name: str, identifier: dict, gallery: str) -> None:
+        wanted = tuple(identifier[part].lower() for part in ("publisher", "offer", "sku"))
+        for other in self._docs("galleryimage", prefix):
+            theirs = other["properties"].get("identifier") or {}
+            if other["name"].lower() != name.lower() and tuple(
+                    str(theirs.get(part, "")).lower() for part in ("publisher", "offer", "sku")) == wanted:
+                raise ArmError(409, "Conflict",
+                               f"Gallery image definition '{other['name']}' in gallery '{gallery}' already has the "
+                               f"identifier (publisher: '{identifier['publisher']}', offer: '{identifier['offer']}', "
+                               f"sku: '{identifier['sku']}'). The identifier must be unique within a gallery.",
+                               target="galleryImage.properties.identifier")
+
+    def update_gallery_image(self, subscription: str, resource_group: str, gallery: str, name: str,
+                             body: Any) -> tuple[dict, dict]:
+        """GalleryImages_Update (PATCH): only the mutable fields may change."""
+        doc = self._require("galleryimage", (subscription, resource_group, gallery, name))
+        body = schema.body_object(body, "galleryImage")
+        props = schema.properties_of(body, "galleryImage")
+        schema.definition_changes(doc["properties"], props)
+        doc["properties"].update(schema.mutable_definition_properties(props))
+        if body.get("tags") is not None:
+            doc["tags"] = dict(body["tags"])
+        op = self._begin("galleryimage", _key_from_id(doc["id"]), doc, "Updating", DEFINITION_SECONDS["update"])
+        return self.render(doc), op
+
+    def delete_gallery_image(self, subscription: str, resource_group: str, gallery: str, name: str) -> dict | None:
+        self.app.services["resources"].require_resource_group(subscription, resource_group)
+        key = f"{subscription}/{resource_group}/{gallery}/{name}"
+        doc = self._doc("galleryimage", key)
+        if doc is None:
+            return None
+        self._nested("galleryimageversion", key + "/")
+        return self._delete("galleryimage", key, doc, DEFINITION_SECONDS["delete"])
+
+    # gallery image versions
+
+    def list_gallery_image_versions(self, subscription: str, resource_group: str, gallery: str, image: str) -> list[dict]:
+        self._require("galleryimage", (subscription, resource_group, gallery, image))
+        found = self._docs("galleryimageversion", f"{subscription}/{resource_group}/{gallery}/{image}/")
+        return [self.render(doc) for doc in sorted(found, key=lambda version: version_key(version["name"]))]
+
+    def get_gallery_image_version(self, subscription: str, resource_group: str, gallery: str, image: str,
+                                  name: str, *, replication: bool = False) -> dict:
+        doc = self._require("galleryimageversion", (subscription, resource_group, gallery, image, name))
+        return self.render(doc, replication=replication)
+
+    def create_or_update_gallery_image_version(self, subscription: str, resource_group: str, gallery: str, image: str,
+                                               name: str, body: Any) -> tuple[dict, int, dict]:
+        """GalleryImageVersions_CreateOrUpdate: (the version, 201 | 200, the operation). The LRO
+        lasts until every target region has replicated."""
+        self.app.services["resources"].require_resource_group(subscription, resource_group)
+        definition = self._parent("galleryimage", f"{subscription}/{resource_group}/{gallery}/{image}", image)
+        schema.check_version_name(name)
+        body = schema.body_object(body, "galleryImageVersion")
+        location = schema.require_location(body)
+        props = schema.properties_of(body, "galleryImageVersion")
+        publishing = props.get("publishingProfile") or {}
+        storage = props.get("storageProfile") or {}
+        key = f"{subscription}/{resource_group}/{gallery}/{image}/{name}"
+        doc = self._doc("galleryimageversion", key)
+        if doc is not None:
+            self._same_location(doc, location, resource_group)
+            self._version_changes(doc, publishing, storage)
+            doc["tags"] = dict(body.get("tags") or {})
+            return (*self._publish(key, doc, publishing, location, "Updating", replace=True),)
+        source = self._version_source(storage, definition)
+        doc = self._version_document(definition, name, location, [], False, body.get("tags"), source)
+        profile = doc["properties"]["publishingProfile"]
+        profile["storageAccountType"] = schema.one_of(
+            publishing.get("storageAccountType") or "Standard_LRS", schema.STORAGE_TYPES,
+            "galleryImageVersion.properties.publishingProfile.storageAccountType")
+        profile["replicationMode"] = schema.one_of(
+            publishing.get("replicationMode") or "Full", schema.REPLICATION_MODES,
+            "galleryImageVersion.properties.publishingProfile.replicationMode")
+        safety = props.get("safetyProfile") or {}
+        if safety.get("allowDeletionOfReplicatedLocations") is not None:
+            doc["properties"]["safetyProfile"]["allowDeletionOfReplicatedLocations"] = bool(
+                safety["allowDeletionOfReplicatedLocations"])
+        return self._publish(key, doc, publishing, location, "Creating", replace=True, status=201)
+
+    def _publish(self, key: str, doc: dict, publishing: dict, location: str, state: str, *, replace: bool,
+                 status: int = 200) -> tuple[dict, int, dict]:
+        """Apply the publishing profile's mutable fields and (re)start replication where the target
+        regions changed; save, start the operation."""
+        profile = doc["properties"]["publishingProfile"]
+        if replace or publishing.get("targetRegions") is not None or publishing.get("replicaCount") is not None:
+            given = dict(publishing)
+            if not replace and given.get("targetRegions") is None:
+                given["targetRegions"] = profile["targetRegions"]
+            given.setdefault("storageAccountType", profile.get("storageAccountType"))
+            regions = schema.target_regions(given, location)
+            profile["targetRegions"] = regions
+            if publishing.get("replicaCount") is not None:
+                profile["replicaCount"] = publishing["replicaCount"]
+        if publishing.get("excludeFromLatest") is not None or replace:
+            profile["excludeFromLatest"] = bool(publishing.get("excludeFromLatest"))
+        if publishing.get("endOfLifeDate") is not None:
+            profile["endOfLifeDate"] = schema.date_time(
+                publishing["endOfLifeDate"], "galleryImageVersion.properties.publishingProfile.endOfLifeDate")
+        until = self._replicate(doc)
+        op = self._begin("galleryimageversion", key, doc, state,
+                         VERSION_SECONDS["update"] if state == "Updating" else 0, until)
+        return self.render(doc), status, op
+
+    def _replicate(self, doc: dict) -> float:
+        """Give each target region a replication window: unchanged regions keep theirs, new or
+        changed ones start now (staggered, as regions replicate one after another). Returns when
+        the last one ends."""
+        now = self.app.clock.now().timestamp()
+        state = doc.setdefault("_emulator", {})
+        before = state.get("replication") or {}
+        configs = state.get("regionConfig") or {}
+        windows: dict[str, list[float]] = {}
+        fresh = 0
+        for region in doc["properties"]["publishingProfile"]["targetRegions"]:
+            name = normalize_location(region["name"])
+            config = [region["regionalReplicaCount"], region["storageAccountType"]]
+            if name in before and configs.get(name) == config:
+                windows[name] = before[name]
+            else:
+                seconds = VERSION_SECONDS["replicate"] + VERSION_SECONDS["stagger"] * fresh
+                windows[name] = [now, now + self.app.clock.scaled(seconds).total_seconds()]
+                fresh += 1
+            configs[name] = config
+        state["replication"] = windows
+        state["regionConfig"] = {name: configs[name] for name in windows}
+        return max((end for _, end in windows.values()), default=now)
+
+    def _version_changes(self, doc: dict, publishing: dict, storage: dict) -> None:
+        base = "galleryImageVersion.properties"
+        current = (doc["properties"]["storageProfile"].get("source") or {}).get("id")
+        given = ((storage or {}).get("source") or {}).get("id")
+        if given and current and given.lower() != current.lower():
+            raise schema.property_change(f"{base}.storageProfile.source.id")
+        profile = doc["properties"]["publishingProfile"]
+        for name in schema.VERSION_PUBLISHING_IMMUTABLE:
+            if publishing.get(name) and str(publishing[name]).lower() != str(profile.get(name, "")).lower():
+                raise schema.property_change(f"{base}.publishingProfile.{name}")
+
+    def _version_source(self, storage: dict, definition: dict) -> str:
+        """storageProfile.source.id: a managed image, a gallery image version or a VM, which must exist
+        and match the definition's OS type and generation."""
+        path = "galleryImageVersion.properties.storageProfile.source.id"
+        source = (storage.get("source") or {}) if isinstance(storage, dict) else {}
+        source_id = source.get("id") or source.get("virtualMachineId")
+        if not source_id:
+            raise schema.missing("galleryImageVersion.properties.storageProfile.source")
+        facts = None
+        if "/providers/microsoft.compute/images/" in source_id.lower():
+            image = self.managed_image(source_id)
+            if image:
+                facts = (image["osType"], image["hyperVGeneration"])
+        elif "/providers/microsoft.compute/galleries/" in source_id.lower():
+            version = self.gallery_image_version(source_id)
+            if version:
+                parent = self.gallery_image(version["id"].rsplit("/versions/", 1)[0]) or {}
+                facts = (parent.get("osType"), parent.get("hyperVGeneration"))
+        if facts is None:  # unknown, missing, or a VM (the emulator holds no virtual machines)
+            raise ArmError(404, "NotFound", f"The source resource '{source_id}' of the gallery image version was "
+                           "not found.", target=path)
+        props = definition["properties"]
+        if facts[0] and facts[0].lower() != props["osType"].lower():
+            raise ArmError(400, "InvalidParameter", f"The OS type '{facts[0]}' of the source '{source_id}' does not "
+                           f"match the OS type '{props['osType']}' of the gallery image definition.", target=path)
+        if facts[1] and facts[1] != props.get("hyperVGeneration", "V1"):
+            raise ArmError(400, "InvalidParameter", f"The Hyper-V generation '{facts[1]}' of the source "
+                           f"'{source_id}' does not match the Hyper-V generation "
+                           f"'{props.get('hyperVGeneration', 'V1')}' of the gallery image definition.", target=path)
+        return source_id
+
+    def update_gallery_image_version(self, subscription: str, resource_group: str, gallery: str, image: str,
+                                     name: str, body: Any) -> tuple[dict, dict]:
+        """GalleryImageVersions_Update (PATCH): excludeFromLatest, endOfLifeDate, targetRegions,
+        replicaCount, tags, safetyProfile.allowDeletionOfReplicatedLocations."""
+        doc = self._require("galleryimageversion", (subscription, resource_group, gallery, image, name))
+        body = schema.body_object(body, "galleryImageVersion")
+        props = schema.properties_of(body, "galleryImageVersion")
+        publishing = props.get("publishingProfile") or {}
+        self._version_changes(doc, publishing, props.get("storageProfile") or {})
+        if body.get("tags") is not None:
+            doc["tags"] = dict(body["tags"])
+        safety = props.get("safetyProfile") or {}
+        if safety.get("allowDeletionOfReplicatedLocations") is not None:
+            doc["properties"]["safetyProfile"]["allowDeletionOfReplicatedLocations"] = bool(
+                safety["allowDeletionOfReplicatedLocations"])
+        rendered, _, op = self._publish(_key_from_id(doc["id"]), doc, publishing, doc["location"], "Updating",
+                                        replace=False)
+        return rendered, op
+
+    def delete_gallery_image_version(self, subscription: str, resource_group: str, gallery: str, image: str,
+                                     name: str) -> dict | None:
+        self.app.services["resources"].require_resource_group(subscription, resource_group)
+        key = f"{subscription}/{resource_group}/{gallery}/{image}/{name}"
+        doc = self._doc("galleryimageversion", key)
+        if doc is None:
+            return None
+        return self._delete("galleryimageversion", key, doc, VERSION_SECONDS["delete"])
 
     # -- managed images -------------------------------------------------------------------------
 
@@ -471,6 +871,17 @@ def _distinct(names) -> list[str]:
     return list(seen.values())
 
 
+def _deprecation_status(given: dict | None) -> dict:
+    """imageDeprecationStatus as Azure answers it: imageState, scheduledDeprecationTime and
+    alternativeOption ({type: None|Offer|Plan, value}) always present (null when not set)."""
+    given = dict(given or {})
+    state = given.get("imageState") or "Active"
+    if state not in ("Active", "ScheduledForDeprecation", "Deprecated"):
+        raise ArmError(400, "InvalidParameter", f"Unknown imageState '{state}'.")
+    return {"imageState": state, "scheduledDeprecationTime": given.get("scheduledDeprecationTime"),
+            "alternativeOption": given.get("alternativeOption")}
+
+
 def _guess_os(publisher: str) -> str:
     return "Windows" if publisher.lower().startswith("microsoftwindows") else "Linux"
 
@@ -512,10 +923,16 @@ def render_vm_image(record: dict, subscription: str, *, properties: bool) -> dic
     return body
 
 
-def _with_replication(version: dict) -> dict:
-    """A version with replicationStatus, as $expand=ReplicationStatus answers (all replicated)."""
-    regions = version["properties"]["publishingProfile"]["targetRegions"]
-    summary = [{"region": region["name"], "state": "Completed", "details": "", "progress": 100} for region in regions]
-    return {**version, "properties": {**version["properties"],
-                                      "replicationStatus": {"aggregatedState": "Completed", "summary": summary}}}
-
+def _replication_status(doc: dict, now: float) -> dict:
+    """$expand=ReplicationStatus: per target region Replicating (progress by the clock) or Completed."""
+    windows = (doc.get("_emulator") or {}).get("replication") or {}
+    summary = []
+    for region in doc["properties"]["publishingProfile"]["targetRegions"]:
+        start, end = windows.get(normalize_location(region["name"]), (now, now))
+        if now >= end:
+            summary.append({"region": region["name"], "state": "Completed", "details": "", "progress": 100})
+        else:
+            progress = int(100 * (now - start) / (end - start)) if end > start else 0
+            summary.append({"region": region["name"], "state": "Replicating", "details": "", "progress": progress})
+    done = all(item["state"] == "Completed" for item in summary)
+    return {"aggregatedState": "Completed" if done else "InProgress", "summary": summary}

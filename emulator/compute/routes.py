@@ -12,13 +12,13 @@ from emulator.compute.backend import (
     Compute,
     _marketplace_id,
     _vm_image_not_found,
-    _with_replication,
     not_found,
     parse_image_id,
     render_vm_image,
     version_key,
 )
 from emulator.core import RG, SUB, ArmError, Request, Response, page_size, skip_token
+from emulator.core.lro import retry_after
 from emulator.resources.backend import normalize_location, require_api_version
 
 
@@ -37,6 +37,7 @@ def register(app) -> None:
         {"resourceType": "galleries", "apiVersions": GALLERY_API_VERSIONS},
         {"resourceType": "galleries/images", "apiVersions": GALLERY_API_VERSIONS},
         {"resourceType": "galleries/images/versions", "apiVersions": GALLERY_API_VERSIONS},
+        {"resourceType": "locations/capsOperations", "apiVersions": GALLERY_API_VERSIONS, "locations": []},
     ])
     _register_marketplace(app, backend)
     _register_galleries(app, backend)
@@ -88,7 +89,10 @@ def _register_marketplace(app, backend: Compute) -> None:
         if not records and not backend.skus(params["location"], params["publisher"], params["offer"]):
             raise _vm_image_not_found()
         records = _order_and_top(records, request.arg("$orderby"), request.arg("$top"))
-        expand = (request.arg("$expand") or "").lower() == "properties"
+        # `properties` (list_with_properties) and `properties/imageDeprecationStatus` (the CLI's
+        # `az vm image list`, PowerShell's Get-AzVMImage -Expand) both answer the properties:
+        # architecture, hyperVGeneration, imageDeprecationStatus...
+        expand = (request.arg("$expand") or "").lower() in ("properties", "properties/imagedeprecationstatus")
         return Response(200, [render_vm_image(record, params["subscription"], properties=expand)
                               for record in records])
 
@@ -124,64 +128,96 @@ def _order_and_top(records: list[dict], orderby: str | None, top: str | None) ->
 
 
 def _register_galleries(app, backend: Compute) -> None:
+    """Galleries, image definitions and image versions: reads, PUT/PATCH/DELETE with LROs, and the
+    capsOperations status endpoint their Azure-AsyncOperation and Location headers point at."""
     route = app.router.add
     galleries = RG + _PROVIDER + r"/galleries"
     gallery = galleries + r"/(?P<gallery>[^/]+)"
     images = gallery + r"/images"
     image = images + r"/(?P<image>[^/]+)"
     versions = image + r"/versions"
-    store = app.store
+    version = versions + r"/(?P<version>[^/]+)"
 
-    def group(request: Request) -> dict:
-        return app.services["resources"].require_resource_group(request.params["subscription"],
-                                                                request.params["resource_group"])
+    def names(request: Request, *extra: str) -> tuple[str, ...]:
+        params = request.params
+        return (params["subscription"], params["resource_group"], *(params[name] for name in extra))
 
-    def key(params: dict, *names: str) -> str:
-        return "/".join([params["subscription"], params["resource_group"], *(params[name] for name in names)])
+    def lro(request: Request, status: int, body: dict | None, op: dict, *, location: bool = False) -> Response:
+        url = (f"{request.base_url}/subscriptions/{op['subscription']}/providers/Microsoft.Compute/locations/"
+               f"{op['location']}/capsOperations/{op['id']}?api-version={request.arg('api-version')}")
+        headers = {"Azure-AsyncOperation": url, "Retry-After": retry_after(app)}
+        if location:
+            headers["Location"] = url + "&monitor=true"
+        return Response(status, body, headers=headers)
 
-    def require(kind: str, request: Request, *names: str) -> dict:
-        group(request)
-        found = store.get(kind, key(request.params, *names))
-        if found is None:
-            path = "/images/".join(request.params[name] for name in names[:2])
-            if len(names) == 3:
-                path += f"/versions/{request.params[names[2]]}"
-            raise not_found("Microsoft.Compute/galleries", path, request.params["resource_group"])
-        return found
+    def deleted(request: Request, op: dict | None) -> Response:
+        return Response(204) if op is None else lro(request, 202, None, op, location=True)
 
     @route("GET", SUB + _PROVIDER + r"/galleries", "Galleries_List")
     def list_all(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        return Response(200, {"value": store.list("gallery", f"{request.params['subscription']}/")})
+        return Response(200, {"value": backend.list_galleries(request.params["subscription"])})
 
     @route("GET", galleries, "Galleries_ListByResourceGroup")
     def list_by_group(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        group(request)
-        return Response(200, {"value": store.list("gallery", key(request.params) + "/")})
+        app.services["resources"].require_resource_group(*names(request))
+        return Response(200, {"value": backend.list_galleries(*names(request))})
 
     @route("GET", gallery, "Galleries_Get")
     def get_gallery(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        return Response(200, require("gallery", request, "gallery"))
+        return Response(200, backend.get_gallery(*names(request, "gallery")))
+
+    @route("PUT", gallery, "Galleries_CreateOrUpdate")
+    def put_gallery(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        body, status, op = backend.create_or_update_gallery(*names(request, "gallery"), request.json())
+        return lro(request, status, body, op)
+
+    @route("PATCH", gallery, "Galleries_Update")
+    def patch_gallery(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        body, op = backend.update_gallery(*names(request, "gallery"), request.json())
+        return lro(request, 200, body, op)
+
+    @route("DELETE", gallery, "Galleries_Delete")
+    def delete_gallery(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        return deleted(request, backend.delete_gallery(*names(request, "gallery")))
 
     @route("GET", images, "GalleryImages_ListByGallery")
     def list_images(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        require("gallery", request, "gallery")
-        return Response(200, {"value": store.list("galleryimage", key(request.params, "gallery") + "/")})
+        return Response(200, {"value": backend.list_gallery_images(*names(request, "gallery"))})
 
     @route("GET", image, "GalleryImages_Get")
     def get_image(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        return Response(200, require("galleryimage", request, "gallery", "image"))
+        return Response(200, backend.get_gallery_image(*names(request, "gallery", "image")))
+
+    @route("PUT", image, "GalleryImages_CreateOrUpdate")
+    def put_image(request: Request) -> Response:
+        api_version = require_api_version(request, GALLERY_API_VERSIONS)
+        body, status, op = backend.create_or_update_gallery_image(*names(request, "gallery", "image"), request.json(),
+                                                                  api_version)
+        return lro(request, status, body, op)
+
+    @route("PATCH", image, "GalleryImages_Update")
+    def patch_image(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        body, op = backend.update_gallery_image(*names(request, "gallery", "image"), request.json())
+        return lro(request, 200, body, op)
+
+    @route("DELETE", image, "GalleryImages_Delete")
+    def delete_image(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        return deleted(request, backend.delete_gallery_image(*names(request, "gallery", "image")))
 
     @route("GET", versions, "GalleryImageVersions_ListByGalleryImage")
     def list_versions(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        require("galleryimage", request, "gallery", "image")
-        found = store.list("galleryimageversion", key(request.params, "gallery", "image") + "/")
-        found.sort(key=lambda version: version_key(version["name"]))
+        found = backend.list_gallery_image_versions(*names(request, "gallery", "image"))
         start, size = skip_token(request), page_size(app)
         body: dict = {"value": found[start:start + size]}
         if start + size < len(found):  # paged like Azure: the SDK follows nextLink
@@ -189,13 +225,43 @@ def _register_galleries(app, backend: Compute) -> None:
                                 f"&$skipToken={start + size}")
         return Response(200, body)
 
-    @route("GET", versions + r"/(?P<version>[^/]+)", "GalleryImageVersions_Get")
+    @route("GET", version, "GalleryImageVersions_Get")
     def get_version(request: Request) -> Response:
         require_api_version(request, GALLERY_API_VERSIONS)
-        version = require("galleryimageversion", request, "gallery", "image", "version")
-        if (request.arg("$expand") or "").lower() == "replicationstatus":
-            version = _with_replication(version)
-        return Response(200, version)
+        expand = (request.arg("$expand") or "").lower() == "replicationstatus"
+        return Response(200, backend.get_gallery_image_version(*names(request, "gallery", "image", "version"),
+                                                               replication=expand))
+
+    @route("PUT", version, "GalleryImageVersions_CreateOrUpdate")
+    def put_version(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        body, status, op = backend.create_or_update_gallery_image_version(
+            *names(request, "gallery", "image", "version"), request.json())
+        return lro(request, status, body, op)
+
+    @route("PATCH", version, "GalleryImageVersions_Update")
+    def patch_version(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        body, op = backend.update_gallery_image_version(*names(request, "gallery", "image", "version"), request.json())
+        return lro(request, 200, body, op)
+
+    @route("DELETE", version, "GalleryImageVersions_Delete")
+    def delete_version(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        return deleted(request, backend.delete_gallery_image_version(*names(request, "gallery", "image", "version")))
+
+    @route("GET", SUB + _PROVIDER + r"/locations/(?P<location>[^/]+)/capsOperations/(?P<operation>[^/]+)",
+           "GalleryOperations_GetStatus")
+    def operation_status(request: Request) -> Response:
+        require_api_version(request, GALLERY_API_VERSIONS)
+        op = backend.operation(request.params["subscription"], request.params["operation"])
+        headers = {"Retry-After": retry_after(app)}
+        if (request.arg("monitor") or "").lower() == "true":  # the Location of a delete
+            if backend.operations.status(op) == "InProgress":
+                return Response(202, None, headers={**headers, "Location": f"{request.base_url}{request.path}?"
+                                                    f"monitor=true&api-version={request.arg('api-version')}"})
+            return Response(200, None, headers=headers)
+        return Response(200, backend.operations.document(op), headers=headers)
 
 
 def _register_managed_images(app, backend: Compute) -> None:

@@ -153,3 +153,47 @@ def test_versions_sort_as_numbers_not_text(emulator, images):
 
     assert [version.name for version in images.list("eastus", "Contoso", "sorting", "s", orderby="name desc")] == [
         "1.10.0", "1.9.0", "1.2.0"]
+
+
+def test_it_expands_deprecation_status_and_architecture_on_version_lists(images):
+    # What `az vm image list` and Get-AzVMImage -Expand properties/imageDeprecationStatus send.
+    versions = images.list_with_properties("eastus", *JAMMY, "22_04-lts", expand="properties/imageDeprecationStatus")
+
+    assert [(version.name, version.properties.image_deprecation_status.image_state,
+             version.properties.architecture, version.properties.hyper_v_generation) for version in versions] == [
+        ("22.04.202409110", "ScheduledForDeprecation", "x64", "V1"),
+        ("22.04.202410020", "Active", "x64", "V1"),
+        ("22.04.202411190", "Active", "x64", "V1"),
+    ]
+    scheduled = versions[0].properties.image_deprecation_status
+    assert scheduled.scheduled_deprecation_time.year == 2026
+    assert (scheduled.alternative_option.type, scheduled.alternative_option.value) == ("Offer", "ubuntu-24_04-lts")
+
+
+def test_the_plain_list_also_carries_the_expanded_properties(images):
+    versions = images.list("eastus", *JAMMY, "22_04-lts-arm64", expand="properties/imageDeprecationStatus")
+
+    assert {version["properties"]["architecture"] for version in versions} == {"Arm64"}
+    plain = images.list("eastus", *JAMMY, "22_04-lts-arm64")
+    assert "properties" not in plain[0]
+
+
+def test_an_active_version_answers_every_deprecation_field(images):
+    status = images.get("eastus", *JAMMY, "22_04-lts-gen2", "22.04.202411190").properties.image_deprecation_status
+
+    assert (status.image_state, status.scheduled_deprecation_time, status.alternative_option) == ("Active", None, None)
+
+
+@pytest.mark.parametrize(("location", "sku", "version", "state", "alternative"), [
+    ("eastus", "9-lvm", "9.4.2024081415", "Deprecated", None),
+    ("westeurope", "9-lvm", "9.4.2024101511", "ScheduledForDeprecation", ("Offer", "RHEL")),
+    ("westus2", "9-lvm", "9.5.2024112210", "Active", None),
+])
+def test_seeded_red_hat_versions_carry_deprecation(images, location, sku, version, state, alternative):
+    status = images.get(location, "RedHat", "RHEL", sku, version).properties.image_deprecation_status
+
+    assert status.image_state == state
+    option = status.alternative_option
+    assert ((option.type, option.value) if option else None) == alternative
+    listed = [item.name for item in images.list(location, "RedHat", "RHEL", sku)]
+    assert (version in listed) is (state != "Deprecated")

@@ -16,7 +16,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -32,6 +34,7 @@ PERMISSION_DENIED = "permission_denied"
 NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 CONFLICT = "conflict"
+REQUEST_TOO_LARGE = "request_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 THROTTLED = "throttled"
 SERVER_ERROR = "server_error"
@@ -39,7 +42,8 @@ SERVER_ERROR = "server_error"
 # Every code and its status, for the OpenAPI document and docs/api.md.
 CODES = {
     VALIDATION_FAILED: 400, NOT_AUTHENTICATED: 401, PERMISSION_DENIED: 403, NOT_FOUND: 404,
-    METHOD_NOT_ALLOWED: 405, CONFLICT: 409, UNSUPPORTED_MEDIA_TYPE: 415, THROTTLED: 429, SERVER_ERROR: 500,
+    METHOD_NOT_ALLOWED: 405, CONFLICT: 409, REQUEST_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, THROTTLED: 429,
+    SERVER_ERROR: 500,
 }
 NOT_FOUND_MESSAGE = "Not found."
 BEARER_CHALLENGE = 'Bearer realm="goldsmith"'
@@ -63,6 +67,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = CONFLICT
     default_detail = "The request conflicts with the current state."
+
+
+class RequestTooLarge(exceptions.APIException):
+    """413: the body is over the API's bound (parsers.MAX_BODY_BYTES) or Django's upload limit."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = REQUEST_TOO_LARGE
+    default_detail = "The request body is too large."
 
 
 def problem(rule: str, path: str, message: str, severity: str = "error") -> Problem:
@@ -118,7 +130,7 @@ def _code_of(exc: exceptions.APIException) -> str:
     return {
         exceptions.PermissionDenied: PERMISSION_DENIED, exceptions.NotFound: NOT_FOUND,
         exceptions.MethodNotAllowed: METHOD_NOT_ALLOWED, exceptions.UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE,
-        exceptions.Throttled: THROTTLED, Conflict: CONFLICT,
+        exceptions.Throttled: THROTTLED, Conflict: CONFLICT, RequestTooLarge: REQUEST_TOO_LARGE,
     }.get(type(exc), {400: VALIDATION_FAILED, 409: CONFLICT}.get(exc.status_code, "error"))
 
 
@@ -132,6 +144,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.NotFound(NOT_FOUND_MESSAGE)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or exceptions.PermissionDenied.default_detail)
+    elif isinstance(exc, RequestDataTooBig):
+        # Django refuses a declared body over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF reads it; the
+        # body is left unread, so this costs nothing.
+        exc = RequestTooLarge(f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
     headers: dict[str, str] = {}
     if isinstance(exc, ProblemsError):
         return Response(body(VALIDATION_FAILED, exc.message, exc.problems), status=400)

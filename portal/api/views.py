@@ -41,6 +41,7 @@ def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
         403: "permission_denied: your role may not do this (or a session call without its CSRF token).",
         404: "not_found: no such object, or not one you may see.",
         409: "conflict: the object's state refuses the request.",
+        413: "request_too_large: the body is over 500 KB.",
         429: "throttled: over API_RATE_PER_MINUTE; wait Retry-After seconds.",
     }
     wanted = sorted({401, 429, *statuses})
@@ -248,7 +249,7 @@ class BuildList(APIView):
                                                  "already requested instead of making another.")],
         responses={202: OpenApiResponse(s.BuildSerializer, description="Requested: follow `url` until the state "
                                                                        "is final. Location names it too."),
-                   **_errors(400, 403, 409)},
+                   **_errors(400, 403, 409, 413)},
         summary="Request a build (every validation rule runs first)")
     def post(self, request):
         access.require(request.user, access.SECURITY, access.EDITOR)
@@ -316,7 +317,7 @@ class TemplateCheck(APIView):
         request={"application/json": OpenApiTypes.OBJECT},
         responses={200: OpenApiResponse(s.TemplateCheckResultSerializer,
                                         description="The check ran: `ok` says whether the template passes."),
-                   **_errors(400, 403)},
+                   **_errors(400, 403, 413)},
         summary="Check an Image Builder template against every rule (as `manage.py checktemplate`)",
         description="The body is a template as a bare body, an ARM resource or an ARM deployment template.")
     def post(self, request):

@@ -99,5 +99,5 @@ def test_a_body_over_the_limit_is_refused_unread(api, bob):
 
     response = api(bob).post(CHECK + "?offline=true", body, format="json")
 
-    assert response.status_code == 400
-    assert "larger than" in response.json()["error"]["problems"][0]["message"]
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"

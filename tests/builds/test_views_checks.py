@@ -68,3 +68,19 @@ def test_the_check_page_explains_unreadable_input(client, dave):
 def test_admins_cannot_use_the_check_page(client, erin):
     client.force_login(erin)
     assert client.get(reverse("builds:checktemplate")).status_code == 403
+
+
+def test_the_check_page_refuses_json_nested_too_deep(client, dave):
+    client.force_login(dave)
+    response = client.post(reverse("builds:checktemplate"), {"template": "[" * 1000 + "]" * 1000,
+                                                             "policy": "default", "offline": "on"})
+    assert response.status_code == 422
+    assert "nested more than 64 levels deep" in response.content.decode()
+
+
+def test_the_check_page_answers_400_to_a_body_over_the_upload_limit(client, dave, settings):
+    """Django's own answer (RequestDataTooBig is a SuspiciousOperation): a plain 400 page, not a 500."""
+    client.force_login(dave)
+    response = client.post(reverse("builds:checktemplate"),
+                           {"template": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
+    assert response.status_code == 400

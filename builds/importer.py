@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builds import schema
+from builds.jsonlimits import MAX_JSON_DEPTH, json_depth_ok
 from builds.schema import Problem
 
 RESOURCE_TYPE = "microsoft.virtualmachineimages/imagetemplates"
@@ -24,12 +25,6 @@ STRICT_SINCE = "2024-02-01"  # from this api-version on, Azure refuses unknown a
 ARM_WRAPPER_KEYS = ("type", "apiVersion", "name", "dependsOn", "comments", "condition", "scope", "copy")
 _CARRIED_PROPERTIES = ("autoRun", "additionalDataDisks")
 _WINDOWS_STEPS = {"PowerShell", "WindowsRestart", "WindowsUpdate"}
-# The deepest nesting of arrays and objects a document may have. Real templates stay under 15;
-# the limit keeps json.loads and every recursive walk of the result (the schema, the legacy
-# reading, the API's serializers) far from Python's recursion limit.
-MAX_JSON_DEPTH = 64
-# A JSON string (with escapes) or one bracket: what the depth scan needs to see.
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class ImportError_(ValueError):
@@ -71,18 +66,11 @@ def decode(data: bytes) -> str:
 
 
 def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
-    """Raise ImportError_ when arrays and objects nest deeper than `limit`. Brackets inside
-    strings do not count; the scan itself never recurses."""
-    depth = 0
-    for match in _JSON_TOKEN.finditer(text):
-        token = match.group()
-        if token == "[" or token == "{":
-            depth += 1
-            if depth > limit:
-                raise ImportError_(f"The JSON nests arrays and objects more than {limit} levels deep (at character "
-                                   f"{match.start()}); a template never needs that many.")
-        elif token == "]" or token == "}":
-            depth -= 1
+    """Raise ImportError_ when arrays and objects nest deeper than `limit` (jsonlimits' scan,
+    the one the API's parser uses too: brackets inside strings do not count, nothing recurses)."""
+    if not json_depth_ok(text, limit):
+        raise ImportError_(f"The JSON nests arrays and objects more than {limit} levels deep; a template never "
+                           "needs that many.")
 
 
 def parse(data: Any) -> ParsedTemplate:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from portal.text import name_character_problem
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9\-_.]{1,64}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -37,13 +38,6 @@ SUBNET_ID = re.compile(
 IDENTITY_ID = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$",
     re.IGNORECASE)
-
-# Characters that make a name look different from what it is: bidirectional embeddings,
-# overrides and isolates, zero-width characters and marks, line and paragraph separators, the
-# byte-order mark, and C0/C1 control characters. Names refuse them (`name.invisible-character`);
-# scripts keep them and the pages show each one visibly.
-INVISIBLE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e"
-                                  "\u2060-\u2064\u2066-\u2069\ufeff]")
 
 MAX_BUILD_TIMEOUT = 960
 MAX_TAG_VALUE = 256
@@ -498,23 +492,6 @@ def _check_step(step: dict, path: str) -> list[Problem]:
     if isinstance(step.get("name"), str) and (message := name_character_problem(step["name"])):
         problems.append(Problem("name.invisible-character", join(path, "name"), message))
     return problems
-
-
-def character_label(char: str) -> str:
-    """U+202E RIGHT-TO-LEFT OVERRIDE: how messages and pages name an invisible character."""
-    name = unicodedata.name(char, "") or ("CONTROL CHARACTER" if unicodedata.category(char) == "Cc" else "")
-    return f"U+{ord(char):04X}" + (f" {name}" if name else "")
-
-
-def name_character_problem(name: str) -> str:
-    """Why `name` is refused for holding invisible, bidirectional or control characters; "" when
-    it holds none."""
-    found = list(dict.fromkeys(INVISIBLE_CHARACTERS.findall(name)))
-    if not found:
-        return ""
-    listed = ", ".join(character_label(char) for char in found)
-    return (f"contains {listed}: names may not hold invisible, bidirectional-override or control characters, "
-            "since they make a name read differently from what it is. Retype it.")
 
 
 def _check_checksum(holder: dict, path: str) -> list[Problem]:

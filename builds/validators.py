@@ -4,7 +4,7 @@ the services (and so the commands and the API). One rule, one message, one rule 
 - slugs (`catalog.slug`): 1-50 lower-case letters, digits and hyphens, starting and ending with
   a letter or digit, so every slug reverses into every URL and fits a template name;
 - names (`name.invisible-character`): no bidirectional, zero-width or control characters
-  (builds/schema.py INVISIBLE_CHARACTERS), so a name reads as what it is;
+  (portal/text.py, shared with department and token names), so a name reads as what it is;
 - versions (`version.format`): MAJOR.MINOR.PATCH (builds/versions.py).
 """
 
@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 
 from builds import schema
 from builds.versions import Version, VersionError
+from portal.text import validate_plain_name
 
 SLUG_MAX = 50
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -49,9 +50,7 @@ def validate_slug(value: str) -> None:
         raise ValidationError(message, code="catalog.slug")
 
 
-def validate_name(value: str) -> None:
-    if message := name_problem(value):
-        raise ValidationError(f"This name {message}", code="name.invisible-character")
+validate_name = validate_plain_name
 
 
 def validate_version(value: str) -> None:

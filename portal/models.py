@@ -7,9 +7,11 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from portal.text import validate_plain_name
+
 
 class Department(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_plain_name])
     slug = models.SlugField(max_length=50, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

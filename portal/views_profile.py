@@ -12,12 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal import access, tokens
 from portal.models import ApiToken, ExternalIdentity, Membership
+from portal.text import validate_plain_name
 
 EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What will use it, e.g. “nightly pipeline”.")
+    name = forms.CharField(max_length=100, validators=[validate_plain_name], help_text="What will use it, e.g. “nightly pipeline”.")
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", required=False, label="Expires after")
 
 

@@ -17,10 +17,6 @@ audit chain must verify. Audit events are left out of the count: a refusal may b
 (`access.denied`, a failed build request) and the chain check covers what was written there.
 Actions that take no input at all (cancel, rebuild, publish, revoke...) are called too, for the
 status, but their writes are legitimate and not counted (NO_INPUT_ACTIONS).
-
-AWAITS_CONTENT lists the probes that only pass once the "content" branch (slug validation, bidi
-and zero-width characters refused in names, importtemplate exit 2) is merged; they are strict
-xfails so that merge turns them into failures that ask for the list to be emptied.
 """
 
 from __future__ import annotations
@@ -88,21 +84,6 @@ KNOWN = {"slug": "fuzz", "name": "Fuzz", "os_type": "Linux", "version": "9.0.0",
 # Model tables not counted: see the module docstring (AuditEvent), and the session store, which
 # a page may save for its messages without any input being accepted.
 NOT_COUNTED = {"portal.auditevent", "sessions.session"}
-
-AWAITS_CONTENT = {
-    "bidi-names", "zero-width-names",  # a token's name (portal:token-create) takes them today
-    "checktemplate-deep", "importtemplate-deep",  # RecursionError from importer.load
-    "importtemplate-binary",  # UnicodeDecodeError: the file is read without handling bad UTF-8
-    # exit 1 (CommandError) instead of 2 for unreadable input, and slugs with these characters imported
-    "importtemplate-wrong-types", "importtemplate-nul", "importtemplate-lookalike", "importtemplate-bidi",
-    "importtemplate-zero-width",
-}
-
-
-def marked(ids: list[str]) -> list:
-    return [pytest.param(i, id=i, marks=pytest.mark.xfail(strict=True, reason="needs the content branch"))
-            if i in AWAITS_CONTENT else pytest.param(i, id=i) for i in ids]
-
 
 # --- Targets ---------------------------------------------------------------------------------------
 
@@ -336,7 +317,7 @@ def world(alice, bob, carol, dave, erin, sam, azure_emulator) -> SimpleNamespace
 PAGE_CASES = [*PAYLOADS, *(f"{name}-names" for name in TEXT)]
 
 
-@pytest.mark.parametrize("case", marked(PAGE_CASES))
+@pytest.mark.parametrize("case", PAGE_CASES)
 def test_it_never_answers_500_nor_writes_for_bad_form_input(world, case):
     payload, names_only = case.removesuffix("-names"), case.endswith("-names")
     prober = Prober()
@@ -362,7 +343,7 @@ def test_it_never_answers_500_nor_writes_for_bad_form_input(world, case):
 # --- API -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", marked(list(PAYLOADS)))
+@pytest.mark.parametrize("case", list(PAYLOADS))
 def test_it_never_answers_500_nor_writes_for_bad_api_input(world, case):
     prober = Prober()
     for target in api_targets(world):
@@ -420,7 +401,7 @@ def run(command: str, path, *args) -> int:
 COMMAND_CASES = [f"{command}-{case}" for command in ("checktemplate", "importtemplate") for case in PAYLOADS]
 
 
-@pytest.mark.parametrize("case", marked(COMMAND_CASES))
+@pytest.mark.parametrize("case", COMMAND_CASES)
 def test_the_template_commands_refuse_bad_input_without_a_traceback(world, tmp_path, case):
     command, payload = case.split("-", 1)
     failures, made = [], 0

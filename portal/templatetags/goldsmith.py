@@ -16,9 +16,9 @@ from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import BashLexer, JsonLexer, PowerShellLexer, TextLexer
 
-from builds.schema import INVISIBLE_CHARACTERS, character_label
 from builds.timeline import format_duration
 from portal import access
+from portal.text import INVISIBLE_CHARACTERS, character_label
 
 register = template.Library()
 

@@ -1,7 +1,7 @@
 """Catalog and build pages: gold images (versions, diff, publish/deprecate/revoke, lineage),
 layers (steps, preview, build button), builds (list, live page, log, template, cancel, rebuild).
 
-Every object comes through portal.access; every write goes through builds.services. The
+Every object comes through builds.access; every write goes through builds.services. The
 wizard and the layer edit forms live in their own modules (views_wizard, views_layers).
 """
 
@@ -25,10 +25,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import azure, buildlog, compose, diffing, lineage, schema, services, timeline
+from builds import access, azure, buildlog, compose, diffing, lineage, schema, services, timeline
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
-from portal import access
 from portal.models import Department
 
 POLL_SECONDS = 3  # how often an open build page asks for the live fragment while the build is active
@@ -171,7 +170,7 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
         "accepting_layers": accepting, "builds": builds, "roles": roles,
         "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
         "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
-        "wizard_url": _optional("builds:wizard-edit", gold_version.gold_image.slug, gold_version.version)
+        "wizard_url": reverse("builds:wizard-edit", args=(gold_version.gold_image.slug, gold_version.version))
         if gold_version.is_draft else "",
     }, status=status)
 
@@ -181,12 +180,6 @@ def _accepts(layer_version: LayerVersion, version: str) -> bool:
         return VersionRange.parse(layer_version.accepts).allows(version)
     except VersionError:
         return False
-
-
-def _optional(name: str, *args) -> str:
-    from portal.templatetags.goldsmith import optional_url
-
-    return optional_url(name, *args)
 
 
 class ReasonForm(forms.Form):
@@ -244,7 +237,7 @@ def gold_version_action(request, slug, version, action):
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "action": action, "spec": spec,
         "form": form, "problems": problems, "allowed": gold_version.status in spec["from"],
         "derived_builds": derived_builds, "derived_layers": derived_layers,
-        "wizard_url": _optional("builds:wizard-edit", slug, version) if gold_version.is_draft else "",
+        "wizard_url": reverse("builds:wizard-edit", args=(slug, version)) if gold_version.is_draft else "",
     }, status=status)
 
 
@@ -326,7 +319,7 @@ def layer_list(request):
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/layer_list.html", {
         "layers": layers, "roles": roles, "departments": departments,
-        "create_url": _optional("builds:layer-create"),
+        "create_url": reverse("builds:layer-create"),
     })
 
 
@@ -343,7 +336,7 @@ def layer_detail(request, department, slug):
     return render(request, "builds/layer_detail.html", {
         "layer": layer, "versions": versions, "builds": builds, "roles": roles,
         "can_edit": roles.edits(layer.department_id),
-        "new_version_url": _optional("builds:layer-version-create", department, slug),
+        "new_version_url": reverse("builds:layer-version-create", args=(department, slug)),
     })
 
 
@@ -378,8 +371,8 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
         "can_build": roles.edits(layer_version.layer.department_id)
         and layer_version.status == LayerVersion.Status.PUBLISHED and bool(accepted),
         "can_edit": roles.edits(layer_version.layer.department_id),
-        "edit_url": _optional("builds:layer-version-edit", layer_version.layer.department.slug,
-                              layer_version.layer.slug, layer_version.version) if layer_version.is_draft else "",
+        "edit_url": reverse("builds:layer-version-edit", args=(layer_version.layer.department.slug,
+                              layer_version.layer.slug, layer_version.version)) if layer_version.is_draft else "",
         "own_problems": own_problems, "builds": builds, "build_errors": build_errors or {},
         "build_problems": build_problems,
     }, status=status)
@@ -629,7 +622,7 @@ def build_detail(request, build_uuid):
     context = _build_context(request, build)
     context.update({
         "layers": list(build.build_layers.select_related("layer_version__layer__department")),
-        "provenance_url": _optional("portal:audit-provenance", build.uuid),
+        "provenance_url": reverse("portal:audit-provenance", args=(build.uuid,)),
     })
     return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 

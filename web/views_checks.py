@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
-from builds import forms, importer, policies, preflight, schema, services, validation
+from builds import access, importer, policies, preflight, schema, services, validation
 from builds.schema import Problem
-from builds.views_wizard import _add_errors, _is_htmx, _unplaced
-from portal import access
+from web import forms
+from web.views_wizard import _add_errors, _is_htmx, _unplaced
 
 READERS = (access.SECURITY, access.EDITOR, access.AUDITOR)
 

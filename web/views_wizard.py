@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import azure, compose, forms, preflight, schema, services, validation, wizard
+from builds import access, azure, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
-from portal import access
+from web import forms, wizard
 
 
 def _is_htmx(request) -> bool:

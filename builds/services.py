@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, schema
+from builds import compose, importer, lifecycle, preflight, queue, schema
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -337,8 +337,6 @@ def _user(actor: Actor):
 def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVersion], body: dict) -> list[Problem]:
     """Every check that must pass before a build is submitted, on the exact composed body:
     schema, source and security types (looked up in Azure), build VM, policy and layering."""
-    from builds import preflight
-
     return preflight.check_build(gold_version, layer_versions, body=body)
 
 
@@ -351,8 +349,6 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     its submit job when the transaction commits. Raises ServiceError (with the problems) when
     anything would be refused; nothing is submitted then.
     """
-    from builds import jobs
-
     layer_versions = list(layer_versions)
     problems = _build_preconditions(gold_version, layer_versions)
     if problems:
@@ -386,7 +382,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     if rebuild_of:
         changes["rebuild_of"] = [None, str(rebuild_of.uuid)]
     audit.record("build.request", actor=actor, obj=build, department=department, changes=changes)
-    jobs.enqueue_submit(build)
+    queue.enqueue_submit(build)
     return build
 
 
@@ -423,8 +419,6 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
 
     Raises ServiceError when the build has already finished.
     """
-    from builds import jobs, lifecycle
-
     build = Build.objects.select_for_update().get(pk=build.pk)
     if build.is_terminal:
         raise ServiceError(f"The build has already {build.get_state_display().lower()}.")
@@ -440,7 +434,7 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
     if build.run_started:
         build = lifecycle.transition(build, state=Build.State.CANCELING, detail="cancel requested", actor=actor,
                                      audited=False)
-        jobs.enqueue_cancel(build)
+        queue.enqueue_cancel(build)
         return build
     # A submit job holds it: it sees cancel_requested and stops before starting the run.
     return Build.objects.get(pk=build.pk)

@@ -15,7 +15,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
@@ -25,7 +24,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, azure, buildlog, compose, diffing, lineage, schema, services, timeline
+from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
@@ -558,7 +557,7 @@ def _build_context(request, build: Build) -> dict:
     failing = None
     log_location = build.log_uri or buildlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED) and log_location:
-        failing = _failing_step(build, log_location)
+        failing = selectors.build_failing_step(build, log_location)
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
     newest = _newest_published(versions)
@@ -571,47 +570,6 @@ def _build_context(request, build: Build) -> dict:
         "out_of_date": newest is not None and build.gold_version.semver < newest.semver,
         "revoked": build.gold_version.status == GoldImageVersion.Status.REVOKED,
     }
-
-
-def _failing_step(build: Build, location: str) -> buildlog.FailingStep | None:
-    """Where the build failed, read from its log (cached: a finished build's log never changes)."""
-    key = f"buildlog:failing:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
-    kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
-    text = _log_text(build, location)
-    if text is None:
-        return None  # not readable now; try again on the next view
-    found = buildlog.failing_step(text, build.template, kind=kind)
-    cache.set(key, found or "", timeout=LOG_CACHE_SECONDS)
-    return found
-
-
-LOG_CACHE_SECONDS = 7 * 24 * 3600
-LOG_CACHE_CHARS = 500_000
-
-
-def _log_text(build: Build, location: str) -> str | None:
-    """The build log's text, or None when it cannot be read from here.
-
-    Image Builder deletes the log with the template, which Goldsmith deletes once the build
-    has finished (BUILD_TEMPLATE_RETENTION_HOURS), so the log of a finished build is kept in
-    the cache (its last LOG_CACHE_CHARS characters) the first time a page reads it.
-    """
-    key = f"buildlog:text:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    if not location.startswith("http"):
-        return None
-    try:
-        text = azure.fetch_log(location)
-    except Exception:  # the log is a convenience: the page must render without it
-        return None
-    if text is not None and build.is_terminal:
-        cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
-    return text
 
 
 @login_required
@@ -643,7 +601,7 @@ def build_status(request, build_uuid):
 def build_log(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     location = build.log_uri or buildlog.log_location(build.error_message)
-    text = _log_text(build, location) if location else None
+    text = selectors.build_log_text(build, location) if location else None
     failing = None
     lines = []
     if text:

@@ -80,6 +80,21 @@ def gold_image_create(*, actor: Actor, slug: str, name: str, os_type: str, descr
     return image
 
 
+def _version_taken(owner: str, version: str) -> ServiceError:
+    return ServiceError(f"{owner} already has a version {version}.",
+                        [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+
+
+def _insert_version(row: GoldImageVersion | LayerVersion, owner: str) -> None:
+    """Insert a new version row. A concurrent request that took the number between the caller's
+    check and this insert (the unique constraint) is refused with the same error as the check."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError as exc:
+        raise _version_taken(owner, row.version) from exc
+
+
 @transaction.atomic
 def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, based_on: GoldImageVersion | None = None,
                         import_notes: list | None = None, **content: Any) -> GoldImageVersion:
@@ -92,18 +107,13 @@ def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, ba
     if unknown:
         raise ServiceError(f"Unknown gold version fields: {', '.join(sorted(unknown))}.")
     if gold_image.versions.filter(version=version).exists():
-        raise ServiceError(f"{gold_image.slug} already has a version {version}.",
-                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+        raise _version_taken(gold_image.slug, version)
     values = _snapshot(based_on, GOLD_CONTENT_FIELDS) if based_on else {}
     values.pop("wizard_step", None)
     values.update(content)
     gold_version = GoldImageVersion(gold_image=gold_image, version=version, created_by=_user(actor),
                                     import_notes=import_notes or [], **values)
-    try:
-        with transaction.atomic():
-            gold_version.save()
-    except IntegrityError as exc:  # a concurrent request took the number between the check and the insert
-        raise ServiceError(f"{gold_image.slug} already has a version {version}.") from exc
+    _insert_version(gold_version, gold_image.slug)
     changes: dict[str, list] = {"version": [None, version]}
     if based_on:
         changes["based_on"] = [None, str(based_on)]
@@ -250,12 +260,12 @@ def layer_version_create(*, actor: Actor, layer: Layer, version: str, based_on: 
     if unknown:
         raise ServiceError(f"Unknown layer version fields: {', '.join(sorted(unknown))}.")
     if layer.versions.filter(version=version).exists():
-        raise ServiceError(f"{layer} already has a version {version}.",
-                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+        raise _version_taken(str(layer), version)
     values = _snapshot(based_on, LAYER_CONTENT_FIELDS) if based_on else {}
     values.update(content)
     _check_range(values.get("accepts", "*"))
-    layer_version = LayerVersion.objects.create(layer=layer, version=version, created_by=_user(actor), **values)
+    layer_version = LayerVersion(layer=layer, version=version, created_by=_user(actor), **values)
+    _insert_version(layer_version, str(layer))
     audit.record("layer_version.create", actor=actor, obj=layer_version, department=layer.department_id,
                  changes={"version": [None, version], **({"based_on": [None, str(based_on)]} if based_on else {})})
     return layer_version

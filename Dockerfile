@@ -25,6 +25,8 @@ WORKDIR /app
 COPY manage.py ./
 COPY portal ./portal
 COPY builds ./builds
+COPY web ./web
+COPY api ./api
 COPY emulator ./emulator
 COPY templates ./templates
 COPY static ./static

@@ -1,8 +1,8 @@
-"""RQ entry points (thin) and the one way to enqueue them.
+"""RQ entry points (thin): the top of the workers.
 
 Jobs take a build id, call one lifecycle step and, when the step asks, schedule themselves
-again. Job ids derive from the build (and the attempt number), so enqueuing twice is
-harmless and the reconciler can tell whether a build's job still exists.
+again. Enqueueing, job ids and liveness are builds/queue.py's (re-exported here), which
+names these entry points by dotted path, so lifecycle and monitor never import this module.
 """
 
 from __future__ import annotations
@@ -11,75 +11,23 @@ import datetime as dt
 import logging
 
 import django_rq
-from django.db import transaction
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from django.core.management import call_command
 
 from builds import lifecycle, monitor
 from builds.models import Build
+from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
+    QUEUE,
+    cancel_job_alive,
+    cancel_job_id,
+    cleanup_job_id,
+    enqueue_cancel,
+    enqueue_cleanup,
+    enqueue_submit,
+    submit_job_alive,
+    submit_job_id,
+)
 
 log = logging.getLogger(__name__)
-QUEUE = "builds"
-_ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-
-
-def submit_job_id(build: Build) -> str:
-    """The id of the submit job the build is waiting for: one per attempt and due time, so a
-    job can schedule its successor, and the reconciler can tell whether it still exists."""
-    due = int(build.next_attempt_at.timestamp()) if build.next_attempt_at else 0
-    return f"build-submit-{build.uuid}-{build.attempts}-{due}"
-
-
-def cancel_job_id(build: Build) -> str:
-    return f"build-cancel-{build.uuid}"
-
-
-def cleanup_job_id(build: Build) -> str:
-    return f"build-cleanup-{build.uuid}"
-
-
-def _enqueue(func, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True) -> None:
-    def send() -> None:
-        queue = django_rq.get_queue(QUEUE)
-        if _alive(job_id, queue.connection):
-            return
-        if delay:
-            queue.enqueue_in(dt.timedelta(seconds=delay), func, build.pk, job_id=job_id, result_ttl=3600,
-                             failure_ttl=7 * 86400)
-        else:
-            queue.enqueue(func, build.pk, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400)
-
-    if on_commit:
-        transaction.on_commit(send)
-    else:
-        send()
-
-
-def _alive(job_id: str, connection) -> bool:
-    try:
-        return Job.fetch(job_id, connection=connection).get_status(refresh=False) in _ALIVE
-    except NoSuchJobError:
-        return False
-
-
-def enqueue_submit(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(build_submit, build, submit_job_id(build), delay=delay, on_commit=on_commit)
-
-
-def enqueue_cancel(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(build_cancel, build, cancel_job_id(build), delay=delay, on_commit=on_commit)
-
-
-def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(build_cleanup, build, cleanup_job_id(build), delay=delay, on_commit=on_commit)
-
-
-def submit_job_alive(build: Build) -> bool:
-    return _alive(submit_job_id(build), django_rq.get_connection(QUEUE))
-
-
-def cancel_job_alive(build: Build) -> bool:
-    return _alive(cancel_job_id(build), django_rq.get_connection(QUEUE))
 
 
 def _again(result: lifecycle.StepResult, build_id: int, enqueue) -> None:
@@ -129,6 +77,4 @@ def builds_reconcile() -> int:
 
 
 def sessions_clear() -> None:
-    from django.core.management import call_command
-
     call_command("clearsessions")

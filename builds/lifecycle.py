@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from builds import azure, faultpoints
+from builds import azure, faultpoints, queue
 from builds.models import Build, BuildEvent, BuildOutput
 from portal import audit
 
@@ -252,9 +252,7 @@ def _fail(build: Build, code: str, message: str) -> None:
 
 
 def _enqueue_cleanup(build: Build) -> None:
-    from builds import jobs
-
-    jobs.enqueue_cleanup(build)
+    queue.enqueue_cleanup(build)
 
 
 # --- Following the run (called by the sweep for each template it sees) ----------------------------
@@ -269,12 +267,9 @@ def apply_status(build: Build, status: azure.TemplateStatus) -> Build:
     state = _RUN_STATES.get(status.run_state)
     if state is None:
         return transition(build, **fields)
-    if state == State.RUNNING and build.state == State.CANCELING:
+    if state == State.RUNNING and build.state == State.CANCELING and not queue.cancel_job_alive(build):
         # Azure has not picked the cancel up yet: make sure it was sent (asking twice is harmless).
-        from builds import jobs
-
-        if not jobs.cancel_job_alive(build):
-            jobs.enqueue_cancel(build, on_commit=False)
+        queue.enqueue_cancel(build, on_commit=False)
     detail = status.run_message if state in (State.FAILED, State.PARTIALLY_SUCCEEDED) else ""
     if state == State.FAILED:
         code = _run_error_code(build, status)

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from builds import azure, compose, lifecycle
+from builds import azure, compose, lifecycle, queue
 from builds.models import Build
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,6 @@ def _apply(report: SweepReport, statuses: dict[str, azure.TemplateStatus], activ
 
 def _finish(report: SweepReport) -> None:
     """Outputs of builds that just ended, then template clean-up that is due."""
-    from builds import jobs
-
     ended = list(Build.objects.filter(state__in=Build.TERMINAL, outputs_collected=False)
                  .order_by("finished_at")[:ENDED_PER_SWEEP])
     known = _list_versions(report, ended)
@@ -132,7 +130,7 @@ def _finish(report: SweepReport) -> None:
                                outputs_collected=True, cleanup_error="")
     for build in due.iterator():
         if lifecycle.cleanup_due(build):
-            jobs.enqueue_cleanup(build)
+            queue.enqueue_cleanup(build)
 
 
 def _list_versions(report: SweepReport, ended: list[Build]) -> lifecycle.KnownVersions:
@@ -175,16 +173,14 @@ def last_sweep_age() -> float | None:
 
 def reconcile() -> int:
     """Enqueue a submit job for every pending/submitting build that has none; return how many."""
-    from builds import jobs
-
     now = timezone.now()
     orphans = (Build.objects.filter(state__in=(State.PENDING, State.SUBMITTING))
                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)))
     enqueued = 0
     for build in orphans.iterator():
-        if jobs.submit_job_alive(build):
+        if queue.submit_job_alive(build):
             continue
-        jobs.enqueue_submit(build, on_commit=False)
+        queue.enqueue_submit(build, on_commit=False)
         enqueued += 1
     return enqueued

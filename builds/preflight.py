@@ -311,3 +311,36 @@ def _list(value: Any) -> list:
 
 def _placeholder(value: str) -> bool:
     return "<" in value or "{" in value or value.startswith("[")
+
+
+# --- Look-ups for the wizard's pickers -------------------------------------------------------
+
+
+def catalog_choices(data: dict) -> tuple[dict[str, list[str]], list[str]]:
+    """Datalist options for the wizard's Marketplace browse, from what is chosen so far, and notes
+    for people when the catalog cannot be read (never raises)."""
+    lists: dict[str, list[str]] = {"publishers": [], "offers": [], "skus": [], "versions": []}
+    notes: list[str] = []
+    location = (data.get("location") or "").strip()
+    if not location:
+        return lists, notes
+    try:
+        lists["publishers"] = azure.list_publishers(location)
+        if data.get("publisher"):
+            lists["offers"] = azure.list_offers(location, data["publisher"])
+            if data.get("offer"):
+                lists["skus"] = azure.list_skus(location, data["publisher"], data["offer"])
+                if data.get("sku"):
+                    lists["versions"] = ["latest", *azure.list_versions(location, data["publisher"], data["offer"],
+                                                                        data["sku"])]
+    except azure.AzureError as exc:
+        notes.append(f"The catalog could not be read ({exc.code}); type the names instead, or try again.")
+    return lists, notes
+
+
+def gallery_definitions() -> tuple[list[azure.GalleryImage], str]:
+    """The gallery image definitions to offer as targets, and a note when they cannot be listed."""
+    try:
+        return azure.gallery_images(), ""
+    except azure.AzureError as exc:
+        return [], f"The gallery definitions could not be listed ({exc.code}); paste a definition id instead."

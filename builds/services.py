@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, preflight, schema, validation, validators
+from builds import compose, importer, lifecycle, preflight, queue, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -92,6 +92,21 @@ def gold_image_create(*, actor: Actor, slug: str, name: str, os_type: str, descr
     return image
 
 
+def _version_taken(owner: str, version: str) -> ServiceError:
+    return ServiceError(f"{owner} already has a version {version}.",
+                        [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+
+
+def _insert_version(row: GoldImageVersion | LayerVersion, owner: str) -> None:
+    """Insert a new version row. A concurrent request that took the number between the caller's
+    check and this insert (the unique constraint) is refused with the same error as the check."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError as exc:
+        raise _version_taken(owner, row.version) from exc
+
+
 @transaction.atomic
 def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, based_on: GoldImageVersion | None = None,
                         import_notes: list | None = None, **content: Any) -> GoldImageVersion:
@@ -104,18 +119,13 @@ def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, ba
     if unknown:
         raise ServiceError(f"Unknown gold version fields: {', '.join(sorted(unknown))}.")
     if gold_image.versions.filter(version=version).exists():
-        raise ServiceError(f"{gold_image.slug} already has a version {version}.",
-                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+        raise _version_taken(gold_image.slug, version)
     values = _snapshot(based_on, GOLD_CONTENT_FIELDS) if based_on else {}
     values.pop("wizard_step", None)
     values.update(content)
     gold_version = GoldImageVersion(gold_image=gold_image, version=version, created_by=_user(actor),
                                     import_notes=import_notes or [], **values)
-    try:
-        with transaction.atomic():
-            gold_version.save()
-    except IntegrityError as exc:  # a concurrent request took the number between the check and the insert
-        raise ServiceError(f"{gold_image.slug} already has a version {version}.") from exc
+    _insert_version(gold_version, gold_image.slug)
     changes: dict[str, list] = {"version": [None, version]}
     if based_on:
         changes["based_on"] = [None, str(based_on)]
@@ -290,12 +300,12 @@ def layer_version_create(*, actor: Actor, layer: Layer, version: str, based_on: 
     if unknown:
         raise ServiceError(f"Unknown layer version fields: {', '.join(sorted(unknown))}.")
     if layer.versions.filter(version=version).exists():
-        raise ServiceError(f"{layer} already has a version {version}.",
-                           [Problem("catalog.version-taken", "version", f"Version {version} already exists.")])
+        raise _version_taken(str(layer), version)
     values = _snapshot(based_on, LAYER_CONTENT_FIELDS) if based_on else {}
     values.update(content)
     _check_range(values.get("accepts", "*"))
-    layer_version = LayerVersion.objects.create(layer=layer, version=version, created_by=_user(actor), **values)
+    layer_version = LayerVersion(layer=layer, version=version, created_by=_user(actor), **values)
+    _insert_version(layer_version, str(layer))
     audit.record("layer_version.create", actor=actor, obj=layer_version, department=layer.department_id,
                  changes={"version": [None, version], **({"based_on": [None, str(based_on)]} if based_on else {})})
     return layer_version
@@ -389,8 +399,6 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     its submit job when the transaction commits. Raises ServiceError (with the problems) when
     anything would be refused; nothing is submitted then.
     """
-    from builds import jobs
-
     layer_versions = list(layer_versions)
     problems = _build_preconditions(gold_version, layer_versions)
     if problems:
@@ -424,7 +432,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     if rebuild_of:
         changes["rebuild_of"] = [None, str(rebuild_of.uuid)]
     audit.record("build.request", actor=actor, obj=build, department=department, changes=changes)
-    jobs.enqueue_submit(build)
+    queue.enqueue_submit(build)
     return build
 
 
@@ -461,8 +469,6 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
 
     Raises ServiceError when the build has already finished.
     """
-    from builds import jobs, lifecycle
-
     build = Build.objects.select_for_update().get(pk=build.pk)
     if build.is_terminal:
         raise ServiceError(f"The build has already {build.get_state_display().lower()}.")
@@ -478,7 +484,7 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
     if build.run_started:
         build = lifecycle.transition(build, state=Build.State.CANCELING, detail="cancel requested", actor=actor,
                                      audited=False)
-        jobs.enqueue_cancel(build)
+        queue.enqueue_cancel(build)
         return build
     # A submit job holds it: it sees cancel_requested and stops before starting the run.
     return Build.objects.get(pk=build.pk)

@@ -8,7 +8,6 @@ run, not at import, so tests can drive them with override_settings.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -195,17 +194,4 @@ def check_template_identity(app_configs=None, **kwargs):
              "/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/"
              "userAssignedIdentities/<name>.",
         id="goldsmith.E010",
-    )]
-
-
-@register(TAG)
-def check_fault_points(app_configs=None, **kwargs):
-    from builds.faultpoints import ENV
-
-    if not settings.DEPLOYED or not os.environ.get(ENV):
-        return []
-    return [Error(
-        f"{ENV} is set in a deployed portal: workers would kill themselves at the named points.",
-        hint=f"{ENV} is for fault-injection tests only; unset it.",
-        id="goldsmith.E011",
     )]

@@ -22,6 +22,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from portal import audit
+from portal.json_errors import BEARER_CHALLENGE, NOT_AUTHENTICATED, json_error
 
 SESSION_STARTED = "goldsmith_started"  # epoch seconds of sign-in
 SESSION_SEEN = "goldsmith_seen"  # epoch seconds of the last activity
@@ -82,8 +83,6 @@ class SessionTimeoutMiddleware:
         logout(request)  # flushes the session row: the old cookie is worthless from now on
         login_url = reverse(settings.LOGIN_URL)
         if request.path.startswith("/api/"):
-            from portal.api.errors import BEARER_CHALLENGE, NOT_AUTHENTICATED, json_error
-
             return json_error(401, NOT_AUTHENTICATED, "Your session has expired: sign in again.",
                               {"WWW-Authenticate": BEARER_CHALLENGE})
         if request.headers.get("HX-Request") == "true":

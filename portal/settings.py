@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files for the API docs, served from our static files
     "portal",
     "builds",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -82,7 +83,7 @@ MIDDLEWARE = [
     "portal.security.SecurityHeadersMiddleware",  # Content-Security-Policy and friends
 ]
 
-ROOT_URLCONF = "portal.urls"
+ROOT_URLCONF = "web.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [
@@ -330,7 +331,7 @@ LOGGING = {
     },
 }
 
-# --- API (portal/api, docs/api.md) -----------------------------------------------------------
+# --- API (api/, docs/api.md) -----------------------------------------------------------
 
 # Requests per minute per API token (per user for session calls), counted in Redis across
 # every web process; over it the API answers 429 with Retry-After. 0 turns the limit off.
@@ -345,11 +346,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.BoundedJSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.api.negotiation.JsonFallbackNegotiation",
-    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonFallbackNegotiation",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNICODE_JSON": True,
 }

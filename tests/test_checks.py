@@ -207,7 +207,7 @@ def test_loopback_hosts(host, loopback):
 
 
 def test_fault_points_in_a_deployed_portal_are_an_error(monkeypatch, settings):
-    from portal import checks
+    from builds import checks
 
     settings.DEPLOYED = True
     monkeypatch.setenv("GOLDSMITH_FAULT_POINTS", "submit.claimed:horse")

@@ -9,9 +9,9 @@ import json
 import pytest
 from django.test import Client
 
+from api.parsers import MAX_BODY_BYTES
 from builds.jsonlimits import MAX_JSON_DEPTH
 from builds.models import Build
-from portal.api.parsers import MAX_BODY_BYTES
 from tests.api.test_errors_and_auth import error_of
 from tests.support.aib import template_body
 

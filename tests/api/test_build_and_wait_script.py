@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.api import throttling
+from api import throttling
 from tests.api.conftest import token_of
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "build-and-wait.sh"

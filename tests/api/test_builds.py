@@ -313,7 +313,7 @@ def test_who_may_not_cancel(api, world, request, persona, expected):
 def test_a_key_whose_first_request_is_still_running_is_a_conflict(api, bob, world):
     from django.test import RequestFactory
 
-    from portal.api import idempotency
+    from api import idempotency
 
     body = {"gold_image": "ubuntu", "version": "1.0.0", "layers": ["web/nginx@1.0.0"]}
     running = RequestFactory().post(BUILDS, headers={"Idempotency-Key": "run-1"})

@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.exceptions import NotAuthenticated
 
+from api import errors
 from portal import tokens
-from portal.api import errors
 from portal.models import ApiToken
 from tests.api.conftest import client_with, token_of
 

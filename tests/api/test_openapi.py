@@ -231,7 +231,7 @@ def test_the_docs_page_loads_swagger_ui_from_our_static_files_only(client, bob):
 def test_docs_api_md_names_every_operation_and_error_code(document):
     from pathlib import Path
 
-    from portal.api.errors import CODES
+    from api.errors import CODES
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     for path, operations in document["paths"].items():

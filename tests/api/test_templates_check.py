@@ -93,7 +93,7 @@ def test_who_may_not_check(api, request, persona, expected):
 
 
 def test_a_body_over_the_limit_is_refused_unread(api, bob):
-    from portal.api.parsers import MAX_BODY_BYTES
+    from api.parsers import MAX_BODY_BYTES
 
     body = template_body(customize=[{"type": "Shell", "name": "big", "inline": ["x" * MAX_BODY_BYTES]}])
 

@@ -140,7 +140,7 @@ def portal(live_server, rq_worker, azure_emulator, monkeypatch) -> Iterator[Port
 
     Build pages poll every second here (3 s in production): the same mechanism, shorter waits.
     """
-    monkeypatch.setattr("builds.views.POLL_SECONDS", 1)
+    monkeypatch.setattr("web.views_builds.POLL_SECONDS", 1)
     sweeper = Sweeper()
     sweeper.start()
     try:

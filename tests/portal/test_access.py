@@ -14,8 +14,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.test import RequestFactory
 
+from builds import access
 from builds.models import Build
-from portal import access
 from portal.models import AuditEvent, Membership
 from tests import factories
 

@@ -88,7 +88,7 @@ OWN_DEPARTMENT_READ = "login 403 ok ok 404 ok 403"  # an object of web: carol is
 AUDIT_READ = "login 403 ok 403 403 ok 403"          # security and auditors
 AUDITOR_ONLY = "login 403 403 403 403 ok 403"
 ADMIN_ONLY = "login 403 403 403 403 403 ok"
-# The API (portal/api): anonymous callers get 401; the matrix calls it with the personas' sessions.
+# The API (api/): anonymous callers get 401; the matrix calls it with the personas' sessions.
 API_CATALOG_READ = "401 403 ok ok ok ok 403"
 API_OWN_DEPARTMENT_READ = "401 403 ok ok 404 ok 403"
 API_NO_METHOD = "401 405 405 405 405 405 405"  # authentication comes first, then the method
@@ -210,7 +210,7 @@ ROWS: dict[str, Row] = {
            "cron_job_detail": {"connection_index": 0, "scheduler_name": "no-such-scheduler",
                                "cron_job_name": "no-such-job"},
        }.items()},
-    # --- api: the JSON API under /api/v1/ (portal/api); POSTs are empty forms, which the API
+    # --- api: the JSON API under /api/v1/ (api/); POSTs are empty forms, which the API
     # refuses with 415 once the caller is admitted (JSON only) -------------------------------------
     "api:gold-list": Row(get=API_CATALOG_READ, post=API_NO_METHOD),
     "api:gold-detail": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=API_CATALOG_READ, post=API_NO_METHOD,

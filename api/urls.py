@@ -1,8 +1,8 @@
-"""URL patterns of the JSON API, mounted at /api/v1/ in the `api` namespace (portal/urls.py)."""
+"""URL patterns of the JSON API, mounted at /api/v1/ in the `api` namespace (web/urls.py)."""
 
 from django.urls import path, register_converter
 
-from portal.api import openapi, views
+from api import openapi, views
 
 
 class VersionConverter:

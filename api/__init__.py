@@ -1,7 +1,7 @@
 """Goldsmith's JSON API (/api/v1/), for pipelines and scripts. docs/api.md is the user's guide.
 
 - urls.py: the endpoints, in the `api` namespace; unknown paths under /api/ answer the API's 404.
-- views.py: thin views: objects through portal.access, conversions in serializers.py, writes
+- views.py: thin views: objects through builds.access (on portal.access), conversions in serializers.py, writes
   through the same services as the pages (so the same audit events are written).
 - resolve.py: a build request's references to catalog objects, through the funnel.
 - errors.py: one error shape, {"error": {"code", "message", "problems"?}}, for every error.

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from portal import admin_site, health, signin, views, views_profile
-from portal.api.errors import not_found_view as api_not_found
-from portal.urls_audit import audit_patterns
+from api.errors import not_found_view as api_not_found
+from portal import admin_site, health, signin
+from web import views_portal as views
+from web import views_profile
+from web.urls_audit import audit_patterns
 
 portal_patterns = [
     path("", views.home, name="home"),
@@ -20,10 +22,10 @@ portal_patterns = [
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
-    path("", include("builds.urls")),
+    path("", include("web.urls_builds")),
     path("admin/", admin.site.urls),
     path("rq/", include((admin_site.rq_patterns(), "django_rq"))),
     path("healthz", health.healthz, name="healthz"),
-    path("api/v1/", include("portal.api.urls")),
+    path("api/v1/", include("api.urls")),
     re_path(r"^api/", api_not_found),  # the API's JSON 404 for any other path under /api/
 ]

@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import azure, compose, forms, preflight, schema, services, validation, wizard
+from builds import access, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
-from portal import access
+from web import forms, wizard
 
 
 def _is_htmx(request) -> bool:
@@ -187,29 +187,8 @@ def _source_initial(gold_version) -> dict:
     return initial
 
 
-def _catalog_lists(data: dict) -> tuple[dict[str, list[str]], list[str]]:
-    """Datalist options for the Marketplace browse, from what is chosen so far."""
-    lists: dict[str, list[str]] = {"publishers": [], "offers": [], "skus": [], "versions": []}
-    notes: list[str] = []
-    location = (data.get("location") or "").strip()
-    if not location:
-        return lists, notes
-    try:
-        lists["publishers"] = azure.list_publishers(location)
-        if data.get("publisher"):
-            lists["offers"] = azure.list_offers(location, data["publisher"])
-            if data.get("offer"):
-                lists["skus"] = azure.list_skus(location, data["publisher"], data["offer"])
-                if data.get("sku"):
-                    lists["versions"] = ["latest", *azure.list_versions(location, data["publisher"], data["offer"],
-                                                                        data["sku"])]
-    except azure.AzureError as exc:
-        notes.append(f"The catalog could not be read ({exc.code}); type the names instead, or try again.")
-    return lists, notes
-
-
 def _source_view_context(data: dict, gold_version) -> dict:
-    lists, notes = _catalog_lists(data)
+    lists, notes = preflight.catalog_choices(data)
     facts = None
     source = _source_from(data)
     if source and data.get("location"):
@@ -478,17 +457,10 @@ def _step_validate(request, gold_version):
 # Distribute -------------------------------------------------------------------------------------
 
 
-def _definitions() -> tuple[list[azure.GalleryImage], str]:
-    try:
-        return azure.gallery_images(), ""
-    except azure.AzureError as exc:
-        return [], f"The gallery definitions could not be listed ({exc.code}); paste a definition id instead."
-
-
 def _step_distribute(request, gold_version):
     url = _step_url(gold_version, "distribute")
     targets = list(gold_version.distribute or [])
-    definitions, note = _definitions()
+    definitions, note = preflight.gallery_definitions()
     context = {"targets": targets, "definitions": definitions, "catalog_note": note, "form": None, "add": ""}
     wanted = request.GET.get("add") or request.POST.get("target_type", "")
     if wanted in forms.TARGET_FORMS:

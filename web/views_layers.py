@@ -11,13 +11,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import compose, forms, preflight, schema, services, validation
+from builds import access, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.versions import VersionError, VersionRange
-from builds.views_wizard import _add_errors, _is_htmx, _page, _unplaced, step_editor
-from portal import access
 from portal.models import Department
+from web import forms
+from web.views_wizard import _add_errors, _editor_lists, _is_htmx, _page, _unplaced, step_editor
 
 
 def _edit_url(layer_version: LayerVersion) -> str:
@@ -146,8 +146,6 @@ def layer_version_edit(request, department, slug, version):
 
 
 def _lists(layer_version):
-    from builds.views_wizard import _editor_lists
-
     return _editor_lists(layer_version, ("customize", "validators"))
 
 

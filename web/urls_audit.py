@@ -1,8 +1,8 @@
-"""URL patterns of the auditor pages (portal/views_audit.py), included in the `portal:` namespace."""
+"""URL patterns of the auditor pages (web/views_audit.py), included in the `portal:` namespace."""
 
 from django.urls import path
 
-from portal import views_audit
+from web import views_audit
 
 audit_patterns = [
     path("audit/", views_audit.audit_history_view, name="audit-history"),

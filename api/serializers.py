@@ -17,10 +17,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.errors import CODES
 from builds import compose
 from builds.models import Build, GoldImageVersion, LayerVersion, OsType
 from builds.selectors import build_summary
-from portal.api.errors import CODES
 from portal.models import AuditEvent
 from portal.redact import redact
 

@@ -16,8 +16,8 @@ import io
 
 from rest_framework.parsers import JSONParser
 
+from api.errors import ProblemsError, RequestTooLarge, problem
 from builds import jsonlimits
-from portal.api.errors import ProblemsError, RequestTooLarge, problem
 
 MAX_BODY_BYTES = 500_000
 

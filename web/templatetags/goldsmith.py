@@ -1,4 +1,4 @@
-"""Template helpers shared by every page: times, durations, badges, code, navigation, optional links."""
+"""Template helpers shared by every page: times, durations, badges, code, navigation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
@@ -16,8 +16,8 @@ from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import BashLexer, JsonLexer, PowerShellLexer, TextLexer
 
+from builds import access
 from builds.timeline import format_duration
-from portal import access
 from portal.text import INVISIBLE_CHARACTERS, character_label
 
 register = template.Library()
@@ -116,15 +116,6 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-@register.simple_tag
-def optional_url(name: str, *args: Any) -> str:
-    """The URL of a page another part of Goldsmith provides, or "" while it does not exist."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
-
-
 @register.inclusion_tag("_nav.html", takes_context=True)
 def main_nav(context) -> dict:
     """The main navigation: only the pages the user's roles open."""
@@ -136,13 +127,9 @@ def main_nav(context) -> dict:
         links += [("Gold images", reverse("builds:gold-list")), ("Layers", reverse("builds:layer-list")),
                   ("Builds", reverse("builds:build-list"))]
     if roles.security or roles.auditor:
-        history = optional_url("portal:audit-history")
-        if history:
-            links.append(("History", history))
+        links.append(("History", reverse("portal:audit-history")))
     if roles.security or roles.editor or roles.auditor:
-        policy = optional_url("builds:policy")
-        if policy:
-            links.append(("Policy", policy))
+        links.append(("Policy", reverse("builds:policy")))
     if roles.admin:
         links.append(("Operator", reverse("portal:operator")))
     items = []

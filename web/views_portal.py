@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from builds import access, ops
 from builds.models import Build, BuildLayer, GoldImageVersion, LayerVersion
-from builds.views import full_page
-from portal import access
-
-log = logging.getLogger(__name__)
+from web.views_builds import full_page
 
 
 def _layers_prefetch() -> Prefetch:
@@ -31,10 +27,7 @@ def home(request):
     roles = access.roles_of(request.user)
     only_auditor = roles.auditor and not (roles.security or roles.editor or roles.admin)
     if only_auditor:
-        try:
-            return redirect(reverse("portal:audit-history"))
-        except NoReverseMatch:
-            pass  # the history page is not there yet: the auditor's section below stands in
+        return redirect(reverse("portal:audit-history"))
     context: dict = {"roles": roles}
     if roles.security or roles.auditor:
         versions = access.gold_versions(request.user).order_by("gold_image__slug", "-major", "-minor", "-patch")
@@ -50,7 +43,7 @@ def home(request):
     if roles.editor:
         context.update(_editor_home(request.user, roles))
     if roles.admin:
-        context["operator"] = operator_summary()
+        context["operator"] = ops.operator_summary()
     return render(request, "portal/home.html", context)
 
 
@@ -89,51 +82,6 @@ def _editor_home(user, roles) -> dict:
 # --- Operator page --------------------------------------------------------------------------------
 
 
-def operator_summary() -> dict:
-    """Queue lengths, workers, sweep age, ARM rate limits and the Azure mode. Never raises:
-    an operator page must render when Redis is down, which is when it is needed most."""
-    summary: dict = {"queues": [], "workers": [], "redis_error": "", "sweep_age": None,
-                     "sweep_seconds": settings.BUILD_SWEEP_SECONDS, "rate_limits": {}, "gate": 0.0,
-                     "emulator": settings.AZURE_EMULATOR, "arm_endpoint": settings.AZURE_ARM_ENDPOINT,
-                     "subscription": settings.AZURE_SUBSCRIPTION_ID, "resource_group": settings.AZURE_RESOURCE_GROUP,
-                     "location": settings.AZURE_LOCATION}
-    try:
-        import django_rq
-        from rq import Worker
-        from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-
-        for name in settings.RQ_QUEUES:
-            queue = django_rq.get_queue(name)
-            summary["queues"].append({
-                "name": name, "queued": queue.count,
-                "started": StartedJobRegistry(queue=queue).count,
-                "scheduled": ScheduledJobRegistry(queue=queue).count,
-                "failed": FailedJobRegistry(queue=queue).count,
-            })
-        connection = django_rq.get_connection("builds")
-        for worker in Worker.all(connection=connection):
-            job = worker.get_current_job()
-            summary["workers"].append({
-                "name": worker.name, "state": worker.get_state(), "queues": ", ".join(worker.queue_names()),
-                "heartbeat": worker.last_heartbeat, "job": job.func_name if job else "",
-                "successful": worker.successful_job_count, "failed": worker.failed_job_count,
-            })
-    except Exception as exc:  # Redis unreachable: say so instead of failing the page
-        log.warning("operator page could not read Redis", exc_info=True)
-        summary["redis_error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        from builds import azure, monitor
-
-        summary["sweep_age"] = monitor.last_sweep_age()
-        summary["rate_limits"] = azure.rate_limits(settings.AZURE_SUBSCRIPTION_ID)
-        summary["gate"] = azure.gate_remaining(settings.AZURE_SUBSCRIPTION_ID)
-    except Exception:
-        log.warning("operator page could not read the sweep or rate-limit figures", exc_info=True)
-    summary["sweep_late"] = (summary["sweep_age"] is None
-                             or summary["sweep_age"] > 2 * settings.BUILD_SWEEP_SECONDS)
-    return summary
-
-
 @access.role_required(access.ADMIN)
 @require_GET
 def operator(request):
@@ -143,7 +91,7 @@ def operator(request):
     stuck_canceling = (Build.objects.filter(state=Build.State.CANCELING, stuck_reported=True)
                        .order_by("cancel_requested_at").only("uuid", "template_name", "cancel_requested_at")[:50])
     return render(request, "portal/operator.html", {
-        "summary": operator_summary(), "states": [(label, counts.get(value, 0)) for value, label in Build.State.choices],
+        "summary": ops.operator_summary(), "states": [(label, counts.get(value, 0)) for value, label in Build.State.choices],
         "stuck": stuck, "stuck_canceling": stuck_canceling,
         "stuck_minutes": settings.BUILD_CANCEL_STUCK_MINUTES,
     })

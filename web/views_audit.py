@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from builds import compose
+from builds import access, compose
 from builds.models import Build, BuildLayer, GoldImageVersion, Layer
-from portal import access, audit, audit_export, audit_history
+from portal import audit, audit_export, audit_history
 from portal.models import AuditCheckpoint, AuditEvent
 from portal.redact import redact
 

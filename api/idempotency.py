@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from portal.api.errors import Conflict, ProblemsError, problem
+from api.errors import Conflict, ProblemsError, problem
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 24 * 60 * 60

@@ -25,11 +25,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from builds.schema import Problem
+from portal.json_errors import NOT_AUTHENTICATED, body, json_error
 
 log = logging.getLogger(__name__)
 
 VALIDATION_FAILED = "validation_failed"
-NOT_AUTHENTICATED = "not_authenticated"
 PERMISSION_DENIED = "permission_denied"
 NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -46,7 +46,6 @@ CODES = {
     SERVER_ERROR: 500,
 }
 NOT_FOUND_MESSAGE = "Not found."
-BEARER_CHALLENGE = 'Bearer realm="goldsmith"'
 
 
 class ProblemsError(exceptions.APIException):
@@ -79,23 +78,6 @@ class RequestTooLarge(exceptions.APIException):
 
 def problem(rule: str, path: str, message: str, severity: str = "error") -> Problem:
     return Problem(rule, path, message, severity)
-
-
-def body(code: str, message: str, problems: Iterable[Problem] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if problems is not None:
-        error["problems"] = [p.as_dict() for p in problems]
-    return {"error": error}
-
-
-def json_error(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    """The same shape for plain Django views and middleware under /api/ (unknown paths, say)."""
-    # Written as DRF's JSONRenderer writes (compact, UTF-8), so the bytes match the views' errors.
-    response = JsonResponse(body(code, message), status=status_code,
-                            json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
 
 
 def problems_from_detail(detail: Any, path: str = "") -> list[Problem]:

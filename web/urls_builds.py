@@ -1,11 +1,11 @@
 from django.urls import path
 
-from builds import views
+from web import views_builds as views
 
 app_name = "builds"
 
 urlpatterns: list = [
-    # Gold images (builds/views.py)
+    # Gold images (web/views_builds.py)
     path("gold/", views.gold_list, name="gold-list"),
     path("gold/<slug:slug>/", views.gold_detail, name="gold-detail"),
     path("gold/<slug:slug>/diff/", views.gold_diff, name="gold-diff"),
@@ -13,7 +13,7 @@ urlpatterns: list = [
     path("gold/<slug:slug>/v/<str:version>/", views.gold_version_detail, name="gold-version"),
     path("gold/<slug:slug>/v/<str:version>/build/", views.gold_version_build, name="gold-version-build"),
     path("gold/<slug:slug>/v/<str:version>/<str:action>/", views.gold_version_action, name="gold-version-action"),
-    # Layers (builds/views.py; the edit forms are in builds/views_layers.py)
+    # Layers (web/views_builds.py; the edit forms are in web/views_layers.py)
     path("layers/", views.layer_list, name="layer-list"),
     path("layers/<slug:department>/<slug:slug>/", views.layer_detail, name="layer-detail"),
     path("layers/<slug:department>/<slug:slug>/v/<str:version>/", views.layer_version_detail, name="layer-version"),
@@ -21,7 +21,7 @@ urlpatterns: list = [
          name="layer-version-preview"),
     path("layers/<slug:department>/<slug:slug>/v/<str:version>/build/", views.layer_version_build,
          name="layer-version-build"),
-    # Builds (builds/views.py)
+    # Builds (web/views_builds.py)
     path("builds/", views.build_list, name="build-list"),
     path("builds/<uuid:build_uuid>/", views.build_detail, name="build-detail"),
     path("builds/<uuid:build_uuid>/status/", views.build_status, name="build-status"),
@@ -32,8 +32,8 @@ urlpatterns: list = [
 ]
 
 # Validation pages: the gold version wizard, department layer forms, the policy and the template check
-# (builds/views_wizard.py, builds/views_layers.py, builds/views_checks.py).
-from builds import views_checks, views_layers, views_wizard  # noqa: E402
+# (web/views_wizard.py, web/views_layers.py, web/views_checks.py).
+from web import views_checks, views_layers, views_wizard  # noqa: E402
 
 urlpatterns += [
     path("wizard/", views_wizard.wizard_start, name="wizard-start"),

@@ -2,7 +2,7 @@
 serializers and call the same services as the pages (which write the audit events).
 
 Authentication, the rate limit, renderers and the error shape come from REST_FRAMEWORK in
-portal/settings.py; see portal/api/__init__.py for the whole picture.
+portal/settings.py; see api/__init__.py for the whole picture.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from builds import importer, preflight, schema, services, validation
+from api import errors, idempotency, pagination, resolve
+from api import serializers as s
+from api.errors import ProblemsError, problem
+from builds import access, importer, preflight, schema, services, validation
 from builds.models import Build, BuildLayer
 from builds.schema import Problem
-from portal import access, audit, audit_export, audit_history
-from portal.api import errors, idempotency, pagination, resolve
-from portal.api import serializers as s
-from portal.api.errors import ProblemsError, problem
+from portal import audit, audit_export, audit_history
 from portal.tokens import BearerTokenAuthentication
 
 CATALOG_READERS = (access.SECURITY, access.EDITOR, access.AUDITOR)

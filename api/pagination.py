@@ -15,7 +15,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from portal.api.errors import ProblemsError, problem
+from api.errors import ProblemsError, problem
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100

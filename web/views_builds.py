@@ -1,7 +1,7 @@
 """Catalog and build pages: gold images (versions, diff, publish/deprecate/revoke, lineage),
 layers (steps, preview, build button), builds (list, live page, log, template, cancel, rebuild).
 
-Every object comes through portal.access; every write goes through builds.services. The
+Every object comes through builds.access; every write goes through builds.services. The
 wizard and the layer edit forms live in their own modules (views_wizard, views_layers).
 """
 
@@ -15,7 +15,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
@@ -25,10 +24,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import azure, buildlog, compose, diffing, lineage, schema, services, timeline
+from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
-from portal import access
 from portal.models import Department
 
 POLL_SECONDS = 3  # how often an open build page asks for the live fragment while the build is active
@@ -171,7 +169,7 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
         "accepting_layers": accepting, "builds": builds, "roles": roles,
         "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
         "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
-        "wizard_url": _optional("builds:wizard-edit", gold_version.gold_image.slug, gold_version.version)
+        "wizard_url": reverse("builds:wizard-edit", args=(gold_version.gold_image.slug, gold_version.version))
         if gold_version.is_draft else "",
     }, status=status)
 
@@ -181,12 +179,6 @@ def _accepts(layer_version: LayerVersion, version: str) -> bool:
         return VersionRange.parse(layer_version.accepts).allows(version)
     except VersionError:
         return False
-
-
-def _optional(name: str, *args) -> str:
-    from portal.templatetags.goldsmith import optional_url
-
-    return optional_url(name, *args)
 
 
 class ReasonForm(forms.Form):
@@ -244,7 +236,7 @@ def gold_version_action(request, slug, version, action):
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "action": action, "spec": spec,
         "form": form, "problems": problems, "allowed": gold_version.status in spec["from"],
         "derived_builds": derived_builds, "derived_layers": derived_layers,
-        "wizard_url": _optional("builds:wizard-edit", slug, version) if gold_version.is_draft else "",
+        "wizard_url": reverse("builds:wizard-edit", args=(slug, version)) if gold_version.is_draft else "",
     }, status=status)
 
 
@@ -326,7 +318,7 @@ def layer_list(request):
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/layer_list.html", {
         "layers": layers, "roles": roles, "departments": departments,
-        "create_url": _optional("builds:layer-create"),
+        "create_url": reverse("builds:layer-create"),
     })
 
 
@@ -343,7 +335,7 @@ def layer_detail(request, department, slug):
     return render(request, "builds/layer_detail.html", {
         "layer": layer, "versions": versions, "builds": builds, "roles": roles,
         "can_edit": roles.edits(layer.department_id),
-        "new_version_url": _optional("builds:layer-version-create", department, slug),
+        "new_version_url": reverse("builds:layer-version-create", args=(department, slug)),
     })
 
 
@@ -378,8 +370,8 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
         "can_build": roles.edits(layer_version.layer.department_id)
         and layer_version.status == LayerVersion.Status.PUBLISHED and bool(accepted),
         "can_edit": roles.edits(layer_version.layer.department_id),
-        "edit_url": _optional("builds:layer-version-edit", layer_version.layer.department.slug,
-                              layer_version.layer.slug, layer_version.version) if layer_version.is_draft else "",
+        "edit_url": reverse("builds:layer-version-edit", args=(layer_version.layer.department.slug,
+                              layer_version.layer.slug, layer_version.version)) if layer_version.is_draft else "",
         "own_problems": own_problems, "builds": builds, "build_errors": build_errors or {},
         "build_problems": build_problems,
     }, status=status)
@@ -565,7 +557,7 @@ def _build_context(request, build: Build) -> dict:
     failing = None
     log_location = build.log_uri or buildlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED) and log_location:
-        failing = _failing_step(build, log_location)
+        failing = selectors.build_failing_step(build, log_location)
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
     newest = _newest_published(versions)
@@ -580,47 +572,6 @@ def _build_context(request, build: Build) -> dict:
     }
 
 
-def _failing_step(build: Build, location: str) -> buildlog.FailingStep | None:
-    """Where the build failed, read from its log (cached: a finished build's log never changes)."""
-    key = f"buildlog:failing:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
-    kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
-    text = _log_text(build, location)
-    if text is None:
-        return None  # not readable now; try again on the next view
-    found = buildlog.failing_step(text, build.template, kind=kind)
-    cache.set(key, found or "", timeout=LOG_CACHE_SECONDS)
-    return found
-
-
-LOG_CACHE_SECONDS = 7 * 24 * 3600
-LOG_CACHE_CHARS = 500_000
-
-
-def _log_text(build: Build, location: str) -> str | None:
-    """The build log's text, or None when it cannot be read from here.
-
-    Image Builder deletes the log with the template, which Goldsmith deletes once the build
-    has finished (BUILD_TEMPLATE_RETENTION_HOURS), so the log of a finished build is kept in
-    the cache (its last LOG_CACHE_CHARS characters) the first time a page reads it.
-    """
-    key = f"buildlog:text:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    if not location.startswith("http"):
-        return None
-    try:
-        text = azure.fetch_log(location)
-    except Exception:  # the log is a convenience: the page must render without it
-        return None
-    if text is not None and build.is_terminal:
-        cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
-    return text
-
-
 @login_required
 @require_GET
 @full_page
@@ -629,7 +580,7 @@ def build_detail(request, build_uuid):
     context = _build_context(request, build)
     context.update({
         "layers": list(build.build_layers.select_related("layer_version__layer__department")),
-        "provenance_url": _optional("portal:audit-provenance", build.uuid),
+        "provenance_url": reverse("portal:audit-provenance", args=(build.uuid,)),
     })
     return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
@@ -650,7 +601,7 @@ def build_status(request, build_uuid):
 def build_log(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     location = build.log_uri or buildlog.log_location(build.error_message)
-    text = _log_text(build, location) if location else None
+    text = selectors.build_log_text(build, location) if location else None
     failing = None
     lines = []
     if text:

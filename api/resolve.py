@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from django.http import Http404
 
+from api.errors import ProblemsError
+from builds import access
 from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.selectors import LAYER_REF
-from portal import access
-from portal.api.errors import ProblemsError
 from portal.models import Department
 
 

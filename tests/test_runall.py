@@ -102,19 +102,38 @@ def test_it_runs_everything_and_stops_cleanly_on_sigterm(tmp_path):
     assert "worker     | " in log.read_text()  # children's lines carry their name
 
 
-def test_it_stops_the_others_and_fails_when_a_child_dies(tmp_path):
-    proc, log, _ = start_runall(tmp_path, "--no-emulator")
+def wait_for_text(proc: subprocess.Popen, log: Path, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = log.read_text()
+        if text in found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"runall exited with {proc.returncode}:\n{found}")
+        time.sleep(0.2)
+    pytest.fail(f"{text!r} did not appear:\n{log.read_text()}")
+
+
+def test_it_restarts_a_child_that_dies_and_keeps_the_others(tmp_path):
+    proc, log, port = start_runall(tmp_path, "--no-emulator")
     try:
         pids = child_pids(wait_for_banner(proc, log))
         os.kill(pids["worker"], signal.SIGKILL)
-        code = proc.wait(30)
+        wait_for_text(proc, log, "worker exited unexpectedly with code -9; restarting it in 1s", timeout=30)
+        deadline = time.monotonic() + 30
+        while child_pids(log.read_text())["worker"] == pids["worker"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        restarted = child_pids(log.read_text())
+        assert restarted["worker"] != pids["worker"], log.read_text()
+        assert is_alive(restarted["worker"])
+        assert restarted["web"] == pids["web"]  # nobody else was touched
+        assert healthz(port) == 200
+        assert proc.poll() is None
     finally:
-        stop(proc)
+        code = stop(proc)
 
-    text = log.read_text()
-    assert code == 1, text
-    assert "worker exited unexpectedly with code -9" in text
-    assert not any(is_alive(pid) for pid in pids.values())
+    assert code == 0, log.read_text()
+    assert not any(is_alive(pid) for pid in restarted.values())
 
 
 def test_it_stops_everything_when_the_process_that_started_it_dies(tmp_path):

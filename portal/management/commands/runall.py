@@ -3,7 +3,8 @@
 Starts a private Redis (unless REDIS_URL is set), the Azure emulator (unless it is not
 installed or AZURE_ARM_ENDPOINT points elsewhere), then the web server, an RQ worker and the
 periodic scheduler, each child's output prefixed with its name. Ctrl-C or SIGTERM stops them
-all and exits 0; if any child dies on its own the rest are stopped and the exit code is 1.
+all and exits 0. A child that dies once everything is up is started again with a growing
+delay (portal/supervisor.py); one that keeps crashing stops the rest, and the exit code is 1.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
 def start_everything(supervisor: Supervisor, options: dict) -> None:
     web_port = env_int("GOLDSMITH_WEB_PORT", 8000, minimum=1)
-    emulator_port = env_int("GOLDSMITH_EMULATOR_PORT", 8443, minimum=1)
+    emulator_port = settings.GOLDSMITH_EMULATOR_PORT
     var_dir = Path(settings.VAR_DIR).resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     base = str(settings.BASE_DIR)
@@ -138,7 +138,8 @@ def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, 
     A variable the user set wins, so one can, say, keep a CA bundle of their own.
     """
     data_dir = var_dir / "emulator"
-    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE)]
     supervisor.spawn("emulator", argv, env=env, cwd=base, service=True)
     ca_bundle = data_dir / "ca.pem"
     supervisor.wait_until(lambda: https_answers(HOST, port, ca_bundle), timeout=30, what="the Azure emulator")

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from azure.core.exceptions import (
@@ -132,6 +134,8 @@ def _client_kwargs() -> dict[str, Any]:
 
 
 def _client(kind: str, subscription: str):
+    if settings.AZURE_EMULATOR:
+        _require_emulator()
     key = (kind, subscription)
     with _clients_lock:
         client = _clients.get(key)
@@ -143,6 +147,25 @@ def _client(kind: str, subscription: str):
 
 
 _credential_cache: list[Any] = []
+_emulator_seen_at: list[float] = [0.0]
+
+
+def _require_emulator() -> None:
+    """Raise AzureError(EmulatorNotRunning) at once when nothing listens at the emulator's address.
+
+    Without this, a closed port costs the credential's retries (seconds, with a warning each)
+    before any message says why. A success is trusted for a few seconds, so a busy worker
+    does not connect twice per call.
+    """
+    if time.monotonic() - _emulator_seen_at[0] < 5:
+        return
+    url = urlsplit(settings.AZURE_ARM_ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=2).close()
+    except OSError:
+        raise AzureError("EmulatorNotRunning", f"the Azure emulator is not running at {settings.AZURE_ARM_ENDPOINT}: "
+                         "start it with make run", permanent=False) from None
+    _emulator_seen_at[0] = time.monotonic()
 
 
 def _shared_credential():
@@ -157,6 +180,7 @@ def reset_clients() -> None:
         _clients.clear()
         _credential_cache.clear()
         _local_gates.clear()
+        _emulator_seen_at[0] = 0.0
 
 
 def imagebuilder(subscription: str) -> ImageBuilderClient:

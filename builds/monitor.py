@@ -10,7 +10,10 @@ automatic versioning (matched by their goldsmith.build artifact tag), one run-ou
 any other build.
 
 The reconciler re-drives builds whose job was lost: pending or submitting builds with no
-live lease and no queued job are enqueued again (Redis can be flushed at any time). A lost
+live lease and no queued job are enqueued again (Redis can be flushed at any time). A lease
+whose submit job no longer runs on a live RQ worker (its work-horse was killed, or the worker
+stopped heartbeating) is released first, so such a build resumes at the next reconcile rather
+than when BUILD_LEASE_SECONDS run out. A lost
 cancel is re-driven by the sweep: a canceling build that Azure still reports as running
 gets its cancel sent again (asking twice is harmless).
 """
@@ -174,6 +177,7 @@ def last_sweep_age() -> float | None:
 def reconcile() -> int:
     """Enqueue a submit job for every pending/submitting build that has none; return how many."""
     now = timezone.now()
+    _release_dead_leases(now)
     orphans = (Build.objects.filter(state__in=(State.PENDING, State.SUBMITTING))
                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)))
@@ -184,3 +188,24 @@ def reconcile() -> int:
         queue.enqueue_submit(build, on_commit=False)
         enqueued += 1
     return enqueued
+
+
+def _release_dead_leases(now) -> int:
+    """Release the leases held by submit jobs that died; return how many.
+
+    The leases are read before the running jobs (see queue.builds_submitting_on_live_workers),
+    and each is released only if unchanged since, so a lease a live job took meanwhile stays.
+    """
+    held = list(Build.objects.filter(state__in=(State.PENDING, State.SUBMITTING), lease_until__gte=now)
+                .values_list("pk", "uuid", "lease_until"))
+    if not held:
+        return 0
+    live = queue.builds_submitting_on_live_workers()
+    released = 0
+    for pk, uuid, lease_until in held:
+        if str(uuid) in live:
+            continue
+        if Build.objects.filter(pk=pk, lease_until=lease_until).update(lease_until=None):
+            log.warning("build %s: its submit job died (no live worker runs it); lease released", uuid)
+            released += 1
+    return released

@@ -13,8 +13,12 @@ import datetime as dt
 
 import django_rq
 from django.db import transaction
+from django.utils import timezone
+from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.worker import Worker
 
 from builds.models import Build
 
@@ -24,6 +28,9 @@ _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DE
 SUBMIT = "builds.jobs.build_submit"
 CANCEL = "builds.jobs.build_cancel"
 CLEANUP = "builds.jobs.build_cleanup"
+# A worker running a job heartbeats every DEFAULT_JOB_MONITORING_INTERVAL seconds (30); one
+# silent for that plus a margin for clocks and a slow Redis is dead.
+WORKER_SILENT_SECONDS = DEFAULT_JOB_MONITORING_INTERVAL + 15
 
 
 def submit_job_id(build: Build) -> str:
@@ -83,3 +90,34 @@ def submit_job_alive(build: Build) -> bool:
 
 def cancel_job_alive(build: Build) -> bool:
     return _alive(cancel_job_id(build), django_rq.get_connection(QUEUE))
+
+
+def builds_submitting_on_live_workers() -> set[str]:
+    """The uuids of builds whose submit job is running on a worker that still heartbeats.
+
+    A build's lease is only ever taken inside its running submit job, and RQ lists a job among
+    the started ones from before it runs until after it returns; so a build holding a lease and
+    missing here lost its job: the work-horse was killed (RQ then fails the job at once) or the
+    whole worker died (its heartbeat stops). Read this after reading the builds' leases, never
+    before: a job that starts in between is then still found here.
+    """
+    connection = django_rq.get_connection(QUEUE)
+    registry = StartedJobRegistry(QUEUE, connection=connection)
+    live: set[str] = set()
+    for job_id in registry.get_job_ids(cleanup=False):
+        if not job_id.startswith("build-submit-"):
+            continue
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            continue
+        if job.worker_name and _worker_alive(job.worker_name, connection):
+            live.add(job_id.removeprefix("build-submit-")[:36])
+    return live
+
+
+def _worker_alive(name: str, connection) -> bool:
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=connection)
+    if worker is None or worker.last_heartbeat is None:  # its key expired: nobody heartbeats for it
+        return False
+    return (timezone.now() - worker.last_heartbeat).total_seconds() < WORKER_SILENT_SECONDS

@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.sandbox",
             ],
         },
     },
@@ -260,8 +261,21 @@ STORAGES = {
 }
 
 # --- Azure -------------------------------------------------------------------------------
-# Against real Azure only these change; the embedded defaults point at the local emulator
-# that `make run` starts (see emulator/README.md).
+# With no Azure variable set (and not deployed), this is the sandbox: every process, runall's
+# children and any `manage.py` command in another shell alike, talks to the emulator that
+# `make run` starts on loopback, trusting the CA it writes under var/emulator/. Setting any of
+# the Azure variables below turns that off: nothing then falls back to the emulator, and the
+# defaults are public Azure's (see emulator/README.md and docs/operations.md).
+
+GOLDSMITH_EMULATOR_PORT = env_int("GOLDSMITH_EMULATOR_PORT", 8443, minimum=1)
+# Realistic build durations are divided by this: 20 ends a demo build in about two minutes.
+GOLDSMITH_EMULATOR_TIME_SCALE = env_int("GOLDSMITH_EMULATOR_TIME_SCALE", 20, minimum=1)
+SANDBOX_EMULATOR_URL = f"https://127.0.0.1:{GOLDSMITH_EMULATOR_PORT}"
+AZURE_SANDBOX = not DEPLOYED and not any((
+    was_set("AZURE_ARM_ENDPOINT"), was_set("AZURE_AUTHORITY_HOST"), was_set("AZURE_CA_BUNDLE"),
+    was_set("AZURE_EMULATOR"), was_set("AZURE_SUBSCRIPTION_ID"), was_set("AZURE_TENANT_ID"),
+    was_set("AZURE_CLIENT_ID"), was_set("AZURE_CLIENT_SECRET"),
+))
 
 AZURE_PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 AZURE_SUBSCRIPTION_ID = env_str("AZURE_SUBSCRIPTION_ID", "22222222-2222-2222-2222-222222222222")
@@ -270,9 +284,13 @@ AZURE_CLIENT_ID = env_str("AZURE_CLIENT_ID", "goldsmith-worker")
 AZURE_CLIENT_SECRET = env_str("AZURE_CLIENT_SECRET", "emulator-secret")
 AZURE_RESOURCE_GROUP = env_str("AZURE_RESOURCE_GROUP", "goldsmith-images")
 AZURE_LOCATION = env_str("AZURE_LOCATION", "eastus")
-AZURE_ARM_ENDPOINT = env_str("AZURE_ARM_ENDPOINT", AZURE_PUBLIC_ARM_ENDPOINT).rstrip("/")
-AZURE_AUTHORITY_HOST = env_str("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/")
-AZURE_CA_BUNDLE = env_str("AZURE_CA_BUNDLE", "")
+AZURE_ARM_ENDPOINT = env_str("AZURE_ARM_ENDPOINT",
+                             SANDBOX_EMULATOR_URL if AZURE_SANDBOX else AZURE_PUBLIC_ARM_ENDPOINT).rstrip("/")
+AZURE_AUTHORITY_HOST = env_str("AZURE_AUTHORITY_HOST",
+                               SANDBOX_EMULATOR_URL if AZURE_SANDBOX else "https://login.microsoftonline.com").rstrip("/")
+# The emulator writes its CA on its first start; before that there is nothing to trust yet.
+_SANDBOX_CA = VAR_DIR / "emulator" / "ca.pem"
+AZURE_CA_BUNDLE = env_str("AZURE_CA_BUNDLE", str(_SANDBOX_CA) if AZURE_SANDBOX and _SANDBOX_CA.exists() else "")
 # The CA bundle for calls to the Entra login host (discovery, keys, tokens); Azure's by default.
 ENTRA_CA_BUNDLE = env_str("ENTRA_CA_BUNDLE", AZURE_CA_BUNDLE)
 # The identity Image Builder runs as, filled into gold images whose template has none.
@@ -281,9 +299,10 @@ AZURE_TEMPLATE_IDENTITY = env_str(
     f"/subscriptions/{AZURE_SUBSCRIPTION_ID}/resourceGroups/{AZURE_RESOURCE_GROUP}"
     "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/goldsmith-aib",
 )
-# Tells the portal the endpoints are the emulator's (for its fault-free control features and
-# the operator page); production settings pointing here are reported by check goldsmith.E002.
-AZURE_EMULATOR = env_bool("AZURE_EMULATOR", False)
+# Tells the portal the endpoints are the emulator's (for its fault-free control features, the
+# operator page and the sandbox banner); production settings pointing here are reported by
+# check goldsmith.E002.
+AZURE_EMULATOR = env_bool("AZURE_EMULATOR", AZURE_SANDBOX)
 # Seconds between polls of a long-running operation when Azure sends no Retry-After.
 AZURE_POLLING_INTERVAL = env_int("AZURE_POLLING_INTERVAL", 5, minimum=0)
 # Image Builder's TooManyRequests: wait at least this long, whatever Retry-After says.

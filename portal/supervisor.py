@@ -4,6 +4,11 @@ Single-threaded on purpose: one selector loop reads every child's output and not
 and signals, so there is no thread to race with fork or with the signal handlers. Children get
 their own session, so a Ctrl-C in the terminal reaches only the supervisor, which then stops
 them in order (the apps before Redis and the emulator they still need while shutting down).
+
+Once everything is up, a child that exits is started again, after 1 s, then 2, 4... (up to
+30 s) while it keeps crashing; when it has crashed `crash_limit` times within `crash_window`
+seconds it is hopeless (a bad setting, a port taken), and ChildFailed stops everything. While
+starting up, any death is fatal at once: the user is still watching and the cause is fresh.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ class Child:
     service: bool  # services (Redis, the emulator) are stopped after the apps that use them
     one_shot: bool = False  # a set-up step, whose exit is expected
     pending: bytes = field(default=b"")
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""
+    crashes: list[float] = field(default_factory=list)  # monotonic times of its recent exits
+    restart_at: float | None = None  # set while it waits out its backoff
 
     @property
     def running(self) -> bool:
@@ -42,9 +52,14 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, out: TextIO, *, prefix_width: int = 10):
+    def __init__(self, out: TextIO, *, prefix_width: int = 10, restart_delay: float = 1.0,
+                 restart_max_delay: float = 30.0, crash_limit: int = 5, crash_window: float = 60.0):
         self.out = out
         self.width = prefix_width
+        self.restart_delay = restart_delay
+        self.restart_max_delay = restart_max_delay
+        self.crash_limit = crash_limit
+        self.crash_window = crash_window
         self.children: list[Child] = []
         self.selector = selectors.DefaultSelector()
         self.signal_received: int | None = None
@@ -104,20 +119,55 @@ class Supervisor:
 
     def spawn(self, name: str, argv: list[str], *, env: dict[str, str], cwd: str,
               service: bool = False, one_shot: bool = False) -> Child:
-        proc = subprocess.Popen(
+        child = Child(name, self._popen(argv, env, cwd), service, one_shot, argv=argv, env=env, cwd=cwd)
+        self.children.append(child)
+        self._started(child)
+        return child
+
+    @staticmethod
+    def _popen(argv: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen:
+        return subprocess.Popen(
             argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-        child = Child(name, proc, service, one_shot)
-        self.children.append(child)
-        self.selector.register(proc.stdout, selectors.EVENT_READ, child)
-        self.say("goldsmith", f"started {name} (pid {proc.pid}): {' '.join([os.path.basename(argv[0]), *argv[1:]])}")
-        return child
+
+    def _started(self, child: Child) -> None:
+        self.selector.register(child.proc.stdout, selectors.EVENT_READ, child)
+        argv = child.argv
+        self.say("goldsmith", f"started {child.name} (pid {child.proc.pid}): "
+                              f"{' '.join([os.path.basename(argv[0]), *argv[1:]])}")
 
     def _check_children(self) -> None:
         for child in self.children:
             if not child.one_shot and not child.running:
                 raise ChildFailed(f"{child.name} exited unexpectedly with code {child.proc.returncode}")
+
+    def _restart_children(self) -> None:
+        """Start again the children that exited, each after its backoff; raises ChildFailed for
+        one that crashed crash_limit times within crash_window seconds."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.one_shot:
+                continue
+            if child.restart_at is None:
+                if not child.running:
+                    self._schedule_restart(child, now)
+            elif now >= child.restart_at:
+                child.restart_at = None
+                child.proc = self._popen(child.argv, child.env, child.cwd)
+                child.pending = b""
+                self._started(child)
+
+    def _schedule_restart(self, child: Child, now: float) -> None:
+        code = child.proc.returncode
+        self._drain(child, timeout=1)  # its last words (a traceback, say) come before ours
+        child.crashes = [moment for moment in child.crashes if now - moment < self.crash_window] + [now]
+        if len(child.crashes) >= self.crash_limit:
+            raise ChildFailed(f"{child.name} exited with code {code}, its {len(child.crashes)}th exit within "
+                              f"{self.crash_window:g}s; not restarting it again")
+        delay = min(self.restart_delay * 2 ** (len(child.crashes) - 1), self.restart_max_delay)
+        self.say("goldsmith", f"{child.name} exited unexpectedly with code {code}; restarting it in {delay:g}s")
+        child.restart_at = now + delay
 
     def wait_until(self, ready: Callable[[], bool], *, timeout: float, what: str) -> None:
         """Relay output until ready() is true; raises Stopping, or ChildFailed on a death or timeout."""
@@ -144,14 +194,17 @@ class Supervisor:
             raise ChildFailed(f"{name} failed with code {child.proc.returncode}")
 
     def watch(self) -> None:
-        """Relay output until a signal arrives (raises Stopping) or a child dies (ChildFailed)."""
+        """Relay output and restart children that die, until a signal arrives (raises Stopping)
+        or a child keeps crashing (ChildFailed)."""
         while True:
             self._raise_if_signalled()
-            self._check_children()
+            self._restart_children()
             self.pump(0.5)
 
     def _drain(self, child: Child, timeout: float) -> None:
         """Relay what an exited child still has in its pipe, then close it."""
+        if child.proc.stdout.closed:  # drained already, when it exited and waits for its restart
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and child.proc.stdout.fileno() in self.selector.get_map():
             self.pump(0.05)

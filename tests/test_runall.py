@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from portal.devservices import redis_answers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -102,19 +104,38 @@ def test_it_runs_everything_and_stops_cleanly_on_sigterm(tmp_path):
     assert "worker     | " in log.read_text()  # children's lines carry their name
 
 
-def test_it_stops_the_others_and_fails_when_a_child_dies(tmp_path):
-    proc, log, _ = start_runall(tmp_path, "--no-emulator")
+def wait_for_text(proc: subprocess.Popen, log: Path, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = log.read_text()
+        if text in found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"runall exited with {proc.returncode}:\n{found}")
+        time.sleep(0.2)
+    pytest.fail(f"{text!r} did not appear:\n{log.read_text()}")
+
+
+def test_it_restarts_a_child_that_dies_and_keeps_the_others(tmp_path):
+    proc, log, port = start_runall(tmp_path, "--no-emulator")
     try:
         pids = child_pids(wait_for_banner(proc, log))
         os.kill(pids["worker"], signal.SIGKILL)
-        code = proc.wait(30)
+        wait_for_text(proc, log, "worker exited unexpectedly with code -9; restarting it in 1s", timeout=30)
+        deadline = time.monotonic() + 30
+        while child_pids(log.read_text())["worker"] == pids["worker"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        restarted = child_pids(log.read_text())
+        assert restarted["worker"] != pids["worker"], log.read_text()
+        assert is_alive(restarted["worker"])
+        assert restarted["web"] == pids["web"]  # nobody else was touched
+        assert healthz(port) == 200
+        assert proc.poll() is None
     finally:
-        stop(proc)
+        code = stop(proc)
 
-    text = log.read_text()
-    assert code == 1, text
-    assert "worker exited unexpectedly with code -9" in text
-    assert not any(is_alive(pid) for pid in pids.values())
+    assert code == 0, log.read_text()
+    assert not any(is_alive(pid) for pid in restarted.values())
 
 
 def test_it_stops_everything_when_the_process_that_started_it_dies(tmp_path):
@@ -156,6 +177,38 @@ def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
         assert "started emulator" in text
         assert healthz(port) == 200
         assert (tmp_path / "var" / "emulator" / "ca.pem").exists()
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()
+
+
+def test_the_worker_and_scheduler_ride_out_a_redis_restart(tmp_path):
+    """Redis killed: runall starts it again, the worker reconnects by itself and still runs jobs."""
+    import redis
+    from rq import Queue
+
+    proc, log, port = start_runall(tmp_path, "--no-emulator")
+    try:
+        pids = child_pids(wait_for_banner(proc, log))
+        os.kill(pids["redis"], signal.SIGKILL)
+        wait_for_text(proc, log, "redis exited unexpectedly with code -9; restarting it in 1s", timeout=30)
+        deadline = time.monotonic() + 30
+        while child_pids(log.read_text())["redis"] == pids["redis"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        url = f"unix://{tmp_path / 'var' / 'redis.sock'}"
+        while not redis_answers(url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        connection = redis.Redis.from_url(url)
+        job = Queue("default", connection=connection).enqueue("os.getpid")
+        deadline = time.monotonic() + 60
+        while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job.get_status(refresh=True) == "finished", log.read_text()
+        now = child_pids(log.read_text())
+        assert now["worker"] == pids["worker"]  # it reconnected rather than being restarted
+        assert is_alive(now["scheduler"])  # itself, or restarted by runall if it met the outage
+        assert healthz(port) == 200
+        assert proc.poll() is None
     finally:
         code = stop(proc)
     assert code == 0, log.read_text()

@@ -13,7 +13,7 @@ import datetime as dt
 import django_rq
 import pytest
 
-from builds import azure, jobs, services
+from builds import azure, jobs, queue, services
 from builds.models import Build
 from tests import factories
 from tests.support.workers import WorkerProcess, run_sweeps
@@ -172,3 +172,35 @@ def test_a_429_storm_is_waited_out_without_a_request_inside_retry_after(azure_em
     assert any(r["status"] == 429 for r in azure_emulator.requests())
     assert_retry_after_honoured(azure_emulator)
     assert azure.gate_remaining("22222222-2222-2222-2222-222222222222") < 3
+
+
+@pytest.fixture
+def long_lease(settings, worker_env):
+    """The production lease (300 s): a dead worker's build must not wait for it to run out.
+    Templates are kept after the build, so the test can compare with what Azure says."""
+    for name, value in {"BUILD_LEASE_SECONDS": 300, "BUILD_TEMPLATE_RETENTION_HOURS": 24}.items():
+        setattr(settings, name, value)
+        worker_env[name] = str(value)
+    return worker_env
+
+
+@pytest.mark.parametrize(("target", "within"), [("horse", 15), ("worker", queue.WORKER_SILENT_SECONDS + 20)])
+def test_a_build_whose_worker_died_resumes_long_before_its_lease_runs_out(target, within, azure_emulator, alice,
+                                                                          long_lease, tmp_path):
+    azure_emulator.set_time_scale(20000)
+    crashing = WorkerProcess({**long_lease, "GOLDSMITH_FAULT_POINTS": f"submit.template_created:{target}"},
+                             tmp_path / "crash.log").start()
+    (build,) = request_builds(alice)
+    azure_emulator.wait_for(lambda: _died(crashing), timeout=30)
+    crashing.stop()
+    held = Build.objects.get(pk=build.pk)
+    assert held.lease_until is not None  # the dead job still holds the build for 300 s
+    healthy = WorkerProcess(long_lease, tmp_path / "healthy.log").start()
+    try:
+        died_at = dt.datetime.now(dt.UTC)
+        finish_all([build], timeout=within)
+    finally:
+        healthy.stop()
+    assert dt.datetime.now(dt.UTC) - died_at < dt.timedelta(seconds=within)
+    assert Build.objects.get(pk=build.pk).state == Build.State.SUCCEEDED
+    assert_converged(azure_emulator, [build])

@@ -3,7 +3,8 @@
 Starts a private Redis (unless REDIS_URL is set), the Azure emulator (unless it is not
 installed or AZURE_ARM_ENDPOINT points elsewhere), then the web server, an RQ worker and the
 periodic scheduler, each child's output prefixed with its name. Ctrl-C or SIGTERM stops them
-all and exits 0; if any child dies on its own the rest are stopped and the exit code is 1.
+all and exits 0. A child that dies once everything is up is started again with a growing
+delay (portal/supervisor.py); one that keeps crashing stops the rest, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Command(BaseCommand):
 
 def start_everything(supervisor: Supervisor, options: dict) -> None:
     web_port = env_int("GOLDSMITH_WEB_PORT", 8000, minimum=1)
-    emulator_port = env_int("GOLDSMITH_EMULATOR_PORT", 8443, minimum=1)
+    emulator_port = settings.GOLDSMITH_EMULATOR_PORT
     var_dir = Path(settings.VAR_DIR).resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     base = str(settings.BASE_DIR)
@@ -137,7 +138,8 @@ def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, 
     A variable the user set wins, so one can, say, keep a CA bundle of their own.
     """
     data_dir = var_dir / "emulator"
-    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE)]
     supervisor.spawn("emulator", argv, env=env, cwd=base, service=True)
     ca_bundle = data_dir / "ca.pem"
     supervisor.wait_until(lambda: https_answers(HOST, port, ca_bundle), timeout=30, what="the Azure emulator")

@@ -216,7 +216,7 @@ def _register_control(app, rbac: Authorization, policy: Policy) -> None:
         if definition is None:
             raise ArmError(404, "PolicyDefinitionNotFound", f"The policy definition '{body['definition']}' could not "
                                                             "be found.")
-        name = body.get("name") or definition["name"][:24]
+        name = body.get("name") or definition["name"]
         params = {key: value if isinstance(value, dict) and "value" in value else {"value": value}
                   for key, value in (body.get("parameters") or {}).items()}
         found, _ = policy.put_assignment(body["scope"], name, {"properties": {

@@ -5,6 +5,9 @@ Also the catalog part of the control API (POST /_emulator/catalog/...).
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
+from emulator.compute import skus
 from emulator.compute.backend import (
     _PROVIDER,
     COMPUTE_API_VERSIONS,
@@ -19,6 +22,7 @@ from emulator.compute.backend import (
 )
 from emulator.core import RG, SUB, ArmError, Request, Response, page_size, skip_token
 from emulator.core.lro import retry_after
+from emulator.resources import locations
 from emulator.resources.backend import normalize_location, require_api_version
 
 
@@ -38,8 +42,10 @@ def register(app) -> None:
         {"resourceType": "galleries/images", "apiVersions": GALLERY_API_VERSIONS},
         {"resourceType": "galleries/images/versions", "apiVersions": GALLERY_API_VERSIONS},
         {"resourceType": "locations/capsOperations", "apiVersions": GALLERY_API_VERSIONS, "locations": []},
+        {"resourceType": "skus", "apiVersions": skus.SKU_API_VERSIONS, "locations": []},
     ])
     _register_marketplace(app, backend)
+    _register_skus(app)
     _register_galleries(app, backend)
     _register_managed_images(app, backend)
     _register_control(app, backend)
@@ -125,6 +131,30 @@ def _order_and_top(records: list[dict], orderby: str | None, top: str | None) ->
                            target="$top") from None
         records = records[:max(count, 0)]
     return records
+
+
+def _register_skus(app) -> None:
+    """GET .../Microsoft.Compute/skus[?$filter=location eq 'x']: VM sizes with their capabilities and
+    restrictions (compute/skus.py), paged by the page_size setting with a nextLink that keeps the
+    filter, as azure-mgmt-compute follows nextLink verbatim."""
+
+    @app.router.add("GET", SUB + _PROVIDER + r"/skus", "ResourceSkus_List")
+    def list_skus(request: Request) -> Response:
+        api_version = require_api_version(request, skus.SKU_API_VERSIONS)
+        expression = request.arg("$filter")
+        location = skus.location_filter(expression)
+        if location == "":
+            raise ArmError(400, "InvalidParameter", f"The filter '{expression}' is not supported. Only the location "
+                                                    "filter is supported, e.g. location eq 'eastus'.", target="$filter")
+        found = skus.resource_skus(locations.names(), normalize_location(location) if location else None)
+        start, size = skip_token(request), page_size(app)
+        body: dict = {"value": found[start:start + size]}
+        if start + size < len(found):
+            query = {"api-version": api_version, "$skipToken": str(start + size)}
+            if expression:
+                query["$filter"] = expression
+            body["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query, quote_via=quote)}"
+        return Response(200, body)
 
 
 def _register_galleries(app, backend: Compute) -> None:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.core import ArmError, page_size
 from emulator.core.lro import POLL_HOLD, retry_after
-from emulator.imagebuilder import builds
+from emulator.imagebuilder import builds, permissions
+from emulator.msi.backend import identity_ids
 
 if TYPE_CHECKING:
     from emulator.core.pipeline import App
@@ -33,7 +34,6 @@ PROVIDER = "Microsoft.VirtualMachineImages"
 TEMPLATE_TYPE = f"{PROVIDER}/imageTemplates"
 TROUBLESHOOTING = builds.TROUBLESHOOTING
 RUN_HISTORY = 10  # runs (and their logs) kept per template
-IDENTITY_NAMESPACE = uuid.UUID("8f5b2a3e-6c1d-4e0f-9a7b-3c2d1e0f4a5b")
 
 T_TEMPLATE = "ib_template"
 T_RUN_OUTPUT = "ib_runoutput"
@@ -314,6 +314,7 @@ class ImageBuilder:
         Returns (template document, PUT operation).
         """
         self._require_group(subscription, resource_group)
+        self._require_identities(subscription, body)
         with self._lock:
             key = template_key(subscription, resource_group, name)
             if self.find(subscription, resource_group, name) is not None:
@@ -347,6 +348,101 @@ class ImageBuilder:
             self._save(doc)
             return doc, op
 
+    # -- permissions and policy (emulator/imagebuilder/permissions.py) ----------------------
+    def _enforced(self, subscription: str) -> bool:
+        """Whether RBAC is enforced for the subscription (control API; off by default)."""
+        authz = self._service("authorization")
+        return authz is not None and authz.enforced(subscription)
+
+    def _require_identities(self, subscription: str, body: dict) -> None:
+        """With enforcement on, the template identity must exist (Microsoft.ManagedIdentity);
+        without it any identity id is accepted, as before this check existed."""
+        msi = self._service("msi")
+        if msi is None or not self._enforced(subscription):
+            return
+        for key in (body.get("identity") or {}).get("userAssignedIdentities") or {}:
+            if msi.by_id(key) is None:
+                raise ArmError(400, "FailedIdentityOperation",
+                               f"Identity operation for resource failed with error 'Failed to perform resource "
+                               f"identity operation. Status: 'NotFound'. Response: '{{\"error\":{{\"code\":"
+                               f"\"NotFound\",\"message\":\"Resource '{key}' not found.\"}}}}'.'.")
+
+    def _missing(self, doc: dict, checks: list[tuple[str, str]]) -> tuple[str, str, str, str] | None:
+        """(clientId, principalId, scope, action) of the first check the template identity fails."""
+        authz = self._service("authorization")
+        found = permissions.template_identity(doc["resource"])
+        if authz is None or found is None or not checks:
+            return None
+        ids = found[1]
+        missing = authz.missing(ids["principalId"], checks)
+        return (ids["clientId"], ids["principalId"], *missing) if missing else None
+
+    def _policy_problem(self, resource: dict) -> str | None:
+        policy = self._service("policy")
+        refusal = policy.problem(resource) if policy is not None else None
+        return f"{refusal.code}: {refusal.message}" if refusal else None
+
+    def _submission_problem(self, doc: dict, location: str) -> dict | None:
+        """Azure Policy on the staging group and its storage account, then (enforcement on) the
+        identity's read access to scripts in Azure Storage: both happen when the template is
+        submitted, so the template ends Failed."""
+        staging = doc["staging"]
+        resources = self._service("resources")
+        tags = doc["resource"]["properties"].get("managedResourceTags") or {}
+        if not staging["userSupplied"] or (resources and resources.resource_group(doc["subscription"],
+                                                                                    staging["name"]) is None):
+            group_tags = {"createdBy": "AzureVMImageBuilder", "imageTemplateName": doc["name"],
+                          "imageTemplateResourceGroupName": doc["resourceGroup"], **tags}
+            problem = self._policy_problem({"id": staging["id"], "name": staging["name"],
+                                            "type": "Microsoft.Resources/subscriptions/resourceGroups",
+                                            "location": location, "tags": group_tags})
+            if problem:
+                return _error("Other", f"Creating the staging resource group failed: {problem}")
+        account = {"id": f"{staging['id']}/providers/Microsoft.Storage/storageAccounts/{doc['storageAccount']}",
+                   "name": doc["storageAccount"], "type": "Microsoft.Storage/storageAccounts", "location": location,
+                   "tags": tags}
+        problem = self._policy_problem(account)
+        if problem:
+            return _error("Other", f"Creating the staging storage account failed: {problem}")
+        if self._enforced(doc["subscription"]):
+            for uri in permissions.script_uris(doc["resource"]["properties"]):
+                scope = permissions.blob_scope(uri, doc["subscription"])
+                if scope and self._missing(doc, [(scope, permissions.BLOB_READ)]):
+                    return _error("Other", permissions.not_authorized_to_access(uri, TROUBLESHOOTING))
+        return None
+
+    def _run_problems(self, doc: dict, props: dict, source: dict, location: str) -> tuple[dict | None, dict[int, str]]:
+        """At run start: the Building failure (permissions, then policy on the build VM's resources)
+        and the distributors that will fail (permissions, policy on their outputs)."""
+        build_error, distributor_errors = None, {}
+        enforced = self._enforced(doc["subscription"])
+        if enforced:
+            missing = self._missing(doc, permissions.build_checks(props, source.get("id"), doc["staging"]))
+            if missing:
+                build_error = permissions.build_failure(doc["name"], *missing[:2], missing[3], missing[2])
+        tags = props.get("managedResourceTags") or {}
+        if build_error is None:
+            for kind, name in (("Microsoft.Network/virtualNetworks", "IT-vnet"),
+                               ("Microsoft.Network/networkInterfaces", "IT-nic"),
+                               ("Microsoft.Compute/virtualMachines", "IT-vm")):
+                problem = self._policy_problem({"id": f"{doc['staging']['id']}/providers/{kind}/{name}", "name": name,
+                                                "type": kind, "location": location, "tags": tags})
+                if problem:
+                    build_error = {"code": "InternalOperationError",
+                                   "message": f"Build (Deploying build VM) step failed: {problem}"}
+                    break
+        for index, item in enumerate(props["distribute"]):
+            missing = self._missing(doc, permissions.distributor_checks(item)) if enforced else None
+            if missing:
+                distributor_errors[index] = permissions.distributor_failure(item, location, *missing[:2],
+                                                                            missing[3], missing[2])
+                continue
+            output = _output_resource(item, location)
+            problem = self._policy_problem(output) if output else None
+            if problem:
+                distributor_errors[index] = f"Error publishing the {item['type']} output: {problem}"
+        return build_error, distributor_errors
+
     def _staging_for(self, subscription: str, resource_group: str, name: str, body: dict) -> dict:
         wanted = body["properties"].get("stagingResourceGroup")
         if wanted:
@@ -369,7 +465,7 @@ class ImageBuilder:
                 problem = self._gallery_target_problem(item)
                 if problem:
                     return problem
-        return self._staging_problem(doc, location)
+        return self._staging_problem(doc, location) or self._submission_problem(doc, location)
 
     def _source_problem(self, source: dict, subscription: str, location: str) -> dict | None:
         compute = self._service("compute")
@@ -483,6 +579,10 @@ class ImageBuilder:
                 **(doc["resource"]["properties"].get("managedResourceTags") or {})}
         resources.create_resource_group(doc["subscription"], staging["name"], doc["resource"]["location"], tags=tags)
         staging["created"] = True
+        # AIB gives the template identity Contributor on a staging group it creates (aib-reference-2 §2.2).
+        authz, found = self._service("authorization"), permissions.template_identity(doc["resource"])
+        if authz is not None and found is not None:
+            authz.grant(found[1]["principalId"], "Contributor", staging["id"])
 
     # -- templates: update and delete ------------------------------------------------------
     def update_template(self, doc: dict, resource: dict, *, claims: dict | None) -> dict:
@@ -573,6 +673,8 @@ class ImageBuilder:
         location = normalize_location(doc["resource"]["location"])
         run_id = str(uuid.uuid4())
         source, build_error = self._resolve_source(props["source"], location)
+        access_error, denied = self._run_problems(doc, props, source, location)
+        build_error = build_error or access_error
         doc["exactVersion"] = source.get("exactVersion")
         forced = self.store.get(T_FORCED, doc["key"])
         if forced:
@@ -582,7 +684,7 @@ class ImageBuilder:
         blob_path = f"packerlogs/{run_id}/customization.log"
         run = builds.plan_run(
             props, run_id=run_id, op_id=op["id"], start=start, scale=self.scale(), forced=forced,
-            distributor_errors=self._distributor_errors(props, location), build_error=build_error,
+            distributor_errors={**self._distributor_errors(props, location), **denied}, build_error=build_error,
             log_url=f"{base_url}/_emulator/blobs/{account}/{blob_path}",
             log_path=(f"{doc['staging']['id']}/providers/Microsoft.Storage/storageAccounts/{account}/blobServices/"
                       f"default/containers/{blob_path}"))
@@ -898,6 +1000,19 @@ def _target_regions(item: dict, location: str) -> list[str]:
     return []
 
 
+def _output_resource(item: dict, location: str) -> dict | None:
+    """The resource a distributor creates, as Azure Policy sees it (VHDs are blobs: none)."""
+    tags = item.get("artifactTags") or {}
+    if item["type"] == "ManagedImage":
+        return {"id": item["imageId"], "name": item["imageId"].rsplit("/", 1)[-1], "type": "Microsoft.Compute/images",
+                "location": normalize_location(item.get("location") or location), "tags": tags}
+    if item["type"] == "SharedImage":
+        target = item["galleryImageId"]
+        return {"id": target, "name": target.rsplit("/", 1)[-1], "type": "Microsoft.Compute/galleries/images/versions",
+                "location": location, "tags": tags}
+    return None
+
+
 def _storage_account_name() -> str:
     return secrets.token_hex(12)  # 24 lower-case hex characters, a valid storage account name
 
@@ -906,10 +1021,7 @@ def _with_identity_ids(identity: dict) -> dict:
     """Fill principalId/clientId of each user-assigned identity (stable per identity id)."""
     identity = copy.deepcopy(identity)
     for key in list(identity.get("userAssignedIdentities") or {}):
-        identity["userAssignedIdentities"][key] = {
-            "principalId": str(uuid.uuid5(IDENTITY_NAMESPACE, "principal:" + key.lower())),
-            "clientId": str(uuid.uuid5(IDENTITY_NAMESPACE, "client:" + key.lower())),
-        }
+        identity["userAssignedIdentities"][key] = identity_ids(key)
     return identity
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
@@ -111,3 +112,65 @@ def test_the_admin_sign_in_never_redirects_off_site(client, erin):
     response = client.get(reverse("admin:login") + "?next=https://evil.example/")
     assert response["Location"] == reverse("admin:index")
     assert client.get(reverse("admin:login") + "?next=/admin/portal/")["Location"] == "/admin/portal/"
+
+
+# The dashboard's pages for a queue, scheduler, job or worker that does not exist.
+RQ_UNKNOWN = [
+    *[(name, {"queue_index": 99}) for name in (
+        "jobs", "queue_details", "finished_jobs", "failed_jobs", "delete_failed_jobs", "scheduled_jobs",
+        "started_jobs", "deferred_jobs", "clear", "requeue_all", "confirm_action", "actions", "workers")],
+    *[(name, {"queue_index": 0, "job_id": "no-such-job"}) for name in (
+        "job_detail", "delete_job", "requeue_job", "enqueue_job", "stop_job")],
+    ("job_detail", {"queue_index": 99, "job_id": "no-such-job"}),
+    ("result_detail", {"queue_index": 0, "job_id": "no-such-job", "result_id": "1"}),
+    ("worker_details", {"queue_index": 0, "key": "no-such-worker"}),
+    ("worker_details", {"queue_index": 0, "key": "rq:worker:gone"}),
+    ("worker_details", {"queue_index": 99, "key": "rq:worker:gone"}),
+    ("scheduler_jobs", {"scheduler_index": 0}),  # rq-scheduler's page: Goldsmith runs RQ's own scheduler
+    ("scheduler_jobs", {"scheduler_index": 99}),
+    ("cron_scheduler_detail", {"connection_index": 0, "scheduler_name": "no-such-scheduler"}),
+    ("cron_job_detail", {"connection_index": 0, "scheduler_name": "no-such-scheduler", "cron_job_name": "x"}),
+]
+
+
+@pytest.fixture
+def rq_client(client, erin):
+    from tests.support.workers import flush_redis
+
+    flush_redis()
+    client.raise_request_exception = False  # a server error is an answer here, not a test error
+    yield login(client, erin)
+    flush_redis()
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize(("name", "kwargs"), RQ_UNKNOWN, ids=lambda value: value if isinstance(value, str) else
+                         "-".join(str(v) for v in value.values()))
+def test_the_rq_dashboard_answers_404_for_what_does_not_exist(rq_client, name, kwargs, method):
+    response = getattr(rq_client, method)(reverse(f"django_rq:{name}", kwargs=kwargs))
+    assert response.status_code == 404
+
+
+def test_an_rq_bulk_action_on_a_missing_job_is_404(rq_client):
+    response = rq_client.post(reverse("django_rq:actions", kwargs={"queue_index": 0}),
+                              {"action": "delete", "job_ids": ["no-such-job"]})
+    assert response.status_code == 404
+
+
+def test_the_rq_dashboard_still_shows_jobs_and_workers_that_exist(rq_client):
+    import django_rq
+    from rq import Queue
+    from rq.worker import Worker
+
+    # A plain RQ queue: django-rq's own would wait for the test's transaction to commit.
+    queue = Queue("default", connection=django_rq.get_connection("default"))
+    job = queue.enqueue("builtins.print", "hello")
+    index = sorted(settings.RQ_QUEUES).index("default")
+    assert rq_client.get(reverse("django_rq:job_detail", kwargs={"queue_index": index, "job_id": job.id})).status_code == 200
+    worker = Worker([queue], connection=queue.connection, name="matrix-worker")
+    worker.register_birth()
+    try:
+        url = reverse("django_rq:worker_details", kwargs={"queue_index": index, "key": worker.key})
+        assert rq_client.get(url).status_code == 200
+    finally:
+        worker.register_death()

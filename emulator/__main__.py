@@ -1,8 +1,10 @@
-"""`python -m emulator --host 127.0.0.1 --port 8443 --data-dir DIR [--time-scale N] [--seed FILE]`."""
+"""`python -m emulator --host 127.0.0.1 --port 8443 --data-dir DIR [--time-scale N] [--seed FILE]
+[--browser-http-port PORT]`."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from emulator.app import Config, build_app
 from emulator.core.clock import Clock
-from emulator.core.server import EmulatorServer
+from emulator.core.server import EmulatorServer, serve_in_thread
 from emulator.core.store import Store
 from emulator.core.tls import DEFAULT_HOSTS, ensure_tls_files, ephemeral_tls_files
 
@@ -26,11 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-host", action="append", default=[], metavar="NAME",
                         help="another host name or address the server certificate must cover (repeatable), "
                              "e.g. the service name clients use in docker-compose")
+    parser.add_argument("--browser-http-port", type=int, metavar="PORT",
+                        help="also serve Entra ID's sign-in and sign-out pages (nothing else) over plain HTTP on "
+                             "this loopback port and announce them there in discovery, so a browser needs no "
+                             "trust in the private CA; 0 picks a free port")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.time_scale <= 0:
         parser.error("--time-scale must be positive")
+    if args.browser_http_port is not None and not _loopback(args.host):
+        # Browsers trust plain HTTP only on loopback, and only there is nobody in between.
+        parser.error("--browser-http-port needs a loopback --host (127.0.0.1, ::1 or localhost)")
 
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -42,21 +51,42 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(strict_auth=args.strict_auth, time_scale=args.time_scale, seed_path=args.seed)
     app = build_app(store=store, clock=Clock(args.time_scale), config=config)
     server = EmulatorServer(app, args.host, args.port, tls)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    browser = None
+    if args.browser_http_port is not None:
+        browser = EmulatorServer(app, args.host, args.browser_http_port, tls=None)
+        config.entra_browser_url = f"http://{host}:{browser.port}"
+        serve_in_thread(browser)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    if browser is not None:
+        # Before the "listening" line, which callers wait for: then both lines are there.
+        print(f"Entra ID sign-in pages for browsers on {config.entra_browser_url} (plain HTTP, loopback only)",
+              flush=True)
     print(f"Azure emulator listening on https://{host}:{server.port} (CA: {tls.ca_cert})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if browser is not None:
+            browser.shutdown()
+            browser.server_close()
         server.server_close()
         store.close()
     return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

@@ -363,8 +363,20 @@ def _set_names(user, name: str) -> None:
 
 
 def logout_url(post_logout_redirect_uri: str) -> str:
-    """Where to send the browser after our own sign-out, to end the Entra session too."""
-    return f"{authority()}/oauth2/v2.0/logout?{urlencode({'post_logout_redirect_uri': post_logout_redirect_uri})}"
+    """Where to send the browser after our own sign-out, to end the Entra session too.
+
+    The discovery document's end_session_endpoint, as msal takes the authorize endpoint from it
+    (the emulator announces both on its plain-HTTP loopback listener, so a browser reaches them
+    without trusting its CA); the authority's own logout URL when discovery cannot be read, so
+    signing out never fails.
+    """
+    try:
+        endpoint = discovery().get("end_session_endpoint")
+    except SignInRefused:
+        endpoint = None
+    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+        endpoint = f"{authority()}/oauth2/v2.0/logout"
+    return f"{endpoint}?{urlencode({'post_logout_redirect_uri': post_logout_redirect_uri})}"
 
 
 # The app roles of the emulator's seeded users (and the names an Entra app registration for

@@ -293,6 +293,13 @@ _SANDBOX_CA = VAR_DIR / "emulator" / "ca.pem"
 AZURE_CA_BUNDLE = env_str("AZURE_CA_BUNDLE", str(_SANDBOX_CA) if AZURE_SANDBOX and _SANDBOX_CA.exists() else "")
 # The CA bundle for calls to the Entra login host (discovery, keys, tokens); Azure's by default.
 ENTRA_CA_BUNDLE = env_str("ENTRA_CA_BUNDLE", AZURE_CA_BUNDLE)
+# The emulator also serves Entra's sign-in and sign-out pages over plain HTTP on loopback one
+# port up (`runall` passes --browser-http-port): browsers treat loopback as secure, so they need
+# no trust in the emulator's CA. Sign-out's redirect goes there, so the form-action policy
+# allows that origin, only when sign-in is the sandbox's own.
+GOLDSMITH_EMULATOR_BROWSER_PORT = GOLDSMITH_EMULATOR_PORT + 1
+if ENTRA_ENABLED and ENTRA_AUTHORITY_HOST == SANDBOX_EMULATOR_URL:
+    CONTENT_SECURITY_POLICY["form-action"].append(f"http://127.0.0.1:{GOLDSMITH_EMULATOR_BROWSER_PORT}")
 # The identity Image Builder runs as, filled into gold images whose template has none.
 AZURE_TEMPLATE_IDENTITY = env_str(
     "AZURE_TEMPLATE_IDENTITY",

@@ -26,6 +26,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_port_pair(*taken: int) -> int:
+    """A free port whose successor is free too: the emulator's browser pages use the next port."""
+    while True:
+        port = free_port()
+        if port + 1 in taken or port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
                  via_shell: bool = False) -> tuple[subprocess.Popen, Path, int]:
     """runall as a child of this process, or (via_shell) of a shell that writes its pid to runall.pid."""
@@ -35,7 +49,7 @@ def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
     env.update(
         GOLDSMITH_VAR_DIR=str(tmp_path / "var"),
         GOLDSMITH_WEB_PORT=str(web_port),
-        GOLDSMITH_EMULATOR_PORT=str(free_port()),
+        GOLDSMITH_EMULATOR_PORT=str(free_port_pair(web_port)),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     log = tmp_path / "runall.log"

@@ -24,6 +24,9 @@ class Config:
     strict_auth: bool = False
     time_scale: float = 1.0
     seed_path: str | None = None
+    # Where browsers reach Entra ID's sign-in and sign-out pages when they are also served over
+    # plain HTTP on loopback (`--browser-http-port`); empty: on the HTTPS listener, like the rest.
+    entra_browser_url: str = ""
     extra: dict = field(default_factory=dict)
 
 

@@ -1,4 +1,8 @@
-"""The HTTPS listener: a threaded stdlib HTTP/1.1 server that hands each request to the App."""
+"""The listeners: a threaded stdlib HTTP/1.1 server that hands each request to the App.
+
+HTTPS with the local CA, or plain HTTP when given no TLS files (only for the loopback listener
+that serves Entra ID's browser pages, see emulator/entra/routes.py).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
-        request = Request.build(self.command, self.path, self.headers, body, f"https://{host}")
+        request = Request.build(self.command, self.path, self.headers, body, f"{self.server.scheme}://{host}")
         try:
             response = app.handle(request)
         except Drop:
@@ -59,9 +63,10 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, app: App, host: str, port: int, tls: TlsFiles):
+    def __init__(self, app: App, host: str, port: int, tls: TlsFiles | None):
         self.app = app
-        self._context = server_context(tls)
+        self._context = server_context(tls) if tls is not None else None
+        self.scheme = "https" if self._context is not None else "http"
         super().__init__((host, port), _Handler)
 
     def get_request(self):
@@ -69,6 +74,8 @@ class EmulatorServer(ThreadingHTTPServer):
         # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and
         # the client's delayed ACK hold each response back about 40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._context is None:
+            return sock, address
         # The handshake is deferred to the first read, in the request's own thread, so a slow
         # or broken client cannot stall the accept loop.
         return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address

@@ -14,8 +14,18 @@ from emulator.resources.backend import DEFAULT_TENANT
 
 # -- discovery ---------------------------------------------------------------------------------
 
-def discovery_v2(base: str, tenant_path: str, tenant_id: str) -> dict:
+# The pages a person's browser opens (everything else is called by servers and SDKs). With
+# `--browser-http-port` they are also served over plain HTTP on loopback, which browsers treat
+# as a secure context, so "Sign in with Microsoft" needs no trust in the emulator's private CA;
+# discovery then announces them there, while the token endpoint, the keys and discovery itself
+# stay on HTTPS, where the portal verifies the certificate as before.
+BROWSER_OPERATIONS = frozenset({"Entra_Authorize", "Entra_Logout"})
+
+
+def discovery_v2(base: str, tenant_path: str, tenant_id: str, browser_base: str = "") -> dict:
+    """The v2 OpenID configuration; the authorize and logout endpoints on browser_base when set."""
     root = f"{base}/{tenant_path}"
+    pages = f"{browser_base or base}/{tenant_path}"
     return {
         "token_endpoint": f"{root}/oauth2/v2.0/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -28,11 +38,11 @@ def discovery_v2(base: str, tenant_path: str, tenant_id: str) -> dict:
         # Multi-tenant aliases announce the template, as Entra does.
         "issuer": f"{base}/{'{tenantid}' if tenant_path.lower() in ('common', 'organizations') else tenant_id}/v2.0",
         "request_uri_parameter_supported": False,
-        "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+        "authorization_endpoint": f"{pages}/oauth2/v2.0/authorize",
         "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
         "http_logout_supported": True,
         "frontchannel_logout_supported": True,
-        "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
+        "end_session_endpoint": f"{pages}/oauth2/v2.0/logout",
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username",
                              "name", "tid", "ver", "at_hash", "c_hash", "email", "oid", "roles"],
         "tenant_region_scope": "NA",
@@ -43,8 +53,9 @@ def discovery_v2(base: str, tenant_path: str, tenant_id: str) -> dict:
     }
 
 
-def discovery_v1(base: str, tenant_path: str, tenant_id: str) -> dict:
+def discovery_v1(base: str, tenant_path: str, tenant_id: str, browser_base: str = "") -> dict:
     root = f"{base}/{tenant_path}"
+    pages = f"{browser_base or base}/{tenant_path}"
     return {
         "token_endpoint": f"{root}/oauth2/token",
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -55,8 +66,8 @@ def discovery_v1(base: str, tenant_path: str, tenant_id: str) -> dict:
         "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
         "scopes_supported": ["openid"],
         "issuer": f"https://sts.windows.net/{tenant_id}/",
-        "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
-        "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
+        "authorization_endpoint": f"{pages}/oauth2/v2.0/authorize",
+        "end_session_endpoint": f"{pages}/oauth2/v2.0/logout",
         "tenant_region_scope": "NA",
         "cloud_instance_name": "microsoftonline.com",
     }
@@ -74,6 +85,8 @@ def register(app) -> None:
     tokens = TokenEndpoint(entra)
     authorize = Authorize(entra)
     route = app.router.add
+    # Outermost, ahead of the request log: the plain-HTTP listener answers nothing else at all.
+    app.middlewares.insert(0, browser_pages_only)
 
     def aad(handler):
         """Answer AadError in Entra's shape rather than ARM's."""
@@ -88,13 +101,15 @@ def register(app) -> None:
     @aad
     def discovery(request: Request) -> Response:
         tenant = request.params["tenant"]
-        return Response(200, discovery_v2(request.base_url, tenant, entra.resolve_tenant(tenant)))
+        return Response(200, discovery_v2(request.base_url, tenant, entra.resolve_tenant(tenant),
+                                          app.config.entra_browser_url))
 
     @route("GET", _TENANT + r"/\.well-known/openid-configuration", "Entra_DiscoveryV1", auth="none")
     @aad
     def discovery_legacy(request: Request) -> Response:
         tenant = request.params["tenant"]
-        return Response(200, discovery_v1(request.base_url, tenant, entra.resolve_tenant(tenant)))
+        return Response(200, discovery_v1(request.base_url, tenant, entra.resolve_tenant(tenant),
+                                          app.config.entra_browser_url))
 
     @route("GET", _TENANT + r"/discovery(?:/v2\.0)?/keys", "Entra_Keys", auth="none")
     @aad
@@ -125,6 +140,15 @@ def register(app) -> None:
         return Response(200, page, content_type="text/html; charset=utf-8", headers={"Set-Cookie": cookie})
 
     _register_control(app, entra)
+
+
+def browser_pages_only(request: Request, route, call_next) -> Response:
+    """Refuse, on the plain-HTTP listener, every route but the browser pages (BROWSER_OPERATIONS):
+    tokens, keys, discovery, ARM and the control API are served over HTTPS only."""
+    if request.base_url.startswith("http://") and route.operation not in BROWSER_OPERATIONS:
+        raise ArmError(404, "NotFound", "Only the Entra ID sign-in and sign-out pages are served over plain "
+                                        "HTTP; use the emulator's HTTPS address.")
+    return call_next(request)
 
 
 def _register_control(app, entra: Entra) -> None:

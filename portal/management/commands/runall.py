@@ -132,14 +132,22 @@ def start_redis(supervisor: Supervisor, var_dir: Path, env: dict, base: str) -> 
     return url
 
 
+def emulator_command(data_dir: Path, port: int, browser_port: int) -> list[str]:
+    """The emulator as `make run` starts it. Its Entra sign-in and sign-out pages are also served
+    on plain-HTTP loopback (browser_port), which browsers trust without its private CA; tokens,
+    keys and discovery stay HTTPS, where the portal verifies the certificate."""
+    return [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE), "--browser-http-port", str(browser_port)]
+
+
 def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, base: str) -> dict[str, str]:
     """Start the emulator and return the Azure settings that point the children at it.
 
     A variable the user set wins, so one can, say, keep a CA bundle of their own.
     """
     data_dir = var_dir / "emulator"
-    argv = [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
-            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE)]
+    require_free_port(settings.GOLDSMITH_EMULATOR_BROWSER_PORT, "GOLDSMITH_EMULATOR_PORT (it uses the next port too)")
+    argv = emulator_command(data_dir, port, settings.GOLDSMITH_EMULATOR_BROWSER_PORT)
     supervisor.spawn("emulator", argv, env=env, cwd=base, service=True)
     ca_bundle = data_dir / "ca.pem"
     supervisor.wait_until(lambda: https_answers(HOST, port, ca_bundle), timeout=30, what="the Azure emulator")

@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from emulator.core import ArmError, page_size
+from emulator.core import ArmError, lro, page_size
 from emulator.imagebuilder import builds
 
 if TYPE_CHECKING:
@@ -31,8 +31,7 @@ API_VERSION = "2025-10-01"
 PROVIDER = "Microsoft.VirtualMachineImages"
 TEMPLATE_TYPE = f"{PROVIDER}/imageTemplates"
 TROUBLESHOOTING = builds.TROUBLESHOOTING
-RETRY_AFTER_SECONDS = 10  # realistic Retry-After on LRO answers, divided by the time scale
-MIN_RETRY_AFTER = 1  # whole seconds: the least any LRO answer says (unless the retry_after setting overrides)
+RETRY_AFTER_SECONDS = lro.RETRY_AFTER_SECONDS
 POLL_HOLD = 0.02  # seconds an in-progress poll may be held when Retry-After is 0
 RUN_HISTORY = 10  # runs (and their logs) kept per template
 IDENTITY_NAMESPACE = uuid.UUID("8f5b2a3e-6c1d-4e0f-9a7b-3c2d1e0f4a5b")
@@ -111,14 +110,8 @@ class ImageBuilder:
         return self.app.clock.time_scale
 
     def retry_after(self) -> str:
-        """The Retry-After sent on every LRO answer (initial and each poll): a settings override,
-        else 10 s / time scale, never below 1 (the SDKs honour it over their own interval, and
-        without it azure-core waits 30 s per poll)."""
-        control = self.app.services.get("control")
-        override = control.settings.get("retry_after") if control is not None else None
-        if override is not None:
-            return str(int(override)) if float(override).is_integer() else str(override)
-        return str(max(MIN_RETRY_AFTER, round(RETRY_AFTER_SECONDS / self.scale())))
+        """The Retry-After sent on every LRO answer (initial and each poll); see core.lro."""
+        return lro.retry_after(self.app, RETRY_AFTER_SECONDS)
 
     def provision_seconds(self) -> float:
         """Simulated seconds a template takes to provision (a settings override, else realistic)."""

@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 import secrets
 
-from emulator.core import SUB, ArmError, Request, Response
+from emulator.core import SUB, ArmError, Request, Response, lro
 from emulator.resources import locations
 from emulator.resources.backend import RESOURCE_API_VERSIONS, SUBSCRIPTION_API_VERSIONS, Resources, require_api_version
+from emulator.resources.deployments import Deployments
 
 # -- REST -------------------------------------------------------------------------------------
 
 RG_PATH = SUB + r"/resourcegroups/(?P<resource_group>[^/]+)"
+DEPLOYMENT = RG_PATH + r"/providers/Microsoft\.Resources/deployments/(?P<deployment>[^/]+)"
 
 
 def _page(items: list[dict], request: Request, path: str) -> dict:
@@ -162,6 +164,69 @@ def register(app) -> None:
     @route("GET", SUB + r"/operationresults/(?P<operation>[^/]+)", "ResourceGroups_OperationResult")
     def operation_result(request: Request) -> Response:
         return Response(200)
+
+    register_deployments(app, Deployments(app, backend))
+
+
+def register_deployments(app, deployments: Deployments) -> None:
+    """Template deployments at resource-group scope (deployments.py); app.services["deployments"]."""
+    app.services["deployments"] = deployments
+    app.services["resources"].add_delete_hook(deployments.drop_resource_group)
+    route = app.router.add
+
+    def where(request: Request) -> tuple[str, str, str]:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        p = request.params
+        return p["subscription"], p["resource_group"], p["deployment"]
+
+    @route("POST", DEPLOYMENT + r"/validate", "Deployments_Validate")
+    def validate(request: Request) -> Response:
+        return Response(200, deployments.validate(*where(request), request.json()))
+
+    @route("PUT", DEPLOYMENT, "Deployments_CreateOrUpdate")
+    def create(request: Request) -> Response:
+        subscription, group, name = where(request)
+        body, existed = deployments.create(subscription, group, name, request.json(), on_behalf_of=request)
+        doc = deployments.require(subscription, group, name)
+        status_url = (f"{request.base_url}{body['id']}/operationStatuses/{doc['statusId']}"
+                      f"?api-version={request.arg('api-version')}")
+        return Response(200 if existed else 201, body,
+                        headers={"Azure-AsyncOperation": status_url, "Retry-After": lro.retry_after(app)})
+
+    @route("GET", DEPLOYMENT, "Deployments_Get")
+    def get(request: Request) -> Response:
+        return Response(200, deployments.get(*where(request), on_behalf_of=request))
+
+    @route("GET", RG_PATH + r"/providers/Microsoft\.Resources/deployments", "Deployments_ListByResourceGroup")
+    def list_deployments(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        p = request.params
+        items = deployments.list(p["subscription"], p["resource_group"], on_behalf_of=request)
+        return Response(200, _page(items, request, request.path))
+
+    @route("GET", DEPLOYMENT + r"/operationStatuses/(?P<status>[^/]+)", "Deployments_OperationStatus")
+    def status(request: Request) -> Response:
+        answer = deployments.status(*where(request), request.params["status"], on_behalf_of=request)
+        return Response(200, answer, headers={"Retry-After": lro.retry_after(app)})
+
+    @route("GET", DEPLOYMENT + r"/operations", "DeploymentOperations_ListByResourceGroup")
+    def operations(request: Request) -> Response:
+        return Response(200, _page(deployments.operations(*where(request), on_behalf_of=request), request,
+                                   request.path))
+
+    @route("GET", DEPLOYMENT + r"/operations/(?P<operation>[^/]+)", "DeploymentOperations_GetAtResourceGroup")
+    def operation(request: Request) -> Response:
+        return Response(200, deployments.operation(*where(request), request.params["operation"],
+                                                   on_behalf_of=request))
+
+    @route("DELETE", DEPLOYMENT, "Deployments_Delete")
+    def delete(request: Request) -> Response:
+        subscription, group, name = where(request)
+        if not deployments.delete(subscription, group, name):
+            return Response(204)
+        location = (f"{request.base_url}/subscriptions/{subscription}/operationresults/"
+                    f"{secrets.token_hex(16).upper()}?api-version={request.arg('api-version')}")
+        return Response(202, None, headers={"Location": location, "Retry-After": "1"})
 
 
 def _filter_by_tag(groups: list[dict], expression: str | None) -> list[dict]:

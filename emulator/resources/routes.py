@@ -8,7 +8,7 @@ import re
 import secrets
 
 from emulator.core import SUB, ArmError, Request, Response, lro
-from emulator.resources import locations
+from emulator.resources import locations, templates
 from emulator.resources.backend import RESOURCE_API_VERSIONS, SUBSCRIPTION_API_VERSIONS, Resources, require_api_version
 from emulator.resources.deployments import Deployments
 
@@ -16,6 +16,8 @@ from emulator.resources.deployments import Deployments
 
 RG_PATH = SUB + r"/resourcegroups/(?P<resource_group>[^/]+)"
 DEPLOYMENT = RG_PATH + r"/providers/Microsoft\.Resources/deployments/(?P<deployment>[^/]+)"
+# Deployment operations live outside the provider path: /resourcegroups/{rg}/deployments/{name}/operations.
+DEPLOYMENT_OPERATIONS = RG_PATH + r"/deployments/(?P<deployment>[^/]+)/operations"
 
 
 def _page(items: list[dict], request: Request, path: str) -> dict:
@@ -174,6 +176,13 @@ def register_deployments(app, deployments: Deployments) -> None:
     app.services["resources"].add_delete_hook(deployments.drop_resource_group)
     route = app.router.add
 
+    def body_of(request: Request):
+        try:
+            return templates.loads_jsonc(request.body.decode("utf-8-sig")) if request.body else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ArmError(400, "InvalidRequestContent",
+                           f"The request content was invalid and could not be deserialized: '{exc}'.") from exc
+
     def where(request: Request) -> tuple[str, str, str]:
         require_api_version(request, RESOURCE_API_VERSIONS)
         p = request.params
@@ -181,12 +190,12 @@ def register_deployments(app, deployments: Deployments) -> None:
 
     @route("POST", DEPLOYMENT + r"/validate", "Deployments_Validate")
     def validate(request: Request) -> Response:
-        return Response(200, deployments.validate(*where(request), request.json()))
+        return Response(200, deployments.validate(*where(request), body_of(request)))
 
     @route("PUT", DEPLOYMENT, "Deployments_CreateOrUpdate")
     def create(request: Request) -> Response:
         subscription, group, name = where(request)
-        body, existed = deployments.create(subscription, group, name, request.json(), on_behalf_of=request)
+        body, existed = deployments.create(subscription, group, name, body_of(request), on_behalf_of=request)
         doc = deployments.require(subscription, group, name)
         status_url = (f"{request.base_url}{body['id']}/operationStatuses/{doc['statusId']}"
                       f"?api-version={request.arg('api-version')}")
@@ -197,7 +206,7 @@ def register_deployments(app, deployments: Deployments) -> None:
     def get(request: Request) -> Response:
         return Response(200, deployments.get(*where(request), on_behalf_of=request))
 
-    @route("GET", RG_PATH + r"/providers/Microsoft\.Resources/deployments", "Deployments_ListByResourceGroup")
+    @route("GET", RG_PATH + r"/providers/Microsoft\.Resources/deployments/?", "Deployments_ListByResourceGroup")
     def list_deployments(request: Request) -> Response:
         require_api_version(request, RESOURCE_API_VERSIONS)
         p = request.params
@@ -209,12 +218,12 @@ def register_deployments(app, deployments: Deployments) -> None:
         answer = deployments.status(*where(request), request.params["status"], on_behalf_of=request)
         return Response(200, answer, headers={"Retry-After": lro.retry_after(app)})
 
-    @route("GET", DEPLOYMENT + r"/operations", "DeploymentOperations_ListByResourceGroup")
+    @route("GET", DEPLOYMENT_OPERATIONS, "DeploymentOperations_ListByResourceGroup")
     def operations(request: Request) -> Response:
         return Response(200, _page(deployments.operations(*where(request), on_behalf_of=request), request,
                                    request.path))
 
-    @route("GET", DEPLOYMENT + r"/operations/(?P<operation>[^/]+)", "DeploymentOperations_GetAtResourceGroup")
+    @route("GET", DEPLOYMENT_OPERATIONS + r"/(?P<operation>[^/]+)", "DeploymentOperations_Get")
     def operation(request: Request) -> Response:
         return Response(200, deployments.operation(*where(request), request.params["operation"],
                                                    on_behalf_of=request))
@@ -246,7 +255,7 @@ def _filter_by_tag(groups: list[dict], expression: str | None) -> list[dict]:
 
 
 def _filter_resources(items: list[dict], expression: str | None) -> list[dict]:
-    """$filter for az resource list: resourceType eq, name eq, location eq, tagName/tagValue."""
+    """$filter for az resource list: resourceType, name, location and resourceGroup eq; tagName/tagValue."""
     if not expression:
         return items
     for field, key in (("resourceType", "type"), ("name", "name"), ("location", "location")):
@@ -256,6 +265,11 @@ def _filter_resources(items: list[dict], expression: str | None) -> list[dict]:
             if key == "location":
                 wanted = locations.normalize(wanted)
             items = [item for item in items if str(item.get(key, "")).lower() == wanted]
+    group = re.search(r"\bresourceGroup\s+eq\s+'([^']*)'", expression, re.IGNORECASE)
+    if group:
+        # az resource list -g NAME filters the subscription's listing this way.
+        marker = f"/resourcegroups/{group.group(1).lower()}/"
+        items = [item for item in items if marker in item["id"].lower()]
     return _filter_by_tag(items, expression)
 
 

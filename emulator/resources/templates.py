@@ -579,3 +579,54 @@ def _check_parameter(name: str, kind: str, value: Any, spec: dict) -> None:
         raise TemplateError(f"parameters.{name}", f"The provided value '{value}' for the template parameter "
                                                   f"'{name}' is not valid. The parameter value is not part of the "
                                                   f"allowed value(s): '{','.join(str(v) for v in allowed)}'.")
+
+
+# -- JSONC ------------------------------------------------------------------------------------
+
+def loads_jsonc(text: str) -> Any:
+    """JSON as ARM's reader takes it: comments (// and /* */), trailing commas and unquoted
+    property names. The Azure CLI relies on it: it splices the template file's own text, comments
+    included, into the deployment body as `, template: <text>}}`.
+    Raises ValueError when the text is not JSON even then."""
+    out: list[str] = []
+    comma_at = -1  # position in `out` of a comma that may turn out to be trailing
+    index, length = 0, len(text)
+    while index < length:
+        char = text[index]
+        if text.startswith("//", index):
+            newline = text.find("\n", index)
+            index = length if newline < 0 else newline
+            continue
+        if text.startswith("/*", index):
+            close = text.find("*/", index + 2)
+            if close < 0:
+                raise ValueError("unterminated comment")
+            index = close + 2
+            continue
+        if char.isspace():
+            out.append(char)
+            index += 1
+            continue
+        if char in "}]" and comma_at >= 0:
+            out[comma_at] = ""
+        comma_at = -1
+        if char == '"':
+            end = index + 1
+            while end < length and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[index:end + 1])
+            index = end + 1
+            continue
+        if char == ",":
+            comma_at = len(out)
+        bare = _BARE_NAME.match(text, index)
+        if bare:
+            out.append(f'"{bare.group(1)}"')
+            index = bare.end(1)
+            continue
+        out.append(char)
+        index += 1
+    return json.loads("".join(out))
+
+
+_BARE_NAME = re.compile(r"([A-Za-z_$][\w$]*)(?=\s*:)")

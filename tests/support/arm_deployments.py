@@ -61,7 +61,9 @@ class DeploymentsApi:
         return self._send("GET", self._url(group)).http_response.json()["value"]
 
     def operations(self, group: str, name: str) -> list[dict]:
-        return self._send("GET", self._url(group, name, "/operations")).http_response.json()["value"]
+        url = (f"/subscriptions/{self.subscription_id}/resourcegroups/{group}/deployments/{name}/operations"
+               f"?api-version={self.api_version}")
+        return self._send("GET", url).http_response.json()["value"]
 
     def begin_delete(self, group: str, name: str) -> LROPoller:
         return self._poller(self._send("DELETE", self._url(group, name), ok=(202, 204)))

@@ -27,12 +27,16 @@ MIN_RETRY_AFTER = 1  # whole seconds: the least any LRO answer says (unless the 
 POLL_HOLD = 0.02  # seconds an in-progress poll may be held when Retry-After is 0
 
 
-def retry_after(app: App) -> str:
+def retry_after(app: App, realistic_seconds: float = RETRY_AFTER_SECONDS) -> str:
+    """The Retry-After header value for an LRO answer at this moment (Image Builder, galleries,
+    deployments): the control API's `retry_after` setting when set (tests set 0), else a realistic
+    interval divided by the time scale, never below one whole second."""
     control = app.services.get("control")
-    override = control.settings.get("retry_after") if control is not None else None
+    settings = getattr(control, "settings", None) or {}
+    override = settings.get("retry_after")
     if override is not None:
         return str(int(override)) if float(override).is_integer() else str(override)
-    return str(max(MIN_RETRY_AFTER, round(RETRY_AFTER_SECONDS / app.clock.time_scale)))
+    return str(max(MIN_RETRY_AFTER, round(realistic_seconds / app.clock.time_scale)))
 
 
 class ClockOperations:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 
 from emulator.core.clock import Clock
 from emulator.core.http import ArmError, Request, Response, Route, Router
@@ -52,6 +53,19 @@ class App:
             self.seeder(self)
         for hook in self.reset_hooks:
             hook()
+
+    def dispatch(self, method: str, path: str, *, on_behalf_of: Request, body: bytes = b"") -> Response:
+        """Answer an internal ARM call as if the caller of `on_behalf_of` had made it: same bearer
+        token, same base URL, the whole pipeline (authentication, denials, faults, request log).
+        ARM's deployments use it to PUT each template resource through the serving service's own
+        route, so every service validates a deployed resource exactly as it validates a PUT."""
+        headers = Message()
+        for name in ("Authorization", "x-ms-correlation-request-id"):
+            if on_behalf_of.headers.get(name):
+                headers[name] = on_behalf_of.headers[name]
+        if body:
+            headers["Content-Type"] = "application/json"
+        return self.handle(Request.build(method, path, headers, body, on_behalf_of.base_url))
 
     def handle(self, request: Request) -> Response:
         try:

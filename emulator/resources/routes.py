@@ -7,13 +7,17 @@ from __future__ import annotations
 import re
 import secrets
 
-from emulator.core import SUB, ArmError, Request, Response
-from emulator.resources import locations
+from emulator.core import SUB, ArmError, Request, Response, lro
+from emulator.resources import locations, templates
 from emulator.resources.backend import RESOURCE_API_VERSIONS, SUBSCRIPTION_API_VERSIONS, Resources, require_api_version
+from emulator.resources.deployments import Deployments
 
 # -- REST -------------------------------------------------------------------------------------
 
 RG_PATH = SUB + r"/resourcegroups/(?P<resource_group>[^/]+)"
+DEPLOYMENT = RG_PATH + r"/providers/Microsoft\.Resources/deployments/(?P<deployment>[^/]+)"
+# Deployment operations live outside the provider path: /resourcegroups/{rg}/deployments/{name}/operations.
+DEPLOYMENT_OPERATIONS = RG_PATH + r"/deployments/(?P<deployment>[^/]+)/operations"
 
 
 def _page(items: list[dict], request: Request, path: str) -> dict:
@@ -163,6 +167,76 @@ def register(app) -> None:
     def operation_result(request: Request) -> Response:
         return Response(200)
 
+    register_deployments(app, Deployments(app, backend))
+
+
+def register_deployments(app, deployments: Deployments) -> None:
+    """Template deployments at resource-group scope (deployments.py); app.services["deployments"]."""
+    app.services["deployments"] = deployments
+    app.services["resources"].add_delete_hook(deployments.drop_resource_group)
+    route = app.router.add
+
+    def body_of(request: Request):
+        try:
+            return templates.loads_jsonc(request.body.decode("utf-8-sig")) if request.body else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ArmError(400, "InvalidRequestContent",
+                           f"The request content was invalid and could not be deserialized: '{exc}'.") from exc
+
+    def where(request: Request) -> tuple[str, str, str]:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        p = request.params
+        return p["subscription"], p["resource_group"], p["deployment"]
+
+    @route("POST", DEPLOYMENT + r"/validate", "Deployments_Validate")
+    def validate(request: Request) -> Response:
+        return Response(200, deployments.validate(*where(request), body_of(request)))
+
+    @route("PUT", DEPLOYMENT, "Deployments_CreateOrUpdate")
+    def create(request: Request) -> Response:
+        subscription, group, name = where(request)
+        body, existed = deployments.create(subscription, group, name, body_of(request), on_behalf_of=request)
+        doc = deployments.require(subscription, group, name)
+        status_url = (f"{request.base_url}{body['id']}/operationStatuses/{doc['statusId']}"
+                      f"?api-version={request.arg('api-version')}")
+        return Response(200 if existed else 201, body,
+                        headers={"Azure-AsyncOperation": status_url, "Retry-After": lro.retry_after(app)})
+
+    @route("GET", DEPLOYMENT, "Deployments_Get")
+    def get(request: Request) -> Response:
+        return Response(200, deployments.get(*where(request), on_behalf_of=request))
+
+    @route("GET", RG_PATH + r"/providers/Microsoft\.Resources/deployments/?", "Deployments_ListByResourceGroup")
+    def list_deployments(request: Request) -> Response:
+        require_api_version(request, RESOURCE_API_VERSIONS)
+        p = request.params
+        items = deployments.list(p["subscription"], p["resource_group"], on_behalf_of=request)
+        return Response(200, _page(items, request, request.path))
+
+    @route("GET", DEPLOYMENT + r"/operationStatuses/(?P<status>[^/]+)", "Deployments_OperationStatus")
+    def status(request: Request) -> Response:
+        answer = deployments.status(*where(request), request.params["status"], on_behalf_of=request)
+        return Response(200, answer, headers={"Retry-After": lro.retry_after(app)})
+
+    @route("GET", DEPLOYMENT_OPERATIONS, "DeploymentOperations_ListByResourceGroup")
+    def operations(request: Request) -> Response:
+        return Response(200, _page(deployments.operations(*where(request), on_behalf_of=request), request,
+                                   request.path))
+
+    @route("GET", DEPLOYMENT_OPERATIONS + r"/(?P<operation>[^/]+)", "DeploymentOperations_Get")
+    def operation(request: Request) -> Response:
+        return Response(200, deployments.operation(*where(request), request.params["operation"],
+                                                   on_behalf_of=request))
+
+    @route("DELETE", DEPLOYMENT, "Deployments_Delete")
+    def delete(request: Request) -> Response:
+        subscription, group, name = where(request)
+        if not deployments.delete(subscription, group, name):
+            return Response(204)
+        location = (f"{request.base_url}/subscriptions/{subscription}/operationresults/"
+                    f"{secrets.token_hex(16).upper()}?api-version={request.arg('api-version')}")
+        return Response(202, None, headers={"Location": location, "Retry-After": "1"})
+
 
 def _filter_by_tag(groups: list[dict], expression: str | None) -> list[dict]:
     """$filter=tagName eq 'n' and tagValue eq 'v', the only filter ARM offers for groups."""
@@ -181,7 +255,7 @@ def _filter_by_tag(groups: list[dict], expression: str | None) -> list[dict]:
 
 
 def _filter_resources(items: list[dict], expression: str | None) -> list[dict]:
-    """$filter for az resource list: resourceType eq, name eq, location eq, tagName/tagValue."""
+    """$filter for az resource list: resourceType, name, location and resourceGroup eq; tagName/tagValue."""
     if not expression:
         return items
     for field, key in (("resourceType", "type"), ("name", "name"), ("location", "location")):
@@ -191,6 +265,11 @@ def _filter_resources(items: list[dict], expression: str | None) -> list[dict]:
             if key == "location":
                 wanted = locations.normalize(wanted)
             items = [item for item in items if str(item.get(key, "")).lower() == wanted]
+    group = re.search(r"\bresourceGroup\s+eq\s+'([^']*)'", expression, re.IGNORECASE)
+    if group:
+        # az resource list -g NAME filters the subscription's listing this way.
+        marker = f"/resourcegroups/{group.group(1).lower()}/"
+        items = [item for item in items if marker in item["id"].lower()]
     return _filter_by_tag(items, expression)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builds import schema
-from builds.jsonlimits import MAX_JSON_DEPTH, json_depth_ok
+from builds.jsonlimits import MAX_JSON_DEPTH, TOO_DEEP_MESSAGE, json_depth_ok
 from builds.schema import Problem
 
 RESOURCE_TYPE = "microsoft.virtualmachineimages/imagetemplates"
@@ -69,8 +69,8 @@ def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
     """Raise ImportError_ when arrays and objects nest deeper than `limit` (jsonlimits' scan,
     the one the API's parser uses too: brackets inside strings do not count, nothing recurses)."""
     if not json_depth_ok(text, limit):
-        raise ImportError_(f"The JSON nests arrays and objects more than {limit} levels deep; a template never "
-                           "needs that many.")
+        raise ImportError_(TOO_DEEP_MESSAGE if limit == MAX_JSON_DEPTH else
+                           f"The JSON is nested more than {limit} levels deep.")
 
 
 def parse(data: Any) -> ParsedTemplate:

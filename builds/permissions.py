@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from builds.schema import Problem
+
 TEMPLATE_IDENTITY = "template identity"
 PORTAL = "portal"
 
@@ -223,6 +225,16 @@ def missing(requirement: Requirement, assignments: Sequence[Assignment],
 
 def fix_command(principal_id: str, role: str, scope: str) -> str:
     return f'az role assignment create --assignee {principal_id} --role "{role}" --scope {scope}'
+
+
+def problem(requirement: Requirement, principal_id: str, lacking: Sequence[str]) -> Problem:
+    """`permission.missing` for one row: who lacks what where, the role and the command that fixes it."""
+    who = "The template identity" if requirement.who == TEMPLATE_IDENTITY else "The portal's principal"
+    kind = "data actions" if requirement.data else "actions"
+    return Problem("permission.missing", requirement.path,
+                   f"{who} ({principal_id}) may not {requirement.what}: it lacks the {kind} {', '.join(lacking)} on "
+                   f"{requirement.scope}. Grant it the {requirement.role} role there: "
+                   f"{fix_command(principal_id, requirement.role, requirement.grant_scope)}")
 
 
 def describe() -> list[tuple[str, str, str, str, str]]:

@@ -36,7 +36,15 @@ GROUPS: dict[str, str] = {
     "policy": "Build policy",
     "secret": "No secrets in scripts or URLs",
     "layer": "Layers only extend the baseline",
+    "region": "Regions exist and offer Image Builder",
+    "vm-size": "Build VM size offered in the region and fits the image",
+    "identity": "Template identity exists",
+    "staging": "Staging resource group is usable",
+    "permission": "Permissions of the template identity and the portal",
+    "azure-policy": "Azure Policy allows the staging resources",
 }
+# Rules whose group is not their first part (Azure Policy, as opposed to the build policy).
+_RULE_GROUPS = {"policy.deny": "azure-policy", "policy.not-checked": "azure-policy"}
 
 STANDARD = "Standard"
 TRUSTED_LAUNCH_SUPPORTED = "TrustedLaunchSupported"
@@ -1029,7 +1037,7 @@ def check_step(step: Any, path: str, *, kind: str = "customizer", os_type: str |
 
 
 def group_of(problem: Problem) -> str:
-    group = problem.rule.split(".", 1)[0]
+    group = _RULE_GROUPS.get(problem.rule) or problem.rule.split(".", 1)[0]
     return group if group in GROUPS else "schema"
 
 

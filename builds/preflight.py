@@ -355,8 +355,9 @@ def check_environment(body: Any, *, subscription: str | None = None, resource_gr
     look-up that fails is an `<group>.lookup-failed` error, one Goldsmith may not make (403) a
     `<group>.not-checked` warning.
     """
-    if not isinstance(body, dict):
-        return list(problems)
+    location = body.get("location") if isinstance(body, dict) else None
+    if not isinstance(location, str) or not location or _placeholder(location):
+        return list(problems)  # a sample's template: gather_facts already said nothing was looked up
     subscription = subscription or settings.AZURE_SUBSCRIPTION_ID
     resource_group = resource_group or settings.AZURE_RESOURCE_GROUP
     found = check_regions(body, subscription=subscription)

@@ -42,6 +42,8 @@ def flush_redis() -> None:
 # so each test starts in a well-kept subscription: both exist and hold Contributor on it. Tests
 # about missing permissions revoke that grant (revoke_subscription_grant).
 TEST_IDENTITIES = ("goldsmith-aib", "aib-builder")
+# The seeded goldsmith-worker principal the portal signs in as (AZURE_PRINCIPAL_ID in tests).
+WORKER_PRINCIPAL_ID = "00000000-0000-4000-9000-000000000001"
 
 
 def identity_id(name: str, resource_group: str = "goldsmith-images") -> str:
@@ -78,7 +80,8 @@ def revoke_subscription_grant(emulator: EmulatorHandle, principal_id: str) -> No
 def provision_identities(emulator: EmulatorHandle) -> dict[str, str]:
     from tests.support.emulator import SUBSCRIPTION_ID
 
-    principals = {}
+    principals = {"portal": WORKER_PRINCIPAL_ID}
+    grant(emulator, WORKER_PRINCIPAL_ID, "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")
     for name in TEST_IDENTITIES:
         principals[name] = create_identity(emulator, name)
         grant(emulator, principals[name], "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")
@@ -95,7 +98,8 @@ def azure_emulator(emulator: EmulatorHandle) -> Iterator[EmulatorHandle]:
     provision_identities(emulator)
     with override_settings(AZURE_ARM_ENDPOINT=emulator.base_url, AZURE_AUTHORITY_HOST=emulator.base_url,
                            AZURE_CA_BUNDLE=str(emulator.ca_path), AZURE_EMULATOR=True, AZURE_POLLING_INTERVAL=0,
-                           AZURE_CLIENT_ID="goldsmith-worker", AZURE_CLIENT_SECRET="emulator-secret"):
+                           AZURE_CLIENT_ID="goldsmith-worker", AZURE_CLIENT_SECRET="emulator-secret",
+                           AZURE_PRINCIPAL_ID=WORKER_PRINCIPAL_ID):
         azure.reset_clients()
         azure.lookup_cache_clear()
         try:
@@ -136,6 +140,7 @@ def worker_env(transactional_db, azure_emulator: EmulatorHandle) -> dict[str, st
         "AZURE_POLLING_INTERVAL": "0",
         "AZURE_CLIENT_ID": "goldsmith-worker",
         "AZURE_CLIENT_SECRET": "emulator-secret",
+        "AZURE_PRINCIPAL_ID": WORKER_PRINCIPAL_ID,
         "PYTHONUNBUFFERED": "1",
     })
     for name in ("BUILD_LEASE_SECONDS", "BUILD_SWEEP_SECONDS", "BUILD_MISSING_GRACE_SECONDS"):

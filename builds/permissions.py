@@ -43,6 +43,8 @@ TEMPLATE_ACTIONS = ("Microsoft.VirtualMachineImages/imageTemplates/write",
                     "Microsoft.VirtualMachineImages/imageTemplates/delete")
 
 _GROUP = re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+)", re.IGNORECASE)
+_GALLERY = re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+)",
+                      re.IGNORECASE)
 _BLOB_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$", re.IGNORECASE)
 
 
@@ -106,7 +108,7 @@ def requirements(body: Mapping[str, Any], *, subscription: str, resource_group: 
     if source.get("type") == "ManagedImage" and _str(source.get("imageId")):
         rows.append(Requirement(TEMPLATE_IDENTITY, "read the source managed image", source["imageId"],
                                 ("Microsoft.Compute/images/read",), "Reader", "properties.source.imageId"))
-    if source.get("type") == "SharedImageVersion" and "/galleries/" in _str(source.get("imageVersionId")).lower():
+    if source.get("type") == "SharedImageVersion" and _GALLERY.match(_str(source.get("imageVersionId"))):
         gallery = _gallery_of(source["imageVersionId"])
         rows.append(Requirement(TEMPLATE_IDENTITY, "read the source gallery image version", gallery, GALLERY_READ,
                                 "Reader", "properties.source.imageVersionId"))
@@ -259,10 +261,8 @@ def describe() -> list[tuple[str, str, str, str, str]]:
 
 
 def _gallery_of(resource_id: str) -> str:
-    head, _, rest = resource_id.partition("/galleries/")
-    if not rest:
-        head, _, rest = resource_id.partition("/Galleries/")
-    return f"{head}/galleries/{rest.split('/')[0]}" if rest else resource_id
+    found = _GALLERY.match(resource_id)
+    return found.group(1) if found else resource_id
 
 
 def _script_uris(props: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -37,12 +37,18 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.imagebuilder import ImageBuilderClient
 from azure.mgmt.imagebuilder import models as ib_models
 from azure.mgmt.imagebuilder._utils.model_base import Model, SdkJSONEncoder
+from azure.mgmt.msi import ManagedServiceIdentityClient
+from azure.mgmt.resource.policy import PolicyClient
+from azure.mgmt.resource.resources import ResourceManagementClient
 from django.conf import settings
 from django.core.cache import cache
+
+from builds.permissions import Assignment, RolePermissions, covers
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +146,22 @@ def _client(kind: str, subscription: str):
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            cls = ImageBuilderClient if kind == "imagebuilder" else ComputeManagementClient
-            client = cls(_shared_credential(), subscription, **_client_kwargs())
+            cls, extra = _CLIENT_CLASSES[kind]
+            client = cls(_shared_credential(), subscription, **_client_kwargs(), **extra)
             _clients[key] = client
         return client
 
 
+# The policy SDK defaults to an api-version newer than Azure's policy service answers everywhere
+# (and the emulator serves 2016-12-01 to 2025-03-01); the others use their own defaults.
+_CLIENT_CLASSES: dict[str, tuple[type, dict[str, Any]]] = {
+    "imagebuilder": (ImageBuilderClient, {}),
+    "compute": (ComputeManagementClient, {}),
+    "authorization": (AuthorizationManagementClient, {}),
+    "msi": (ManagedServiceIdentityClient, {}),
+    "policy": (PolicyClient, {"api_version": "2025-03-01"}),
+    "resources": (ResourceManagementClient, {}),
+}
 _credential_cache: list[Any] = []
 _emulator_seen_at: list[float] = [0.0]
 
@@ -627,10 +643,10 @@ def lookup_cache_clear() -> None:
         log.warning("could not clear the look-up cache", exc_info=True)
 
 
-def _cached(kind: str, parts: tuple, fetch):
+def _cached(kind: str, parts: tuple, fetch, *, seconds: int | None = None):
     import hashlib
 
-    seconds = settings.AZURE_LOOKUP_CACHE_SECONDS
+    seconds = settings.AZURE_LOOKUP_CACHE_SECONDS if seconds is None else seconds
     if seconds <= 0:
         return fetch()
     try:
@@ -883,3 +899,323 @@ def _int(value: Any) -> int | None:
 
 def _version_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else 0 for part in name.split("."))
+
+
+# --- Preflight look-ups: regions, VM sizes, RBAC, identities, Azure Policy ---------------------------
+# Each answers frozen dataclasses and is cached for settings.AZURE_PREFLIGHT_CACHE_SECONDS per
+# subscription and kind (one ARM read per kind per subscription in that window: the wizard's
+# review step and every build request ask the same questions). A 403 leaves as AzureError with
+# status 403, which preflight reports as "not checked" rather than as a refusal.
+
+_LOCATIONS_API = "2022-12-01"
+
+
+def _preflight_seconds() -> int:
+    return settings.AZURE_PREFLIGHT_CACHE_SECONDS
+
+
+@dataclass(frozen=True)
+class Location:
+    name: str  # eastus
+    display_name: str  # East US
+    regional_display_name: str = ""  # (US) East US
+
+
+def locations(subscription: str | None = None) -> tuple[Location, ...]:
+    """The regions the subscription may use (ARM's locations list), sorted by name."""
+    from azure.core.rest import HttpRequest
+
+    sub = _subscription(subscription)
+
+    def fetch() -> tuple[Location, ...]:
+        client = _client("resources", sub)
+        request = HttpRequest("GET", f"/subscriptions/{sub}/locations", params={"api-version": _LOCATIONS_API})
+        with _azure_errors:
+            response = client.send_request(request)
+            response.raise_for_status()
+            items = (response.json() or {}).get("value") or []
+        found = {normalize_location(item.get("name", "")): Location(
+            normalize_location(item.get("name", "")), item.get("displayName") or "",
+            item.get("regionalDisplayName") or "") for item in items if item.get("name")}
+        return tuple(sorted(found.values(), key=lambda item: item.name))
+
+    return _cached("locations", (sub,), fetch, seconds=_preflight_seconds())
+
+
+def provider_locations(namespace: str, resource_type: str, *, subscription: str | None = None) -> tuple[str, ...]:
+    """The normalized regions where a provider offers a resource type (e.g. Image Builder's
+    imageTemplates); () when the provider does not list the type."""
+    sub = _subscription(subscription)
+
+    def fetch() -> tuple[str, ...]:
+        with _azure_errors:
+            found = _client("resources", sub).providers.get(namespace).as_dict()
+        for item in found.get("resourceTypes") or []:
+            if str(item.get("resourceType", "")).lower() == resource_type.lower():
+                return tuple(sorted({normalize_location(name) for name in item.get("locations") or []}))
+        return ()
+
+    return _cached("provider-locations", (sub, namespace.lower(), resource_type.lower()), fetch,
+                   seconds=_preflight_seconds())
+
+
+@dataclass(frozen=True)
+class VmSku:
+    """A virtual machine size as Compute's resource SKUs describe it in one region."""
+
+    name: str  # Standard_D2ds_v5
+    family: str = ""
+    vcpus: int = 0
+    memory_gb: float = 0.0
+    hyper_v_generations: tuple[str, ...] = ("V1",)
+    architecture: str = "x64"
+    trusted_launch: bool = True  # False when the size says TrustedLaunchDisabled (or is Gen1 only)
+    confidential: str = ""  # ConfidentialComputingType (SNP, TDX) for confidential sizes
+    max_data_disks: int | None = None
+    os_vhd_size_mb: int | None = None
+    premium_io: bool = False
+    restricted: bool = False  # not available to this subscription in the region
+
+
+def vm_skus(location: str, *, subscription: str | None = None) -> tuple[VmSku, ...]:
+    """Every virtual machine size of the region (restricted ones flagged), sorted by name."""
+    sub = _subscription(subscription)
+    region = normalize_location(location)
+
+    def fetch() -> tuple[VmSku, ...]:
+        found: dict[str, VmSku] = {}
+        with _azure_errors:
+            for item in compute(sub).resource_skus.list(filter=f"location eq '{region}'"):
+                data = item.as_dict()
+                if str(data.get("resourceType", "")).lower() != "virtualmachines" or not data.get("name"):
+                    continue
+                caps = {str(cap.get("name", "")): str(cap.get("value", "")) for cap in data.get("capabilities") or []}
+                generations = tuple(part.strip() for part in caps.get("HyperVGenerations", "V1").split(",")
+                                    if part.strip())
+                restricted = any(str(rule.get("type", "")).lower() == "location" and region in {
+                    normalize_location(value) for value in rule.get("values") or []}
+                    for rule in data.get("restrictions") or [])
+                found[data["name"]] = VmSku(
+                    name=data["name"], family=str(data.get("family") or ""), vcpus=_int(caps.get("vCPUs")) or 0,
+                    memory_gb=_float(caps.get("MemoryGB")), hyper_v_generations=generations,
+                    architecture=caps.get("CpuArchitectureType") or "x64",
+                    trusted_launch="V2" in generations and caps.get("TrustedLaunchDisabled", "").lower() != "true",
+                    confidential=caps.get("ConfidentialComputingType", ""),
+                    max_data_disks=_int(caps.get("MaxDataDiskCount")), os_vhd_size_mb=_int(caps.get("OSVhdSizeMB")),
+                    premium_io=caps.get("PremiumIO", "").lower() == "true", restricted=restricted)
+        return tuple(sorted(found.values(), key=lambda sku: sku.name.lower()))
+
+    return _cached("vm-skus", (sub, region), fetch, seconds=_preflight_seconds())
+
+
+def role_assignments(principal_id: str, *, subscription: str | None = None,
+                     fresh: bool = False) -> tuple[Assignment, ...]:
+    """Every role assignment of the principal that touches the subscription: at the root, at
+    the subscription and at any group or resource in it (one read). `fresh` skips the cache
+    (and refreshes it): a permission that looks missing is read again before anyone is told,
+    so a role granted a minute ago counts at once."""
+    sub = _subscription(subscription)
+
+    def fetch() -> tuple[Assignment, ...]:
+        operations = _client("authorization", sub).role_assignments
+        with _azure_errors:
+            items = operations.list_for_scope(f"/subscriptions/{sub}", filter=f"assignedTo('{principal_id}')")
+            return tuple(Assignment(scope=item.scope or "", role_definition_id=item.role_definition_id or "")
+                         for item in items)
+
+    if fresh:
+        _forget("role-assignments", (sub, principal_id.lower()))
+    return _cached("role-assignments", (sub, principal_id.lower()), fetch, seconds=_preflight_seconds())
+
+
+def role_definitions(*, subscription: str | None = None) -> dict[str, RolePermissions]:
+    """Built-in roles and the custom roles assignable in the subscription, by GUID (lower case)."""
+    sub = _subscription(subscription)
+
+    def fetch() -> dict[str, RolePermissions]:
+        with _azure_errors:
+            items = list(_client("authorization", sub).role_definitions.list(f"/subscriptions/{sub}"))
+        return {(item.name or "").lower(): _role_permissions(item) for item in items if item.name}
+
+    return _cached("role-definitions", (sub,), fetch, seconds=_preflight_seconds())
+
+
+def role_definition(role_definition_id: str, *, subscription: str | None = None) -> RolePermissions | None:
+    """One role definition by its id (a custom role assignable elsewhere); None when absent."""
+    sub = _subscription(subscription)
+
+    def fetch() -> RolePermissions | None:
+        with _azure_errors:
+            try:
+                return _role_permissions(_client("authorization", sub).role_definitions.get_by_id(role_definition_id))
+            except ResourceNotFoundError:
+                return None
+
+    return _cached("role-definition", (sub, role_definition_id.lower()), fetch, seconds=_preflight_seconds())
+
+
+def _role_permissions(item: Any) -> RolePermissions:
+    blocks = item.permissions or []
+    return RolePermissions(
+        name=item.role_name or item.name or "",
+        actions=tuple(action for block in blocks for action in block.actions or []),
+        not_actions=tuple(action for block in blocks for action in block.not_actions or []),
+        data_actions=tuple(action for block in blocks for action in block.data_actions or []),
+        not_data_actions=tuple(action for block in blocks for action in block.not_data_actions or []))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A user-assigned managed identity."""
+
+    id: str
+    name: str
+    location: str
+    principal_id: str
+    client_id: str
+    tenant_id: str = ""
+
+    @property
+    def subscription(self) -> str:
+        found = _SUBSCRIPTION.search(self.id)
+        return found.group(1) if found else ""
+
+
+_IDENTITY = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ManagedIdentity/"
+                       r"userAssignedIdentities/([^/]+)/?$", re.IGNORECASE)
+
+
+def identity(resource_id: str) -> Identity | None:
+    """A user-assigned identity by its id; None when it does not exist. Raises
+    AzureError(code="InvalidId", permanent=True) for something that is not an identity id."""
+    parts = _IDENTITY.match(resource_id or "")
+    if not parts:
+        raise AzureError("InvalidId", f"'{resource_id}' is not a user-assigned identity id.", permanent=True)
+    sub, group, name = parts.group(1, 2, 3)
+
+    def fetch() -> Identity | None:
+        with _azure_errors:
+            try:
+                found = _client("msi", sub).user_assigned_identities.get(group, name)
+            except ResourceNotFoundError:
+                return None
+        return Identity(id=found.id or resource_id, name=found.name or name,
+                        location=normalize_location(found.location or ""), principal_id=found.principal_id or "",
+                        client_id=found.client_id or "", tenant_id=found.tenant_id or "")
+
+    return _cached("identity", (sub, resource_id.lower()), fetch, seconds=_preflight_seconds())
+
+
+@dataclass(frozen=True)
+class ResourceGroupInfo:
+    id: str
+    name: str
+    location: str
+    resource_count: int  # 0: empty; 1 means "at least one" (only the first page is read)
+
+
+def resource_group(subscription: str, name: str) -> ResourceGroupInfo | None:
+    """A resource group and whether it holds anything (read now, never cached: a staging group
+    fills and empties with builds); None when it does not exist."""
+    client = _client("resources", subscription)
+    with _azure_errors:
+        try:
+            found = client.resource_groups.get(name)
+        except ResourceNotFoundError:
+            return None
+        first = next(iter(client.resources.list_by_resource_group(name, top=1)), None)
+    return ResourceGroupInfo(id=found.id or "", name=found.name or name,
+                             location=normalize_location(found.location or ""), resource_count=0 if first is None else 1)
+
+
+@dataclass(frozen=True)
+class PolicyDeny:
+    """A policy assignment whose definition may deny, with what is needed to evaluate it."""
+
+    assignment_id: str
+    assignment_name: str
+    display_name: str
+    scope: str
+    not_scopes: tuple[str, ...]
+    definition_id: str
+    mode: str
+    rule: dict
+    parameters: dict  # the assignment's values over the definition's defaults
+
+
+def policy_denies(scope: str) -> tuple[PolicyDeny, ...]:
+    """The policy assignments at or above `scope` (a subscription, resource group or resource)
+    whose effect is, or may be set to, deny, and are enforced. One read of the subscription's
+    assignments, then one per definition (both cached)."""
+    sub = _subscription_of(scope) or _subscription(None)
+
+    def fetch_assignments() -> tuple[dict, ...]:
+        with _azure_errors:
+            return tuple(item.as_dict() for item in _client("policy", sub).policy_assignments.list())
+
+    found: list[PolicyDeny] = []
+    for item in _cached("policy-assignments", (sub,), fetch_assignments, seconds=_preflight_seconds()):
+        props = item.get("properties") or item
+        at = str(props.get("scope") or "")
+        not_scopes = tuple(props.get("notScopes") or ())
+        if not covers(at, scope) or any(covers(excluded, scope) for excluded in not_scopes):
+            continue
+        if str(props.get("enforcementMode") or "Default").lower() == "donotenforce":
+            continue
+        definition = _policy_definition(sub, str(props.get("policyDefinitionId") or ""))
+        if definition is None:
+            continue
+        defaults = {name: (spec or {}).get("defaultValue") for name, spec in
+                    ((definition.get("properties") or {}).get("parameters") or {}).items()
+                    if isinstance(spec, dict) and "defaultValue" in spec}
+        values = {name: (value or {}).get("value") for name, value in (props.get("parameters") or {}).items()}
+        rule = (definition.get("properties") or {}).get("policyRule") or {}
+        effect = str(((rule.get("then") or {}).get("effect")) or "")
+        resolved = {**defaults, **values}
+        if effect.lower().startswith("[parameters("):
+            effect = str(resolved.get(effect.split("'")[1], ""))
+        if effect.lower() != "deny":
+            continue
+        found.append(PolicyDeny(
+            assignment_id=str(item.get("id") or ""), assignment_name=str(item.get("name") or ""),
+            display_name=str(props.get("displayName") or (definition.get("properties") or {}).get("displayName")
+                             or item.get("name") or ""),
+            scope=at, not_scopes=not_scopes, definition_id=str(props.get("policyDefinitionId") or ""),
+            mode=str((definition.get("properties") or {}).get("mode") or "All"), rule=rule, parameters=resolved))
+    return tuple(found)
+
+
+def _policy_definition(subscription: str, definition_id: str) -> dict | None:
+    name = definition_id.rstrip("/").rsplit("/", 1)[-1]
+    if not name or "/policysetdefinitions/" in definition_id.lower():
+        return None  # initiatives are not evaluated here
+
+    def fetch() -> dict | None:
+        operations = _client("policy", subscription).policy_definitions
+        with _azure_errors:
+            try:
+                if definition_id.lower().startswith("/subscriptions/"):
+                    return operations.get(name).as_dict()
+                return operations.get_built_in(name).as_dict()
+            except ResourceNotFoundError:
+                return None
+
+    return _cached("policy-definition", (subscription, definition_id.lower()), fetch, seconds=_preflight_seconds())
+
+
+def _forget(kind: str, parts: tuple) -> None:
+    import hashlib
+
+    try:
+        generation = cache.get(_LOOKUP_GENERATION_KEY) or "0"
+        digest = hashlib.sha256(json.dumps([settings.AZURE_ARM_ENDPOINT, kind, *parts]).encode()).hexdigest()
+        cache.delete(f"azure:lookup:{generation}:{digest}")
+    except Exception:
+        log.debug("could not forget a look-up", exc_info=True)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0

@@ -39,6 +39,20 @@ IDENTITY_ID = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$",
     re.IGNORECASE)
 
+API_VERSION = "2025-10-01"  # the api-version Goldsmith's templates are written for (compose.API_VERSION)
+# The first api-version that accepts each optional setting (aib-reference-2 §3.2).
+FIELD_SINCE: dict[tuple[str, ...], str] = {
+    ("vmProfile", "vnetConfig", "proxyVmSize"): "2021-10-01",
+    ("vmProfile", "userAssignedIdentities"): "2021-10-01",
+    ("stagingResourceGroup",): "2022-02-14",
+    ("optimize", "vmBoot"): "2022-07-01",
+    ("errorHandling",): "2023-07-01",
+    ("managedResourceTags",): "2024-02-01",
+    ("autoRun",): "2024-02-01",
+    ("vmProfile", "vnetConfig", "containerInstanceSubnetId"): "2024-02-01",
+    ("optimize", "workload"): "2025-10-01",
+    ("additionalDataDisks",): "2025-10-01",
+}
 MAX_BUILD_TIMEOUT = 960
 MAX_TAG_VALUE = 256
 MAX_TAG_NAME = 512
@@ -309,7 +323,23 @@ def check_template(body: Any) -> list[Problem]:
     props = body.get("properties")
     if isinstance(props, dict):
         problems += check_properties(props, "properties")
+        problems += check_api_version(props)
     return dedupe(problems)
+
+
+def check_api_version(props: dict, api_version: str = API_VERSION, path: str = "properties") -> list[Problem]:
+    """`schema.api-version`: a setting the api-version does not accept yet (Azure refuses
+    unknown fields from 2024-02-01 on, and ignores them before)."""
+    problems: list[Problem] = []
+    for keys, since in FIELD_SINCE.items():
+        value: Any = props
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value not in (None, "", [], {}) and api_version < since:
+            problems.append(Problem("schema.api-version", ".".join((path, *keys)),
+                                    f"'{keys[-1]}' needs api-version {since} or later; this template uses "
+                                    f"{api_version}."))
+    return problems
 
 
 def check_properties(props: dict, path: str) -> list[Problem]:
@@ -348,6 +378,9 @@ def check_properties(props: dict, path: str) -> list[Problem]:
     problems += check_tags(props.get("managedResourceTags"), join(path, "managedResourceTags"))
     for index, disk in enumerate(_list(props.get("additionalDataDisks"))):
         size = disk.get("sizeGB") if isinstance(disk, dict) else None
+        if isinstance(disk, dict) and "sizeGB" not in disk:
+            problems.append(Problem("schema.missing-field", join(join(join(path, "additionalDataDisks"), index),
+                                                                 "sizeGB"), "'sizeGB' is required for a data disk."))
         if isinstance(size, int) and size < 0:
             problems.append(Problem("schema.negative", join(join(join(path, "additionalDataDisks"), index), "sizeGB"),
                                     "must be zero or more."))
@@ -615,6 +648,11 @@ def check_vm_profile(profile: dict, path: str) -> list[Problem]:
         if aci and subnet and aci == subnet:
             problems.append(Problem("schema.aci-same-subnet", join(where, "containerInstanceSubnetId"),
                                     "must be a different subnet from subnetId (in the same virtual network)."))
+        elif isinstance(aci, str) and isinstance(subnet, str) and "/subnets/" in aci.lower() \
+                and "/subnets/" in subnet.lower() and aci.lower().split("/subnets/")[0] != \
+                subnet.lower().split("/subnets/")[0]:
+            problems.append(Problem("schema.aci-same-vnet", join(where, "containerInstanceSubnetId"),
+                                    "must be a subnet of the same virtual network as subnetId."))
         for key in ("subnetId", "containerInstanceSubnetId"):
             value = vnet.get(key)
             if isinstance(value, str) and value and not SUBNET_ID.match(value) and not is_placeholder(value):

@@ -36,7 +36,15 @@ GROUPS: dict[str, str] = {
     "policy": "Build policy",
     "secret": "No secrets in scripts or URLs",
     "layer": "Layers only extend the baseline",
+    "region": "Regions exist and offer Image Builder",
+    "vm-size": "Build VM size offered in the region and fits the image",
+    "identity": "Template identity exists",
+    "staging": "Staging resource group is usable",
+    "permission": "Permissions of the template identity and the portal",
+    "azure-policy": "Azure Policy allows the staging resources",
 }
+# Rules whose group is not their first part (Azure Policy, as opposed to the build policy).
+_RULE_GROUPS = {"policy.deny": "azure-policy", "policy.not-checked": "azure-policy"}
 
 STANDARD = "Standard"
 TRUSTED_LAUNCH_SUPPORTED = "TrustedLaunchSupported"
@@ -63,6 +71,18 @@ _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|\d+)(\.(0x[0-9a-f]+|\d+)){0,3}\.?$", 
 _REGION = re.compile(r"^[a-z][a-z0-9]{2,39}$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_\-]{1,40}$")
 _TAG_NAME = re.compile(r"^[^<>%&\\?/]{1,512}$")
+# The choices of the policy's text rules ("" always means "left to the template").
+POLICY_CHOICES: dict[str, tuple[str, ...]] = {
+    "staging_resource_group": ("azure", "named"),
+    "network": ("private", "public"),
+    "isolated_builds": ("required", "forbidden"),
+    "on_customizer_error": ("cleanup", "abort"),
+    "on_validation_error": ("cleanup", "abort"),
+    "vm_boot_optimization": ("Enabled", "Disabled"),
+    "gallery_versioning": ("Latest", "Source"),
+}
+_POLICY_INT_RANGES = {"max_build_timeout": (0, schema.MAX_BUILD_TIMEOUT), "max_replica_count": (0, 100),
+                      "max_data_disk_size_gb": (0, 32767)}
 
 
 # --- Inputs ---------------------------------------------------------------------------------
@@ -85,6 +105,22 @@ class PolicyRules:
     max_build_timeout: int = 0  # minutes; 0 = Azure's own limit (960)
     departments_may_use_windows_update: bool = True
     departments_may_run_elevated: bool = True
+    # Enterprise settings: "" / empty / 0 / True leave each one to the template.
+    staging_resource_group: str = ""  # "azure": leave it to Image Builder; "named": the template must name one
+    staging_resource_group_prefix: str = ""  # a named group's name must start with this ("ours")
+    required_managed_resource_tags: tuple[str, ...] = ()  # "name" (any value) or "name=value" (that value)
+    network: str = ""  # "private": builds only in a given subnet; "public": no vnetConfig
+    allowed_subnets: tuple[str, ...] = ()  # subnet ids, or VNet ids (any subnet of it)
+    isolated_builds: str = ""  # "required" / "forbidden": containerInstanceSubnetId
+    allowed_proxy_vm_sizes: tuple[str, ...] = ()
+    on_customizer_error: str = ""  # "cleanup" / "abort": errorHandling.onCustomizerError must be this
+    on_validation_error: str = ""  # "cleanup" / "abort"
+    vm_boot_optimization: str = ""  # "Enabled" / "Disabled": optimize.vmBoot.state must be this
+    max_replica_count: int = 0  # per target region; 0: Azure's limit
+    allowed_storage_account_types: tuple[str, ...] = ()  # per target region
+    gallery_versioning: str = ""  # "Latest" / "Source": gallery targets must use this scheme
+    additional_data_disks: bool = True  # False: additionalDataDisks forbidden
+    max_data_disk_size_gb: int = 0  # 0: no limit
 
     @classmethod
     def from_json(cls, data: Any) -> PolicyRules:
@@ -98,8 +134,8 @@ class PolicyRules:
             default = item.default
             if isinstance(default, tuple) and isinstance(value, list | tuple):
                 values[item.name] = tuple(str(v).strip() for v in value if str(v).strip())
-            elif type(default) is type(value) and type(value) in (bool, int):
-                values[item.name] = value
+            elif type(default) is type(value) and type(value) in (bool, int, str):
+                values[item.name] = value.strip() if isinstance(value, str) else value
         return cls(**values)
 
     def as_json(self) -> dict[str, Any]:
@@ -313,6 +349,7 @@ def check_policy(body: dict, policy: PolicyRules) -> list[Problem]:
         if not (isinstance(value, str) and value.strip()):
             problems.append(Problem("policy.tag-required", join("tags", name),
                                     f"The build policy requires a '{name}' tag with a value; add it to the tags."))
+    problems += check_enterprise_policy(props, policy)
     if policy.max_build_timeout:
         timeout = props.get("buildTimeoutInMinutes")
         effective = 240 if timeout in (None, 0) else timeout
@@ -322,6 +359,113 @@ def check_policy(body: dict, policy: PolicyRules) -> list[Problem]:
                                     f"The build policy allows builds of at most {policy.max_build_timeout} minutes; "
                                     f"this template asks for {shown}. Set buildTimeoutInMinutes to "
                                     f"{policy.max_build_timeout} or less (and at least 6)."))
+    return problems
+
+
+def check_enterprise_policy(props: dict, policy: PolicyRules) -> list[Problem]:
+    """The policy on staging group, managed resource tags, network, error handling, boot
+    optimization, gallery replicas and versioning, and additional data disks."""
+    problems: list[Problem] = []
+    p = "properties"
+    staging = props.get("stagingResourceGroup") if isinstance(props.get("stagingResourceGroup"), str) else ""
+    if policy.staging_resource_group == "azure" and staging:
+        problems.append(Problem("policy.staging-resource-group", f"{p}.stagingResourceGroup",
+                                "The build policy leaves the staging resource group to Image Builder: remove "
+                                "stagingResourceGroup."))
+    if policy.staging_resource_group == "named" and not staging:
+        problems.append(Problem("policy.staging-resource-group", f"{p}.stagingResourceGroup",
+                                "The build policy requires a named staging resource group: set stagingResourceGroup."))
+    prefix = policy.staging_resource_group_prefix
+    if prefix and staging and not staging.rstrip("/").rsplit("/", 1)[-1].lower().startswith(prefix.lower()):
+        problems.append(Problem("policy.staging-prefix", f"{p}.stagingResourceGroup",
+                                f"The build policy requires the staging resource group's name to start with "
+                                f"'{prefix}' (a group Goldsmith names)."))
+    tags = props.get("managedResourceTags") if isinstance(props.get("managedResourceTags"), dict) else {}
+    for entry in policy.required_managed_resource_tags:
+        name, has_value, value = (part.strip() for part in entry.partition("="))
+        found = tags.get(name)
+        if not (isinstance(found, str) and found.strip()) or (has_value and found != value):
+            wanted = f"'{name}' = '{value}'" if has_value else f"'{name}' with a value"
+            problems.append(Problem("policy.managed-resource-tag", f"{p}.managedResourceTags.{name}",
+                                    f"The build policy requires the tag {wanted} on the resources Image Builder "
+                                    "creates: add it to managedResourceTags."))
+    profile = props.get("vmProfile") if isinstance(props.get("vmProfile"), dict) else {}
+    vnet = profile.get("vnetConfig") if isinstance(profile.get("vnetConfig"), dict) else {}
+    where = f"{p}.vmProfile.vnetConfig"
+    if policy.network == "private" and not vnet.get("subnetId"):
+        problems.append(Problem("policy.network", f"{where}.subnetId",
+                                "The build policy allows builds only in private networks: choose a subnet (subnetId)."))
+    if policy.network == "public" and vnet:
+        problems.append(Problem("policy.network", where,
+                                "The build policy does not allow builds in your own network: remove vnetConfig."))
+    if policy.allowed_subnets:
+        for key in ("subnetId", "containerInstanceSubnetId"):
+            value = vnet.get(key)
+            if isinstance(value, str) and value and not any(
+                    value.lower() == item.lower() or value.lower().startswith(item.lower().rstrip("/") + "/subnets/")
+                    for item in policy.allowed_subnets):
+                problems.append(Problem("policy.subnet", f"{where}.{key}",
+                                        f"The build policy does not allow this subnet; use one of "
+                                        f"{', '.join(policy.allowed_subnets)}."))
+    if policy.isolated_builds == "required" and not vnet.get("containerInstanceSubnetId"):
+        problems.append(Problem("policy.isolated-build", f"{where}.containerInstanceSubnetId",
+                                "The build policy requires isolated builds: set containerInstanceSubnetId (a subnet "
+                                "delegated to Azure Container Instances)."))
+    if policy.isolated_builds == "forbidden" and vnet.get("containerInstanceSubnetId"):
+        problems.append(Problem("policy.isolated-build", f"{where}.containerInstanceSubnetId",
+                                "The build policy does not allow isolated builds: remove containerInstanceSubnetId."))
+    proxy = vnet.get("proxyVmSize")
+    if policy.allowed_proxy_vm_sizes and isinstance(proxy, str) and proxy and \
+            proxy.lower() not in {item.lower() for item in policy.allowed_proxy_vm_sizes}:
+        problems.append(Problem("policy.proxy-vm-size", f"{where}.proxyVmSize",
+                                f"The build policy does not allow {proxy}; use one of "
+                                f"{', '.join(policy.allowed_proxy_vm_sizes)}."))
+    handling = props.get("errorHandling") if isinstance(props.get("errorHandling"), dict) else {}
+    for rule, key in ((policy.on_customizer_error, "onCustomizerError"), (policy.on_validation_error,
+                                                                          "onValidationError")):
+        actual = handling.get(key) or "cleanup"  # Azure's default
+        if rule and actual != rule:
+            problems.append(Problem("policy.error-handling", f"{p}.errorHandling.{key}",
+                                    f"The build policy requires {key} '{rule}'; set it to {rule}."))
+    boot = ((props.get("optimize") or {}).get("vmBoot") or {}) if isinstance(props.get("optimize"), dict) else {}
+    state = boot.get("state") if isinstance(boot, dict) else None
+    if policy.vm_boot_optimization and (state or "Disabled") != policy.vm_boot_optimization:
+        problems.append(Problem("policy.vm-boot", f"{p}.optimize.vmBoot.state",
+                                f"The build policy requires boot optimization {policy.vm_boot_optimization}: set "
+                                f"optimize.vmBoot.state to {policy.vm_boot_optimization}."))
+    for index, target in enumerate(_list(props.get("distribute"))):
+        if not isinstance(target, dict) or target.get("type") != "SharedImage":
+            continue
+        at = f"{p}.distribute[{index}]"
+        for number, region in enumerate(_list(target.get("targetRegions"))):
+            if not isinstance(region, dict):
+                continue
+            count = region.get("replicaCount")
+            if policy.max_replica_count and isinstance(count, int) and count > policy.max_replica_count:
+                problems.append(Problem("policy.replica-count", f"{at}.targetRegions[{number}].replicaCount",
+                                        f"The build policy allows at most {policy.max_replica_count} replicas per "
+                                        "region."))
+            kind = region.get("storageAccountType") or "Standard_LRS"
+            if policy.allowed_storage_account_types and kind not in policy.allowed_storage_account_types:
+                problems.append(Problem("policy.storage-account-type",
+                                        f"{at}.targetRegions[{number}].storageAccountType",
+                                        f"The build policy does not allow {kind}; use one of "
+                                        f"{', '.join(policy.allowed_storage_account_types)}."))
+        versioning = target.get("versioning") if isinstance(target.get("versioning"), dict) else {}
+        explicit = "/versions/" in str(target.get("galleryImageId") or "").lower()
+        if policy.gallery_versioning and not explicit and versioning.get("scheme") != policy.gallery_versioning:
+            problems.append(Problem("policy.versioning", f"{at}.versioning",
+                                    f"The build policy requires gallery versioning scheme "
+                                    f"'{policy.gallery_versioning}': set versioning.scheme."))
+    disks = _list(props.get("additionalDataDisks"))
+    if disks and not policy.additional_data_disks:
+        problems.append(Problem("policy.data-disks", f"{p}.additionalDataDisks",
+                                "The build policy does not allow additional data disks: remove additionalDataDisks."))
+    for index, disk in enumerate(disks):
+        size = disk.get("sizeGB") if isinstance(disk, dict) else None
+        if policy.max_data_disk_size_gb and isinstance(size, int) and size > policy.max_data_disk_size_gb:
+            problems.append(Problem("policy.data-disk-size", f"{p}.additionalDataDisks[{index}].sizeGB",
+                                    f"The build policy allows data disks of at most {policy.max_data_disk_size_gb} GB."))
     return problems
 
 
@@ -463,6 +607,18 @@ def check_policy_rules(data: Any) -> list[Problem]:
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 problems.append(Problem("policy.rules", key, "must be true or false."))
+        elif isinstance(default, str):
+            if value not in ("", *POLICY_CHOICES.get(key, ())) and key in POLICY_CHOICES:
+                problems.append(Problem("policy.rules", key, f"must be one of {', '.join(POLICY_CHOICES[key])} or "
+                                                             "empty (left to the template)."))
+            elif not isinstance(value, str):
+                problems.append(Problem("policy.rules", key, "must be text."))
+            elif key == "staging_resource_group_prefix" and value and not re.fullmatch(r"[-\w._()]{1,80}", value):
+                problems.append(Problem("policy.rules", key, "must be the start of a resource group name."))
+        elif key != "max_build_timeout":
+            low, high = _POLICY_INT_RANGES[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                problems.append(Problem("policy.rules", key, f"must be a number from {low} to {high} (0: no limit)."))
         elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= schema.MAX_BUILD_TIMEOUT:
             problems.append(Problem("policy.rules", key,
                                     f"must be a number of minutes from 6 to {schema.MAX_BUILD_TIMEOUT} (0: no limit)."))
@@ -489,6 +645,17 @@ def _list_rule_problems(key: str, values: list[str]) -> list[Problem]:
             problems.append(Problem("policy.rules", where, f"'{value}' is not an Azure region such as eastus."))
         elif key == "required_tags" and not _TAG_NAME.match(value):
             problems.append(Problem("policy.rules", where, f"'{value}' is not a valid tag name."))
+        elif key == "required_managed_resource_tags" and not _TAG_NAME.match(value.partition("=")[0].strip()):
+            problems.append(Problem("policy.rules", where, f"'{value}' is not a tag name or name=value."))
+        elif key == "allowed_subnets" and not re.match(
+                r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+"
+                r"(/subnets/[^/]+)?$", value, re.IGNORECASE):
+            problems.append(Problem("policy.rules", where, f"'{value}' is not a virtual network or subnet id."))
+        elif key == "allowed_proxy_vm_sizes" and not _VM_SIZE.match(value):
+            problems.append(Problem("policy.rules", where, f"'{value}' is not a VM size such as Standard_A1_v2."))
+        elif key == "allowed_storage_account_types" and value not in schema.STORAGE_ACCOUNT_TYPES:
+            problems.append(Problem("policy.rules", where, f"'{value}' is not one of "
+                                                           f"{', '.join(schema.STORAGE_ACCOUNT_TYPES)}."))
     return problems
 
 
@@ -1029,7 +1196,7 @@ def check_step(step: Any, path: str, *, kind: str = "customizer", os_type: str |
 
 
 def group_of(problem: Problem) -> str:
-    group = problem.rule.split(".", 1)[0]
+    group = _RULE_GROUPS.get(problem.rule) or problem.rule.split(".", 1)[0]
     return group if group in GROUPS else "schema"
 
 

@@ -317,10 +317,23 @@ AZURE_THROTTLE_MIN_SECONDS = env_int("AZURE_THROTTLE_MIN_SECONDS", 180, minimum=
 # Seconds a catalog look-up (Marketplace image, gallery definition, managed image) is reused;
 # 0 looks up every time. The wizard and the validation rules ask the same questions often.
 AZURE_LOOKUP_CACHE_SECONDS = env_int("AZURE_LOOKUP_CACHE_SECONDS", 300, minimum=0)
+# Seconds the preflight look-ups (regions, VM sizes, role assignments and definitions,
+# identities, policy assignments) are reused: at most one ARM read per kind per subscription
+# in that window. A permission that looks missing is always read again before it is reported.
+AZURE_PREFLIGHT_CACHE_SECONDS = env_int("AZURE_PREFLIGHT_CACHE_SECONDS", 600, minimum=0)
+# The object id of the portal's own principal (the identity AZURE_CLIENT_ID signs in as), for
+# checking that it may create templates and assign the template identity. Empty: only the
+# template identity's permissions are checked, and preflight says so once as a warning.
+AZURE_PRINCIPAL_ID = env_str("AZURE_PRINCIPAL_ID", "")
 
 # --- Builds --------------------------------------------------------------------------------
 
 BUILD_SWEEP_SECONDS = env_int("BUILD_SWEEP_SECONDS", 30, minimum=1)
+# A JSON file of build VM prices ({"Standard_D2ds_v5": 0.113, ...}, per hour, in one currency)
+# for the rough cost per build-hour shown next to each size; empty shows no prices. Read from
+# disk only (no price API is called).
+BUILD_VM_PRICES_FILE = env_str("BUILD_VM_PRICES_FILE", "")
+BUILD_VM_PRICES_CURRENCY = env_str("BUILD_VM_PRICES_CURRENCY", "USD")
 BUILD_MAX_SUBMITTING = env_int("BUILD_MAX_SUBMITTING", 20, minimum=1)
 BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, minimum=0)
 # A VHD without an explicit uri lives in the template's staging storage and is lost when the

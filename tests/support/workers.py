@@ -37,15 +37,69 @@ def flush_redis() -> None:
     django_rq.get_connection("default").flushdb()
 
 
+# The template identities tests use (tests/factories.py, tests/support/aib.py). The seed has no
+# identities, and preflight refuses a build whose identity does not exist or lacks permissions,
+# so each test starts in a well-kept subscription: both exist and hold Contributor on it. Tests
+# about missing permissions revoke that grant (revoke_subscription_grant).
+TEST_IDENTITIES = ("goldsmith-aib", "aib-builder")
+# The seeded goldsmith-worker principal the portal signs in as (AZURE_PRINCIPAL_ID in tests).
+WORKER_PRINCIPAL_ID = "00000000-0000-4000-9000-000000000001"
+
+
+def identity_id(name: str, resource_group: str = "goldsmith-images") -> str:
+    from tests.support.emulator import SUBSCRIPTION_ID
+
+    return (f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{resource_group}/providers/"
+            f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
+
+
+def create_identity(emulator: EmulatorHandle, name: str, resource_group: str = "goldsmith-images",
+                    location: str = "eastus") -> str:
+    """Create a user-assigned identity through ARM (azure-mgmt-msi); returns its principal id."""
+    from azure.mgmt.msi import ManagedServiceIdentityClient
+
+    from tests.support.emulator import SUBSCRIPTION_ID
+
+    client = ManagedServiceIdentityClient(emulator.credential(), SUBSCRIPTION_ID, **emulator.client_kwargs())
+    found = client.user_assigned_identities.create_or_update(resource_group, name, {"location": location})
+    return found.principal_id
+
+
+def grant(emulator: EmulatorHandle, principal_id: str, role: str, scope: str) -> None:
+    emulator.control("POST", "authorization/grant", {"principalId": principal_id, "role": role, "scope": scope},
+                     expect=None)
+
+
+def revoke_subscription_grant(emulator: EmulatorHandle, principal_id: str) -> None:
+    from tests.support.emulator import SUBSCRIPTION_ID
+
+    emulator.control("POST", "authorization/revoke", {"principalId": principal_id, "role": "Contributor",
+                                                      "scope": f"/subscriptions/{SUBSCRIPTION_ID}"})
+
+
+def provision_identities(emulator: EmulatorHandle) -> dict[str, str]:
+    from tests.support.emulator import SUBSCRIPTION_ID
+
+    principals = {"portal": WORKER_PRINCIPAL_ID}
+    grant(emulator, WORKER_PRINCIPAL_ID, "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")
+    for name in TEST_IDENTITIES:
+        principals[name] = create_identity(emulator, name)
+        grant(emulator, principals[name], "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")
+    return principals
+
+
 @pytest.fixture
 def azure_emulator(emulator: EmulatorHandle) -> Iterator[EmulatorHandle]:
-    """Settings pointing Goldsmith's Azure wrapper at the (reset) emulator."""
+    """Settings pointing Goldsmith's Azure wrapper at the (reset) emulator, with the test
+    identities created and granted Contributor on the subscription (see TEST_IDENTITIES)."""
     from builds import azure
 
     flush_redis()
+    provision_identities(emulator)
     with override_settings(AZURE_ARM_ENDPOINT=emulator.base_url, AZURE_AUTHORITY_HOST=emulator.base_url,
                            AZURE_CA_BUNDLE=str(emulator.ca_path), AZURE_EMULATOR=True, AZURE_POLLING_INTERVAL=0,
-                           AZURE_CLIENT_ID="goldsmith-worker", AZURE_CLIENT_SECRET="emulator-secret"):
+                           AZURE_CLIENT_ID="goldsmith-worker", AZURE_CLIENT_SECRET="emulator-secret",
+                           AZURE_PRINCIPAL_ID=WORKER_PRINCIPAL_ID):
         azure.reset_clients()
         azure.lookup_cache_clear()
         try:
@@ -86,6 +140,7 @@ def worker_env(transactional_db, azure_emulator: EmulatorHandle) -> dict[str, st
         "AZURE_POLLING_INTERVAL": "0",
         "AZURE_CLIENT_ID": "goldsmith-worker",
         "AZURE_CLIENT_SECRET": "emulator-secret",
+        "AZURE_PRINCIPAL_ID": WORKER_PRINCIPAL_ID,
         "PYTHONUNBUFFERED": "1",
     })
     for name in ("BUILD_LEASE_SECONDS", "BUILD_SWEEP_SECONDS", "BUILD_MISSING_GRACE_SECONDS"):

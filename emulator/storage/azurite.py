@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -145,14 +146,20 @@ class Azurite:
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop it: SIGINT makes Azurite close its server and save its metadata, and it says so
+        in its output; its process then lingers on timers, so it is killed once that line is
+        there (or after `timeout` seconds)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        self.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if "successfully closed" in self.log_path.read_text(errors="replace")[-500:]:
+                break
+            time.sleep(0.05)
+        if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(timeout)
+        self.proc.wait(timeout)
 
     def emulator_args(self) -> list[str]:
         """What `python -m emulator` needs to write logs here and report the staging accounts."""

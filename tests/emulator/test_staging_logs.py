@@ -119,7 +119,8 @@ def test_a_failed_build_names_the_log_blob_in_azurite_and_the_validation_log_sit
     folder = run_folder(container)
     assert names == [f"{folder}/customization.log", f"{folder}/validation.log"]
     validation = container.get_blob_client(f"{folder}/validation.log")
-    text = storage_emulator.wait_for(lambda: validation.download_blob().readall().decode(), timeout=10)
+    text = storage_emulator.wait_for(lambda: (text := validation.download_blob().readall().decode())
+                                     and DONE in text and text, timeout=10)
     assert "exited with code: 4" in text
 
 

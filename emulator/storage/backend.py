@@ -136,8 +136,13 @@ class Storage:
         prefix = f"/subscriptions/{subscription}/resourcegroups/".lower()
         if resource_group is not None:
             prefix += f"{resource_group}/providers/".lower()
-        found = [record["resource"] for record in self.app.store.list(T_ACCOUNT)
-                 if record.get("resource") and record["resource"]["id"].lower().startswith(prefix)]
+        found = []
+        for record in self.app.store.list(T_ACCOUNT):
+            resource = record.get("resource")
+            if resource and resource["id"].lower().startswith(prefix):
+                # Azurite may have moved since the account was recorded (another port after a restart).
+                resource["properties"]["primaryEndpoints"]["blob"] = f"{self.endpoint}/{resource['name']}/"
+                found.append(resource)
         return sorted(found, key=lambda resource: resource["name"])
 
     def account(self, subscription: str, resource_group: str, name: str) -> dict:

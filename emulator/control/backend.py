@@ -194,6 +194,8 @@ class Control:
                 raise ArmError(400, "InvalidParameter", "The clock only moves forward: advance_seconds must be >= 0.")
             clock.advance(advance_seconds)
         self.app.store.put("emulator", "clock", clock.state())
+        for hook in self.app.clock_hooks:
+            hook()
         return self.clock_state()
 
     def change_settings(self, changes: dict) -> dict:

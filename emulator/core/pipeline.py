@@ -42,6 +42,9 @@ class App:
         # Called after the store is cleared and reseeded, for services that keep derived state
         # in memory (indexes, fault rules, the request log).
         self.reset_hooks: list[Callable[[], None]] = []
+        # Called after the control API changed the clock, for services that copy clock-driven
+        # state elsewhere (the staging storage writes build logs into Azurite).
+        self.clock_hooks: list[Callable[[], None]] = []
         # Fills an empty store (emulator.seed.apply, set by build_app, which sits above the services).
         self.seeder: Callable[[App], None] = lambda app: None
 

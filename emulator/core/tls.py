@@ -123,6 +123,18 @@ def _write_server_certificate(files: TlsFiles, ca_key, ca_cert, hosts: tuple[str
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
 
 
+def issue_certificate(ca_folder: Path, hosts: tuple[str, ...], cert_path: Path, key_path: Path) -> None:
+    """A server certificate for `hosts` signed by the CA in ca_folder (made first if missing),
+    written as cert_path (leaf then CA) and key_path. Other local servers the emulator's
+    clients talk to (Azurite) use it, so trusting DIR/ca.pem covers them too."""
+    if not (ca_folder / "ca.pem").exists() or not (ca_folder / "ca-key.pem").exists():
+        ensure_tls_files(ca_folder)  # a fresh folder: the emulator will find and reuse this CA
+    ca_key = serialization.load_pem_private_key((ca_folder / "ca-key.pem").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((ca_folder / "ca.pem").read_bytes())
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_server_certificate(TlsFiles(ca_folder / "ca.pem", cert_path, key_path), ca_key, ca_cert, hosts)
+
+
 def server_context(files: TlsFiles) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2

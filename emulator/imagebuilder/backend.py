@@ -335,7 +335,9 @@ class ImageBuilder:
                 "systemData": _system_data(claims, iso_at(now)),
             }
             staging = self._staging_for(subscription, resource_group, name, body)
-            account = _storage_account_name()
+            # With Azurite configured the staging account is one of its pool (emulator/storage).
+            storage = self._service("storage")
+            account = (storage.claim(key) if storage is not None else None) or _storage_account_name()
             doc = {"key": key, "subscription": subscription, "resourceGroup": resource_group, "name": name,
                    "resource": resource, "staging": staging, "storageAccount": account, "baseUrl": base_url,
                    "runs": [], "deleting": None, "exactVersion": None,
@@ -620,6 +622,9 @@ class ImageBuilder:
                 self.store.delete(kind, item["id"])
         self.store.delete(T_FORCED, key)
         self.store.delete(T_ACCOUNT, doc["storageAccount"])
+        storage = self._service("storage")
+        if storage is not None:
+            storage.release(doc["storageAccount"])  # the account and its packerlogs go with the staging group
         staging = doc["staging"]
         owner = self.store.get(T_STAGING, staging["id"])
         if owner and owner["template"] == key:
@@ -682,10 +687,16 @@ class ImageBuilder:
         account = doc["storageAccount"]
         op = self._new_operation("run", doc, start=start, runId=run_id)
         blob_path = f"packerlogs/{run_id}/customization.log"
+        # In Azure the message names the blob's URL in the staging account; with Azurite, its URL there.
+        storage = self._service("storage")
+        log_url = storage.blob_url(account, f"{run_id}/customization.log") if storage is not None else None
+        if log_url is not None:
+            storage.provision(account, staging_id=doc["staging"]["id"], location=location,
+                              tags=doc["resource"].get("tags"), now=iso_at(start))
         run = builds.plan_run(
             props, run_id=run_id, op_id=op["id"], start=start, scale=self.scale(), forced=forced,
             distributor_errors={**self._distributor_errors(props, location), **denied}, build_error=build_error,
-            log_url=f"{base_url}/_emulator/blobs/{account}/{blob_path}",
+            log_url=log_url or f"{base_url}/_emulator/blobs/{account}/{blob_path}",
             log_path=(f"{doc['staging']['id']}/providers/Microsoft.Storage/storageAccounts/{account}/blobServices/"
                       f"default/containers/{blob_path}"))
         run["source"] = source
@@ -941,6 +952,27 @@ class ImageBuilder:
         if file_name == "validation.log":
             return builds.validation_log(run, run["snapshot"], now)
         return None
+
+    def log_blobs(self, key: str, skip: set[str]) -> list[tuple[str, str, bool]]:
+        """(blob name in packerlogs, text at now, final) for each log of the template's runs,
+        leaving out the names in `skip`; final once the run is over and its text can no longer
+        change. The staging storage writer copies these into Azurite."""
+        doc = self.store.get(T_TEMPLATE, key)
+        if doc is None:
+            return []
+        now = self.now()
+        found = []
+        for run in doc["runs"]:
+            final = bool(run["done"])
+            name = f"{run['id']}/customization.log"
+            if name not in skip:
+                found.append((name, builds.customization_log(run, run["snapshot"], doc["name"], now), final))
+            name = f"{run['id']}/validation.log"
+            if name not in skip:
+                text = builds.validation_log(run, run["snapshot"], now)
+                if text is not None:
+                    found.append((name, text, final))
+        return found
 
     def blobs(self, account: str, container: str) -> list[str] | None:
         index = self.store.get(T_ACCOUNT, account)

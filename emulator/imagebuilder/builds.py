@@ -314,102 +314,169 @@ def operation_error(run: dict) -> dict | None:
 # Logs
 # ---------------------------------------------------------------------------------------
 
+# Lines are (moment, text). The text starts with the stream: "OUT " (Packer's UI on stdout),
+# "ERR " (Packer's stderr: UI errors as they are, debug-log lines with a NUL where the
+# timestamp goes), or neither (Image Builder's own lines). _render prefixes "[<operationId>] PACKER"
+# (aib-reference-2 §1.4, the older format). Every line of a run only ever appears once its
+# moment has passed, so the text at a later moment always extends the text at an earlier one:
+# the staging storage writer relies on that to append to the blob.
+
+PACKER_VERSION = "1.10.0 [go1.21.5 linux amd64]"
+
+
 def _line(moment: float, text: str) -> tuple[float, str]:
     return moment, text
 
 
-def _spread(start: float, end: float, texts: list[str]) -> list[tuple[float, str]]:
-    """Lines evenly spaced inside [start, end)."""
-    if not texts:
+def _out(moment: float, text: str) -> tuple[float, str]:
+    return moment, "OUT " + text
+
+
+def _debug(moment: float, text: str) -> tuple[float, str]:
+    """A Packer debug-log line (stderr, with a timestamp)."""
+    return moment, "ERR \x00 " + text
+
+
+def _ui_error(moment: float, text: str) -> tuple[float, str]:
+    """A Packer UI error (stderr, no timestamp): what builds/buildlog.py looks for."""
+    return moment, "ERR " + text
+
+
+def _spread(start: float, end: float, lines: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """The lines (moments ignored) evenly spaced inside [start, end)."""
+    if not lines:
         return []
-    gap = (end - start) / (len(texts) + 1)
-    return [(start + gap * (i + 1), text) for i, text in enumerate(texts)]
+    gap = (end - start) / (len(lines) + 1)
+    return [(start + gap * (i + 1), text) for i, (_, text) in enumerate(lines)]
 
 
-def _step_lines(step: dict, item: dict, failure: dict | None) -> list[tuple[float, str]]:
+def _command(kind: str, item: dict, tag: str) -> str:
+    """The remote command Packer's communicator runs for a script step (log text only)."""
+    if kind == "PowerShell":
+        if item.get("runElevated"):
+            return f'powershell -executionpolicy bypass -file "C:/Windows/Temp/packer-elevated-shell-{tag}.ps1"'
+        return ("powershell -executionpolicy bypass \"& { if (Test-Path variable:global:ProgressPreference)"
+                "{set-variable -name variable:global:ProgressPreference -value 'SilentlyContinue'};"
+                f". c:/Windows/Temp/packer-ps-env-vars-{tag}.ps1; &'c:/Windows/Temp/script-{tag}.ps1'; "
+                "exit $LastExitCode }\"")
+    # The path on the build VM where packer uploads the script (log text only).
+    script = f"/tmp/script_{tag}.sh"  # noqa: S108
+    return f"chmod +x {script}; PACKER_BUILDER_TYPE='azure-arm' PACKER_BUILD_NAME='azure-arm'  {script}"
+
+
+def _step_lines(step: dict, item: dict, failure: dict | None, tag: str) -> list[tuple[float, str]]:
+    """One customizer or validator: the telemetry markers around it, what Packer prints while it
+    runs, the communicator's exit code and, when it fails, Packer's error."""
     provisioner = PROVISIONER.get(step["type"], step["type"].lower())
     start, end = step["start"], step["end"]
-    lines = [_line(start, f"PACKER OUT ==> azure-arm: (telemetry) Starting provisioner {provisioner}")]
-    body: list[str] = []
+    plugin = "packer-plugin-azure plugin: \x00"
+    lines = [_debug(start, f"[INFO] (telemetry) Starting provisioner {provisioner}")]
+    body: list[tuple[float, str]] = []
     kind = step["type"]
+    code = None
     if kind in ("Shell", "PowerShell"):
         if item.get("scriptUri"):
-            body.append(f"PACKER OUT ==> azure-arm: Provisioning with {kind.lower()} script: {item['scriptUri']}")
+            body.append(_out(0, f"==> azure-arm: Provisioning with {kind.lower()} script: {item['scriptUri']}"))
         else:
             suffix = "ps1" if kind == "PowerShell" else "sh"
-            # The path on the build VM where packer uploads an inline script (log text only).
+            # The path where packer writes an inline script before uploading it (log text only).
             folder = "C:/Windows/Temp" if kind == "PowerShell" else "/tmp"  # noqa: S108
-            body.append(f"PACKER OUT ==> azure-arm: Provisioning with {kind.lower()} script: "
-                        f"{folder}/packer-{kind.lower()}-{step['index']}.{suffix}")
+            body.append(_out(0, f"==> azure-arm: Provisioning with {kind.lower()} script: "
+                                f"{folder}/packer-{kind.lower()}-{step['index']}.{suffix}"))
             inline = item.get("inline") or []
             last = failure["line"] if failure else len(inline) - 1
-            body += [f"PACKER OUT     azure-arm: + {command}" for command in inline[: last + 1]]
+            body += [_out(0, f"    azure-arm: + {command}") for command in inline[: last + 1]]
+        code = failure["exitCode"] if failure else 0
+        body += [_debug(0, f"{plugin} [INFO] command '{_command(kind, item, tag)}' exited with code: {code}"),
+                 _debug(0, f"[INFO] RPC client: Communicator ended with: {code}")]
     elif kind == "File":
-        body.append(f"PACKER OUT ==> azure-arm: Uploading {item.get('sourceUri')} => {item.get('destination')}")
+        body += [_out(0, f"==> azure-arm: Uploading {item.get('sourceUri')} => {item.get('destination')}"),
+                 _debug(0, f"{plugin} Uploading file to '{item.get('destination')}'")]
     elif kind == "WindowsRestart":
-        body += ["PACKER OUT ==> azure-arm: Restarting Machine",
-                 "PACKER OUT ==> azure-arm: Waiting for machine to restart...",
-                 "PACKER OUT     azure-arm: restarted.",
-                 "PACKER OUT ==> azure-arm: Machine successfully restarted, moving on"]
+        command = item.get("restartCommand") or 'shutdown /r /f /t 0 /c "packer restart"'
+        body += [_out(0, "==> azure-arm: Restarting Machine"),
+                 _debug(0, f"{plugin} [INFO] command '{command}' exited with code: 0"),
+                 _out(0, "==> azure-arm: Waiting for machine to restart..."),
+                 _out(0, "    azure-arm: restarted."),
+                 _out(0, "==> azure-arm: Machine successfully restarted, moving on")]
     elif kind == "WindowsUpdate":
-        body += ["PACKER OUT ==> azure-arm: Uploading the Windows update elevated script...",
-                 "PACKER OUT ==> azure-arm: Running Windows update...",
-                 "PACKER OUT     azure-arm: Searching for Windows updates...",
-                 "PACKER OUT     azure-arm: Found 3 updates to install.",
-                 "PACKER OUT     azure-arm: Installing updates...",
-                 "PACKER OUT     azure-arm: Windows updates installed."]
+        body += [_out(0, "==> azure-arm: Uploading the Windows update elevated script..."),
+                 _out(0, "==> azure-arm: Running Windows update..."),
+                 _out(0, "    azure-arm: Searching for Windows updates..."),
+                 _out(0, "    azure-arm: Found 3 updates to install."),
+                 _out(0, "    azure-arm: Waiting for operation to complete (system performance: 42% cpu; 61% memory)..."),
+                 _out(0, "    azure-arm: Windows updates installed.")]
     lines += _spread(start, end - 1e-3, body)
     if failure:
         allowed = item.get("validExitCodes") or [0]
-        lines.append(_line(end - 5e-4, f"PACKER ERR ==> azure-arm: Script exited with non-zero exit status: "
-                                       f"{failure['exitCode']}. Allowed exit codes are: {allowed}"))
-    lines.append(_line(end, f"PACKER OUT ==> azure-arm: (telemetry) ending {provisioner}"))
+        lines += [_out(end - 6e-4, "==> azure-arm: Provisioning step had errors: Running the cleanup provisioner, "
+                                   "if present..."),
+                  _ui_error(end - 5e-4, f"==> azure-arm: Script exited with non-zero exit status: "
+                                        f"{failure['exitCode']}. Allowed exit codes are: {allowed}")]
+    lines.append(_debug(end, f"[INFO] (telemetry) ending {provisioner}"))
     return lines
 
 
+def _building(step: dict, windows: bool) -> list[tuple[float, str]]:
+    """Packer starting, deploying the build VM and connecting to it."""
+    wait = (["==> azure-arm: Waiting for WinRM to become available...", "Waiting for WinRM, up to timeout: 10m0s",
+             "==> azure-arm: Connected to WinRM!"] if windows else
+            ["==> azure-arm: Waiting for SSH to become available...", "Waiting for SSH, up to timeout: 20m0s",
+             "==> azure-arm: Connected to SSH!"])
+    return _spread(step["start"], step["end"], [
+        _debug(0, f"[INFO] Packer version: {PACKER_VERSION}"),
+        _out(0, "azure-arm: output will be in this color."),
+        _out(0, "==> azure-arm: Running builder ..."),
+        _out(0, "==> azure-arm: Getting tokens using Managed Identity for Azure..."),
+        _out(0, "    azure-arm: Creating Azure Resource Manager (ARM) client ..."),
+        _out(0, "==> azure-arm: Deploying deployment template ..."),
+        _out(0, wait[0]),
+        _debug(0, "packer-plugin-azure plugin: \x00 [INFO] " + wait[1]),
+        _out(0, wait[2]),
+    ])
+
+
 def _closing(moment: float, error: str | None) -> list[tuple[float, str]]:
-    lines = []
+    """Packer's cleanup and summary, then the line that marks the log complete."""
+    lines = [_out(moment, "==> azure-arm: The resource group was not created by Packer, deleting individual "
+                          "resources ...")]
     if error:
-        lines += [_line(moment, f"PACKER ERR Build 'azure-arm' errored: {error}"),
-                  _line(moment, "PACKER OUT ==> Some builds didn't complete successfully and had errors:"),
-                  _line(moment, f"PACKER OUT --> azure-arm: {error}"),
-                  _line(moment, "PACKER OUT ==> Builds finished but no artifacts were created.")]
-    lines += [_line(moment, "PACKER OUT ==> azure-arm: (telemetry) Finalizing."),
-              _line(moment, "Done exporting Packer logs to Azure Storage.")]
+        lines += [_debug(moment, f'machine readable: azure-arm,error []string{{"{error}"}}'),
+                  _out(moment, f"Build 'azure-arm' errored: {error}"),
+                  _out(moment, "==> Some builds didn't complete successfully and had errors:"),
+                  _out(moment, f"--> azure-arm: {error}"),
+                  _ui_error(moment, "==> Builds finished but no artifacts were created.")]
+    else:
+        lines += [_out(moment, "Build 'azure-arm' finished."),
+                  _out(moment, "==> Builds finished. The artifacts of successful builds are:")]
+    lines += [_debug(moment, "[INFO] (telemetry) Finalizing."),
+              _out(moment, "Done exporting Packer logs to Azure Storage.")]
     return lines
 
 
 def customization_log(run: dict, props: dict, template_name: str, now: float) -> str:
     """customization.log as far as the build has progressed at `now`."""
-    lines: list[tuple[float, str]] = [
-        _line(run["start"], f"Image Builder run {run['id']} for image template '{template_name}' queued."),
-    ]
+    lines: list[tuple[float, str]] = []
     stop = run.get("stop")
     end = run_end(run)
     canceled = run.get("cancelDoneAt") is not None
+    windows = (run.get("source") or {}).get("osType") == "Windows"
     # Steps stop where the run stopped or was canceled; a step cut short shows no ending marker.
     cutoff = run["canceledAt"] if canceled else end
     for position, step in enumerate(run["steps"]):
         if step["start"] >= cutoff:
             break
         if step["sub"] == "Building":
-            lines += _spread(step["start"], step["end"], [
-                "PACKER OUT azure-arm: output will be in this color.",
-                "PACKER OUT ==> azure-arm: Running builder ...",
-                "PACKER OUT ==> azure-arm: Getting tokens using Managed Identity for Azure...",
-                "PACKER OUT ==> azure-arm: Deploying deployment template ...",
-                "PACKER OUT ==> azure-arm: Waiting for the build VM to become available...",
-                "PACKER OUT ==> azure-arm: Connected to the build VM!",
-            ])
+            lines += _building(step, windows)
         elif step["kind"] == "customizer":
             item = props["customize"][step["index"]]
             failure = stop if stop and stop.get("step") == position and stop["kind"] == "customizer" else None
-            lines += _step_lines(step, item, failure)
+            lines += _step_lines(step, item, failure, _tag(run, position))
         elif step["sub"] == "Optimizing":
-            lines += _spread(step["start"], step["end"], ["PACKER OUT ==> azure-arm: Optimizing the image for VM boot..."])
+            lines += _spread(step["start"], step["end"], [_out(0, "==> azure-arm: Optimizing the image for VM boot...")])
         elif step["kind"] == "validator" and position == next(
                 i for i, s in enumerate(run["steps"]) if s["kind"] == "validator"):
-            lines.append(_line(step["start"], "PACKER OUT ==> azure-arm: Running in-VM validations (see validation.log)."))
+            lines.append(_out(step["start"], "==> azure-arm: Running in-VM validations (see validation.log)."))
         elif step["kind"] == "distributor":
             lines.append(_line(step["start"], f"Distributing the image to '{step['name']}' ({step['type']})..."))
             result = run["distributed"].get(str(step["index"]))
@@ -418,9 +485,9 @@ def customization_log(run: dict, props: dict, template_name: str, now: float) ->
                 lines.append(_line(step["end"], f"Distribution to '{step['name']}' {text}"))
     lines = [line for line in lines if line[0] <= cutoff]
     if stop and stop["kind"] in ("forced", "timeout", "source"):
-        lines.append(_line(stop["at"], f"PACKER ERR ==> azure-arm: {build_message(run)}"))
+        lines.append(_ui_error(stop["at"], f"==> azure-arm: {build_message(run)}"))
     if canceled:
-        lines.append(_line(run["canceledAt"], "PACKER OUT ==> azure-arm: Cancelling the build on request..."))
+        lines.append(_out(run["canceledAt"], "==> azure-arm: Cancelling build after receiving terminated"))
     error = None
     if stop and stop["kind"] == "customizer":
         item = props["customize"][run["steps"][stop["step"]]["index"]]
@@ -429,7 +496,7 @@ def customization_log(run: dict, props: dict, template_name: str, now: float) ->
     elif canceled:
         error = "Build was cancelled."
     lines += _closing(end, error)
-    return _render(lines, now)
+    return _render(lines, now, run["opId"])
 
 
 def validation_log(run: dict, props: dict, now: float) -> str | None:
@@ -447,20 +514,31 @@ def validation_log(run: dict, props: dict, now: float) -> str | None:
             continue
         ran = True
         step_failure = failure if failure and failure.get("step") == position else None
-        lines += _step_lines(step, validators[step["index"]], step_failure)
+        lines += _step_lines(step, validators[step["index"]], step_failure, _tag(run, position))
         if step_failure:
             break
     if not ran:
-        return _render([], now)
+        return _render([], now, run["opId"])
     last = max(moment for moment, _ in lines)
     error = None
     if failure:
         error = f"Script exited with non-zero exit status: {failure['exitCode']}. Allowed exit codes are: " \
                 f"{validators[run['steps'][failure['step']]['index']].get('validExitCodes') or [0]}"
     lines += _closing(last, error)
-    return _render(lines, now)
+    return _render(lines, now, run["opId"])
 
 
-def _render(lines: list[tuple[float, str]], now: float) -> str:
+def _tag(run: dict, position: int) -> str:
+    """A stable id for one step's uploaded script (Packer makes a random one)."""
+    return f"{run['id'][:8]}-{position:04d}"
+
+
+def _render(lines: list[tuple[float, str]], now: float, op_id: str) -> str:
     shown = sorted((line for line in lines if line[0] <= now), key=lambda line: line[0])
-    return "".join(f"{_dt(moment).strftime('%Y/%m/%d %H:%M:%S')} {text}\n" for moment, text in shown)
+    rendered = []
+    for moment, text in shown:
+        stamp = _dt(moment).strftime("%Y/%m/%d %H:%M:%S")
+        if text.startswith(("OUT ", "ERR ")):
+            text = "PACKER " + text.replace("\x00", stamp)
+        rendered.append(f"[{op_id}] {text}\n")
+    return "".join(rendered)

@@ -298,6 +298,8 @@ ENTRA_CA_BUNDLE = env_str("ENTRA_CA_BUNDLE", AZURE_CA_BUNDLE)
 # no trust in the emulator's CA. Sign-out's redirect goes there, so the form-action policy
 # allows that origin, only when sign-in is the sandbox's own.
 GOLDSMITH_EMULATOR_BROWSER_PORT = GOLDSMITH_EMULATOR_PORT + 1
+# `make run`: Azurite, the sandbox's staging storage for build logs (emulator/storage/azurite.py).
+GOLDSMITH_AZURITE_PORT = env_int("GOLDSMITH_AZURITE_PORT", 10000, minimum=1)
 if ENTRA_ENABLED and ENTRA_AUTHORITY_HOST == SANDBOX_EMULATOR_URL:
     CONTENT_SECURITY_POLICY["form-action"].append(f"http://127.0.0.1:{GOLDSMITH_EMULATOR_BROWSER_PORT}")
 # The identity Image Builder runs as, filled into gold images whose template has none.

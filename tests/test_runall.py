@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.storage.azurite import NOT_INSTALLED as AZURITE_NOT_INSTALLED
+from emulator.storage.azurite import find_binary as find_azurite
 from portal.devservices import redis_answers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +52,7 @@ def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
         GOLDSMITH_VAR_DIR=str(tmp_path / "var"),
         GOLDSMITH_WEB_PORT=str(web_port),
         GOLDSMITH_EMULATOR_PORT=str(free_port_pair(web_port)),
+        GOLDSMITH_AZURITE_PORT=str(free_port()),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     log = tmp_path / "runall.log"
@@ -191,6 +194,11 @@ def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
         assert "started emulator" in text
         assert healthz(port) == 200
         assert (tmp_path / "var" / "emulator" / "ca.pem").exists()
+        if find_azurite() is not None:  # `make install` had Node: build logs go to Azurite
+            assert "started azurite" in text
+            assert (tmp_path / "var" / "azurite" / "tls" / "cert.pem").exists()
+        else:
+            assert AZURITE_NOT_INSTALLED in text
     finally:
         code = stop(proc)
     assert code == 0, log.read_text()

@@ -113,15 +113,20 @@ class Azurite:
                 # azure-storage-blob may send a newer x-ms-version than this Azurite knows.
                 "--skipApiVersionCheck", "--silent"]
 
-    def start(self, timeout: float = 30.0) -> Azurite:
-        """Start and wait until it answers HTTPS; RuntimeError (with its output) if it does not."""
+    def prepare(self) -> dict[str, str]:
+        """Write its certificate, key and data folder; return the environment it must run with.
+        For a caller that runs the process itself (runall's supervisor); start() does both."""
         if self.binary is None:
             raise RuntimeError(NOT_INSTALLED + " (run `make install`)")
         if not self.port:
             self.port = free_port(self.host)
         prepare_files(self.ca_folder, self.folder / "tls", self.host, self.pool)
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, AZURITE_ACCOUNTS=accounts_env(self.pool))
+        return dict(os.environ, AZURITE_ACCOUNTS=accounts_env(self.pool))
+
+    def start(self, timeout: float = 30.0) -> Azurite:
+        """Start and wait until it answers HTTPS; RuntimeError (with its output) if it does not."""
+        env = self.prepare()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)

@@ -22,6 +22,9 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.core.management.base import BaseCommand, CommandError
 
+from emulator.storage.azurite import NOT_INSTALLED as AZURITE_NOT_INSTALLED
+from emulator.storage.azurite import Azurite
+from emulator.storage.azurite import find_binary as find_azurite
 from portal.devservices import clear_stale_socket, find_redis_server, redis_answers, redis_command
 from portal.env import env_int
 from portal.supervisor import ChildFailed, Stopping, Supervisor
@@ -73,7 +76,8 @@ def start_everything(supervisor: Supervisor, options: dict) -> None:
 
     env["REDIS_URL"] = start_redis(supervisor, var_dir, env, base)
     if start_emulator_here:
-        env.update(start_emulator(supervisor, var_dir, emulator_port, env, base))
+        storage_args = start_azurite(supervisor, var_dir, base)
+        env.update(start_emulator(supervisor, var_dir, emulator_port, env, base, storage_args))
 
     if options["prepare"]:
         prepare(supervisor, manage, env, base)
@@ -132,22 +136,40 @@ def start_redis(supervisor: Supervisor, var_dir: Path, env: dict, base: str) -> 
     return url
 
 
-def emulator_command(data_dir: Path, port: int, browser_port: int) -> list[str]:
+def emulator_command(data_dir: Path, port: int, browser_port: int, extra: list[str] | None = None) -> list[str]:
     """The emulator as `make run` starts it. Its Entra sign-in and sign-out pages are also served
     on plain-HTTP loopback (browser_port), which browsers trust without its private CA; tokens,
     keys and discovery stay HTTPS, where the portal verifies the certificate."""
     return [sys.executable, "-m", "emulator", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
-            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE), "--browser-http-port", str(browser_port)]
+            "--time-scale", str(settings.GOLDSMITH_EMULATOR_TIME_SCALE), "--browser-http-port", str(browser_port),
+            *(extra or [])]
 
 
-def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, base: str) -> dict[str, str]:
+def start_azurite(supervisor: Supervisor, var_dir: Path, base: str) -> list[str]:
+    """Azurite, the staging storage the emulator writes build logs into, when `make install` could
+    install it (Node); returns the emulator's arguments for it. Without Node the sandbox runs on,
+    without logs, and says so once. It starts before the emulator: it makes the emulator's CA
+    if there is none yet, and the emulator keeps using it."""
+    if find_azurite() is None:
+        supervisor.say("goldsmith", AZURITE_NOT_INSTALLED)
+        return []
+    port = settings.GOLDSMITH_AZURITE_PORT
+    require_free_port(port, "GOLDSMITH_AZURITE_PORT")
+    azurite = Azurite(var_dir / "azurite", var_dir / "emulator", host=HOST, port=port)
+    supervisor.spawn("azurite", azurite.command, env=azurite.prepare(), cwd=base, service=True)
+    supervisor.wait_until(azurite.answers, timeout=30, what="Azurite")
+    return azurite.emulator_args()
+
+
+def start_emulator(supervisor: Supervisor, var_dir: Path, port: int, env: dict, base: str,
+                   extra: list[str] | None = None) -> dict[str, str]:
     """Start the emulator and return the Azure settings that point the children at it.
 
     A variable the user set wins, so one can, say, keep a CA bundle of their own.
     """
     data_dir = var_dir / "emulator"
     require_free_port(settings.GOLDSMITH_EMULATOR_BROWSER_PORT, "GOLDSMITH_EMULATOR_PORT (it uses the next port too)")
-    argv = emulator_command(data_dir, port, settings.GOLDSMITH_EMULATOR_BROWSER_PORT)
+    argv = emulator_command(data_dir, port, settings.GOLDSMITH_EMULATOR_BROWSER_PORT, extra)
     supervisor.spawn("emulator", argv, env=env, cwd=base, service=True)
     ca_bundle = data_dir / "ca.pem"
     supervisor.wait_until(lambda: https_answers(HOST, port, ca_bundle), timeout=30, what="the Azure emulator")

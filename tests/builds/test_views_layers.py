@@ -63,6 +63,8 @@ def test_the_editor_adds_reorders_and_removes_steps(client, bob, draft):
     ({"type": "Shell", "name": "x", "inline": "echo\nexport PASSWORD=hunter2hunter2"}, "inline"),
     ({"type": "File", "name": "x", "sourceUri": "https://user:pw@files.example.com/f",
       "destination": "/tmp/f"}, "sourceUri"),
+    ({"type": "File", "name": "x", "sourceUri": "https://files.example.com/app.conf",
+      "destination": "/etc/nginx/conf.d/app.conf"}, "destination"),
 ])
 def test_refusals_name_their_field(client, bob, draft, data, field):
     client.force_login(bob)

@@ -400,7 +400,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     anything would be refused; nothing is submitted then.
     """
     layer_versions = list(layer_versions)
-    problems = _build_preconditions(gold_version, layer_versions)
+    problems = build_preconditions(gold_version, layer_versions)
     if problems:
         raise ServiceError("This build cannot be requested.", problems)
     departments = {lv.layer.department_id for lv in layer_versions}
@@ -436,7 +436,11 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     return build
 
 
-def _build_preconditions(gold_version: GoldImageVersion, layer_versions: list[LayerVersion]) -> list[Problem]:
+def build_preconditions(gold_version: GoldImageVersion, layer_versions: list[LayerVersion]) -> list[Problem]:
+    """What makes a build of these versions impossible before any template rule runs: a gold
+    version that is not published or deprecated, layers that are not published, extend another
+    gold image, do not accept the gold version by their range or are named twice. One place for
+    build_request (the pages, the API, startbuild) and exporttemplate, so they refuse alike."""
     problems = []
     if not gold_version.is_buildable:
         problems.append(Problem("build.gold-status", "version",

@@ -99,3 +99,13 @@ def test_it_reads_standard_input():
     call_command("importtemplate", "-", "--gold-image", "jammy", "--version", "1.0.0", stdout=out,
                  stdin=StringIO(json.dumps(template_body())))
     assert "Imported jammy@1.0.0 as draft." in out.getvalue()
+
+
+def test_it_imports_a_version_below_the_newest_with_a_warning(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template_body()))
+    assert run(str(path), "--gold-image", "jammy", "--version", "1.0.0")[0] == 0
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "0.9.0")
+    assert code == 0
+    assert "Imported jammy@0.9.0 as draft." in out
+    assert "warning: version.below-newest version: 0.9.0 is below 1.0.0, the newest version of jammy" in out

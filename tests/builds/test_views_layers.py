@@ -138,6 +138,23 @@ def test_a_new_version_starts_from_the_last_one(client, bob, draft):
     assert response.status_code == 302 and response.url == edit_url("1.1.0")
 
 
+def test_a_new_version_below_the_newest_is_created_with_a_warning(client, bob, draft):
+    client.force_login(bob)
+    response = client.post(reverse("builds:layer-version-create", args=["web", "app"]), {"version": "0.9.0"},
+                           follow=True)
+    assert response.redirect_chain[-1][0] == edit_url("0.9.0")
+    page = response.content.decode()
+    assert "0.9.0 is below 1.0.0, the newest version of web/app" in page
+
+
+def test_a_new_layer_accepts_the_gold_images_current_major_version(client, bob, gold):
+    client.force_login(bob)
+    client.post(reverse("builds:layer-create"), {"department": "web", "gold_image": "ubuntu", "slug": "app",
+                                                 "name": "App"})
+    assert LayerVersion.objects.get(layer__slug="app").accepts == "^1"
+    assert 'value="^1"' in client.get(edit_url()).content.decode()
+
+
 @pytest.mark.parametrize("persona, status", [("carol", 404), ("alice", 403), ("dave", 403), ("erin", 403)])
 def test_only_the_departments_editors_edit_its_layers(client, request, draft, persona, status):
     client.force_login(request.getfixturevalue(persona))

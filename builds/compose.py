@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from builds.models import GoldImageVersion, LayerVersion
@@ -59,6 +59,41 @@ def provenance(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVer
     return tags
 
 
+@dataclass(frozen=True)
+class Tag:
+    """One tag as composition sees it: who set it, and for an overridden one, what applies instead."""
+
+    name: str
+    value: str
+    source: str  # gold_label() or layer_label() of the version that set it
+    overridden_by: str = ""  # the source whose value the template carries instead
+    effective_value: str = ""
+
+
+class TagReport(NamedTuple):
+    effective: list[Tag]  # the template's tags (provenance aside), in the template's order
+    overridden: list[Tag]  # values a layer set that the template does not carry
+
+
+def effective_tags(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion]) -> TagReport:
+    """The tags a composition carries and the layer values it ignores, each with its source.
+
+    The rule compose() applies: layers in order (a later layer's value replaces an earlier
+    one's), then the gold version's tags, which always win. A value set again unchanged is not
+    an override. Provenance tags (goldsmith.*) are stamped per build on top and are not listed.
+    """
+    contributions = [(name, value, layer_label(lv)) for lv in layer_versions for name, value in (lv.tags or {}).items()]
+    contributions += [(name, value, gold_label(gold_version)) for name, value in (gold_version.tags or {}).items()]
+    final: dict[str, tuple[str, str]] = {}
+    for name, value, source in contributions:
+        final[name] = (value, source)  # dict.update's rule: the key keeps its first place, the last value wins
+    effective = [Tag(name, value, source) for name, (value, source) in final.items()]
+    overridden = [Tag(name, value, source, overridden_by=final[name][1], effective_value=final[name][0])
+                  for name, value, source in contributions
+                  if value != final[name][0] and source != final[name][1]]
+    return TagReport(effective, overridden)
+
+
 def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion], context: BuildContext) -> dict:
     """The template body (api-version 2025-10-01) for a gold version with layers, in order.
 
@@ -68,10 +103,8 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
     gold = gold_version
     stamp = provenance(gold, layer_versions, context)
 
-    tags: dict[str, str] = {}
-    for layer_version in layer_versions:
-        tags.update(layer_version.tags or {})
-    tags.update(gold.tags or {})  # the baseline's tags win over a layer's
+    # The baseline's tags win over a layer's; provenance is stamped last.
+    tags: dict[str, Any] = {tag.name: tag.value for tag in effective_tags(gold, layer_versions).effective}
     tags.update(stamp)
 
     customize = list(gold.customize_before)

@@ -317,9 +317,10 @@ def review_report(gold_version: GoldImageVersion, *, policy: Policy | PolicyRule
 def publish_problems(gold_version: GoldImageVersion, *, policy: Policy | PolicyRules | str | None = None,
                      lookups: bool = True) -> list[Problem]:
     """For services.gold_version_publish(extra_problems=...): every non-schema problem of the
-    baseline (the service runs the schema rules itself)."""
+    baseline (the service runs the schema rules itself), and the step rules that need the gold
+    image's OS family, which the service's schema rules cannot know."""
     return [problem for problem in check_gold_version(gold_version, policy=policy, lookups=lookups).problems
-            if validation.group_of(problem) != "schema"]
+            if validation.group_of(problem) != "schema" or problem.rule in validation.OS_FAMILY_RULES]
 
 
 def check_layer_version(layer_version: LayerVersion, gold_version: GoldImageVersion, *,

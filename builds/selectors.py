@@ -37,12 +37,35 @@ def layer_version_get(ref: str) -> LayerVersion:
     return found
 
 
+class Ambiguous(LookupError):
+    """Several rows match a shortened reference; the message says how many."""
+
+
+# The pages show a build's first 8 hex digits; 4 is the shortest prefix worth looking up.
+BUILD_PREFIX_MIN = 4
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
 def build_get(build_id: str) -> Build:
-    found = (Build.objects.select_related("gold_version__gold_image", "requested_by", "department")
-             .filter(uuid=build_id).first())
-    if found is None:
+    """A build by its id or any unique prefix of it of at least BUILD_PREFIX_MIN hex digits
+    (hyphens optional, any case). Raises NotFound, or Ambiguous when several builds match."""
+    digits = build_id.strip().lower().replace("-", "")
+    if not (BUILD_PREFIX_MIN <= len(digits) <= 32 and _HEX.match(digits)):
+        short = _HEX.match(digits) and len(digits) < BUILD_PREFIX_MIN
+        raise NotFound(f"No build {build_id}." + (f" Give at least {BUILD_PREFIX_MIN} characters of its id."
+                                                  if short else ""))
+    builds = Build.objects.select_related("gold_version__gold_image", "requested_by", "department")
+    # Hyphens where a UUID has them: PostgreSQL compares the hyphenated text, SQLite the bare
+    # hex digits (Django strips the hyphens there), so this prefix matches on both.
+    prefix = "-".join(digits[start:end] for start, end in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+                      if digits[start:end])
+    matches = builds.filter(uuid=prefix) if len(digits) == 32 else builds.filter(uuid__startswith=prefix)
+    found = list(matches[:2])
+    if not found:
         raise NotFound(f"No build {build_id}.")
-    return found
+    if len(found) > 1:
+        raise Ambiguous(f"ambiguous: {matches.count()} builds start with {build_id.strip()}; give more of the id.")
+    return found[0]
 
 
 def build_summary(build: Build) -> dict:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from builds import compose, importer, lifecycle, preflight, queue, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
-from builds.versions import Version, VersionError, VersionRange
+from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
 from portal import audit
 from portal.audit import Actor
 from portal.models import Department
@@ -107,18 +107,33 @@ def _insert_version(row: GoldImageVersion | LayerVersion, owner: str) -> None:
         raise _version_taken(owner, row.version) from exc
 
 
+def _order_warnings(owner: str, version: str, existing: Iterable[str]) -> list[Problem]:
+    """A version numbered below the newest one is allowed (a fix to an older line) but easy to
+    get wrong: every list and every layer range treats the highest number as the newest."""
+    above = newest_above(version, existing)
+    if above is None:
+        return []
+    return [Problem("version.below-newest", "version",
+                    f"{version} is below {above}, the newest version of {owner}, so it will not be listed or "
+                    f"picked as the newest. That is right for a fix to an older line; otherwise number it above "
+                    f"{above}.", "warning")]
+
+
 @transaction.atomic
 def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, based_on: GoldImageVersion | None = None,
                         import_notes: list | None = None, **content: Any) -> GoldImageVersion:
     """A new draft version, optionally copying another version's content first, then `content`.
 
-    Raises ServiceError for a malformed or existing version number or unknown fields.
+    The returned row's `warnings` lists what is allowed but deserves a look (version.below-newest:
+    numbered below the image's newest version). Raises ServiceError for a malformed or existing
+    version number or unknown fields.
     """
     _parse_version(version)
     unknown = set(content) - set(GOLD_CONTENT_FIELDS)
     if unknown:
         raise ServiceError(f"Unknown gold version fields: {', '.join(sorted(unknown))}.")
-    if gold_image.versions.filter(version=version).exists():
+    existing = list(gold_image.versions.values_list("version", flat=True))
+    if version in existing:
         raise _version_taken(gold_image.slug, version)
     values = _snapshot(based_on, GOLD_CONTENT_FIELDS) if based_on else {}
     values.pop("wizard_step", None)
@@ -133,6 +148,7 @@ def gold_version_create(*, actor: Actor, gold_image: GoldImage, version: str, ba
         changes["imported_with_problems"] = [None, len(import_notes)]
     action = "gold_version.import" if import_notes is not None else "gold_version.create"
     audit.record(action, actor=actor, obj=gold_version, changes=changes)
+    gold_version.warnings = _order_warnings(gold_image.slug, version, existing)
     return gold_version
 
 
@@ -252,13 +268,14 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
         fields.update(_declaration_from_catalog(fields, image.os_type))
     gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
+    warnings = gold_version.warnings
     if publish:
         gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
                                             extra_problems=preflight.publish_problems(gold_version))
-        return gold_version, parsed.problems
+        return gold_version, parsed.problems + warnings
     rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
              if validation.group_of(problem) in ("policy", "secret")]
-    return gold_version, schema.dedupe(parsed.problems + rules)
+    return gold_version, schema.dedupe(parsed.problems + rules + warnings)
 
 
 def _declaration_from_catalog(fields: dict[str, Any], os_type: str) -> dict[str, str]:
@@ -294,21 +311,40 @@ def layer_create(*, actor: Actor, department: Department, gold_image: GoldImage,
 @transaction.atomic
 def layer_version_create(*, actor: Actor, layer: Layer, version: str, based_on: LayerVersion | None = None,
                          **content: Any) -> LayerVersion:
-    """A new draft layer version, optionally copying another version's steps first."""
+    """A new draft layer version, optionally copying another version's steps first.
+
+    Without `based_on` or `accepts`, the version accepts the gold image's current major version
+    (layer_default_accepts), not every gold version. The returned row's `warnings` lists what
+    is allowed but deserves a look (version.below-newest). Raises ServiceError for a malformed
+    or existing version number, a bad range or unknown fields.
+    """
     _parse_version(version)
     unknown = set(content) - set(LAYER_CONTENT_FIELDS)
     if unknown:
         raise ServiceError(f"Unknown layer version fields: {', '.join(sorted(unknown))}.")
-    if layer.versions.filter(version=version).exists():
+    existing = list(layer.versions.values_list("version", flat=True))
+    if version in existing:
         raise _version_taken(str(layer), version)
-    values = _snapshot(based_on, LAYER_CONTENT_FIELDS) if based_on else {}
+    values = _snapshot(based_on, LAYER_CONTENT_FIELDS) if based_on else {"accepts": layer_default_accepts(layer)}
     values.update(content)
-    _check_range(values.get("accepts", "*"))
+    _check_range(values["accepts"])
     layer_version = LayerVersion(layer=layer, version=version, created_by=_user(actor), **values)
     _insert_version(layer_version, str(layer))
     audit.record("layer_version.create", actor=actor, obj=layer_version, department=layer.department_id,
                  changes={"version": [None, version], **({"based_on": [None, str(based_on)]} if based_on else {})})
+    layer_version.warnings = _order_warnings(str(layer), version, existing)
     return layer_version
+
+
+def layer_default_accepts(layer: Layer) -> str:
+    """The range a new layer starts with: the major version of its gold image's newest published
+    version (^1 = >=1.0.0 <2.0.0), so the next major, which may break the layer, is a choice.
+    Before anything is published, the newest version of any status; * when there is none."""
+    gold_versions = layer.gold_image.versions
+    found = newest(gold_versions.filter(status=GoldImageVersion.Status.PUBLISHED).values_list("version", flat=True))
+    if found is None:
+        found = newest(gold_versions.values_list("version", flat=True))
+    return major_range(found) if found is not None else "*"
 
 
 @transaction.atomic
@@ -400,7 +436,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     anything would be refused; nothing is submitted then.
     """
     layer_versions = list(layer_versions)
-    problems = _build_preconditions(gold_version, layer_versions)
+    problems = build_preconditions(gold_version, layer_versions)
     if problems:
         raise ServiceError("This build cannot be requested.", problems)
     departments = {lv.layer.department_id for lv in layer_versions}
@@ -436,7 +472,11 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     return build
 
 
-def _build_preconditions(gold_version: GoldImageVersion, layer_versions: list[LayerVersion]) -> list[Problem]:
+def build_preconditions(gold_version: GoldImageVersion, layer_versions: list[LayerVersion]) -> list[Problem]:
+    """What makes a build of these versions impossible before any template rule runs: a gold
+    version that is not published or deprecated, layers that are not published, extend another
+    gold image, do not accept the gold version by their range or are named twice. One place for
+    build_request (the pages, the API, startbuild) and exporttemplate, so they refuse alike."""
     problems = []
     if not gold_version.is_buildable:
         problems.append(Problem("build.gold-status", "version",

@@ -7,7 +7,8 @@ path of the field at fault and a plain-language message that says how to fix it.
 here does I/O, so the same rules run in the wizard, the layer forms, at build request time,
 in the API and in `manage.py checktemplate`, and are unit-tested without Azure.
 
-Rule ids are grouped by their first part (GROUPS): schema.* (builds/schema.py, delegated),
+Rule ids are grouped by their first part (GROUPS): schema.* (builds/schema.py, delegated;
+file.* counts as schema too, but needs the OS family, so it lives here),
 source.*, security.*, distribute.*, vm.*, policy.*, secret.* and layer.*. docs/validation.md
 lists every rule.
 """
@@ -15,6 +16,7 @@ lists every rule.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -295,13 +297,44 @@ def check_template(body: Any, *, policy: PolicyRules | None = None, facts: Facts
 def _os_type_problems(props: dict, os_type: str) -> list[Problem]:
     problems: list[Problem] = []
     for index, step in enumerate(_list(props.get("customize"))):
-        problems += [p for p in schema.check_customizer(step, f"properties.customize[{index}]", os_type=os_type)
+        path = f"properties.customize[{index}]"
+        problems += [p for p in schema.check_customizer(step, path, os_type=os_type)
                      if p.rule == "schema.os-mismatch"]
+        problems += check_file_destination(step, path, os_type=os_type)
     validate = props.get("validate") if isinstance(props.get("validate"), dict) else {}
     for index, step in enumerate(_list(validate.get("inVMValidations"))):
-        problems += [p for p in schema.check_validator(step, f"properties.validate.inVMValidations[{index}]",
-                                                       os_type=os_type) if p.rule == "schema.os-mismatch"]
+        path = f"properties.validate.inVMValidations[{index}]"
+        problems += [p for p in schema.check_validator(step, path, os_type=os_type)
+                     if p.rule == "schema.os-mismatch"]
+        problems += check_file_destination(step, path, os_type=os_type)
     return problems
+
+
+# Rules that need the image's OS family, which the schema rules of a bare body cannot know:
+# publishing runs them with the other non-schema rules (preflight.publish_problems).
+OS_FAMILY_RULES = frozenset({"schema.os-mismatch", "file.destination-not-writable"})
+LINUX_WRITABLE_DIR = "/tmp"  # noqa: S108 (the build VM's path Image Builder writes to, not ours)
+
+
+def check_file_destination(step: Any, path: str, *, os_type: str | None) -> list[Problem]:
+    """A Linux File step must write under /tmp: Image Builder uploads the file as the build
+    user, before any sudo, and /tmp is the only folder it may write to (aib-reference §2.4).
+    The fix is to upload to /tmp and move the file into place with a Shell step. On Windows
+    the folder only has to exist, which nothing but the build can tell."""
+    if os_type != "Linux" or not isinstance(step, dict) or step.get("type") != "File":
+        return []
+    destination = step.get("destination")
+    if not isinstance(destination, str) or not destination.strip() or schema.is_placeholder(destination):
+        return []  # a missing destination is schema.missing-field; a sample's placeholder is not a path
+    # normpath so that /tmp/../etc/x is seen for what it is; a relative path is refused too.
+    normalized = posixpath.normpath(destination.strip())
+    if normalized == LINUX_WRITABLE_DIR or normalized.startswith(LINUX_WRITABLE_DIR + "/"):
+        return []
+    name = posixpath.basename(normalized) or "file"
+    return [Problem("file.destination-not-writable", join(path, "destination"),
+                    f"Image Builder's File step can only write under /tmp on Linux, so '{destination}' would fail "
+                    f"the build. Upload the file to /tmp/{name}, then move it into place with a Shell step: "
+                    f"sudo mv /tmp/{name} {normalized}")]
 
 
 def steps_with_paths(body: dict) -> list[tuple[str, dict]]:
@@ -1185,6 +1218,7 @@ def check_step(step: Any, path: str, *, kind: str = "customizer", os_type: str |
     check = schema.check_customizer if kind == "customizer" else schema.check_validator
     problems = check(step, path, os_type=os_type)
     if isinstance(step, dict):
+        problems += check_file_destination(step, path, os_type=os_type)
         problems += check_step_policy(step, path, policy)
         problems += check_step_secrets(step, path)
         if department:

@@ -9,6 +9,7 @@ tilde (`~1.2.3` = >=1.2.3 <1.3.0), wildcards (`1.x`, `1.2.*`, `*`), joined by sp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import total_ordering
 
@@ -55,6 +56,24 @@ class Version:
 
 def is_version(text: str) -> bool:
     return isinstance(text, str) and bool(VERSION_PATTERN.match(text.strip()))
+
+
+def newest(texts: Iterable[str]) -> Version | None:
+    """The highest of `texts` that parse as versions, or None."""
+    return max((Version.parse(text) for text in texts if is_version(text)), default=None)
+
+
+def newest_above(version: Version | str, existing: Iterable[str]) -> Version | None:
+    """The newest of `existing` when it is above `version` (so a new `version` would not be the
+    newest), else None."""
+    version = Version.parse(version) if isinstance(version, str) else version
+    highest = newest(existing)
+    return highest if highest is not None and highest > version else None
+
+
+def major_range(version: Version) -> str:
+    """The range of every version with the same major number: ^1 = >=1.0.0 <2.0.0."""
+    return f"^{version.major}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline
+from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline, validation
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
@@ -393,7 +393,7 @@ def layer_version_preview(request, department, slug, version):
         return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
                        status=200 if _is_htmx(request) else 422)
     body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=settings.AZURE_LOCATION))
-    problems = schema.check_template(body)
+    problems = schema.check_template(body) + validation.check_layer_tags(layer_version.tags, gold_version.tags)
     if not _accepts(layer_version, gold_version.version):
         problems.insert(0, schema.Problem("build.layer-range", "gold",
                                           f"This layer version accepts gold versions {layer_version.accepts}, not "

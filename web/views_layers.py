@@ -68,6 +68,8 @@ def layer_version_create(request, department, slug):
             problems = exc.problems or [Problem("catalog", "", exc.message)]
             _add_errors(form, problems)
         else:
+            for warning in layer_version.warnings:
+                messages.warning(request, warning.message)
             return redirect(_edit_url(layer_version))
     return render(request, "builds/layer_edit_new_version.html",
                   {"form": form, "layer": layer, "problems": _unplaced(form, problems)},

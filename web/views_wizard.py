@@ -95,6 +95,8 @@ def wizard_new_version(request, slug):
             problems = exc.problems or [Problem("catalog", "", exc.message)]
             _add_errors(form, problems)
         else:
+            for warning in gold_version.warnings:
+                messages.warning(request, warning.message)
             return redirect(_step_url(gold_version, "source"))
     return render(request, "builds/wizard/new_version.html",
                   {"form": form, "gold_image": gold_image, "problems": _unplaced(form, problems)},

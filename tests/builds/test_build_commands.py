@@ -1,6 +1,7 @@
 """`startbuild` and `showbuild`, as scripts use them: the id alone on stdout, then the build as JSON."""
 
 import json
+import uuid
 from io import StringIO
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.management import CommandError, call_command
 from builds import lifecycle, monitor
 from builds.models import Build
 from tests import factories
+from tests.support.build_rows import make_build
 from tests.support.workers import run_sweeps
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,7 +64,41 @@ def test_startbuild_refuses_what_it_cannot_build_and_requests_nothing(alice, arg
     assert not Build.objects.exists()
 
 
-@pytest.mark.parametrize("build_id", ["5b0c6f4e-0000-4000-8000-000000000000", "not-an-id"])
+@pytest.mark.parametrize("build_id", ["5b0c6f4e-0000-4000-8000-000000000000", "not-an-id", "5b0c6f4e", "5b0"])
 def test_showbuild_names_an_unknown_build(build_id, db):
-    with pytest.raises(CommandError, match=f"No build {build_id}."):
+    with pytest.raises(CommandError, match=f"No build {build_id}.") as refused:
         run("showbuild", build_id)
+    assert refused.value.returncode == 1
+
+
+def builds_with_ids(alice, *ids: str) -> list[Build]:
+    gold = factories.make_gold_version(actor=alice)
+    builds = []
+    for build_id in ids:
+        build = make_build(gold, requested_by=alice)
+        Build.objects.filter(pk=build.pk).update(uuid=uuid.UUID(build_id))
+        builds.append(Build.objects.get(pk=build.pk))
+    return builds
+
+
+@pytest.mark.parametrize("reference", [
+    "5b0c6f4e",  # the 8 characters the pages show
+    "5b0c",  # the shortest prefix looked up
+    "5B0C6F4E-12",  # any case, hyphens as in the id
+    "5b0c6f4e12",  # or without them
+    "5b0c6f4e-1234-4000-8000-000000000001",  # the whole id
+])
+def test_showbuild_accepts_any_unique_prefix_of_the_id(alice, reference):
+    build, _ = builds_with_ids(alice, "5b0c6f4e-1234-4000-8000-000000000001", "9f00aa11-0000-4000-8000-000000000002")
+    assert json.loads(run("showbuild", reference, "--json"))["id"] == str(build.uuid)
+
+
+def test_showbuild_says_when_a_prefix_is_ambiguous(alice):
+    builds_with_ids(alice, "5b0c6f4e-0000-4000-8000-000000000001", "5b0c6f4e-0000-4000-8000-000000000002",
+                    "5b0c0000-0000-4000-8000-000000000003")
+    with pytest.raises(CommandError, match="ambiguous: 2 builds start with 5b0c6f4e") as refused:
+        run("showbuild", "5b0c6f4e")
+    assert refused.value.returncode == 1
+    with pytest.raises(CommandError, match="ambiguous: 3 builds start with 5b0c"):
+        run("showbuild", "5b0c")
+    assert json.loads(run("showbuild", "5b0c6f4e-0000-4000-8000-000000000002", "--json"))["id"].endswith("2")

@@ -102,6 +102,41 @@ def test_version_numbers_are_semantic_and_unique(alice):
 
 
 @pytest.mark.django_db
+def test_a_version_below_the_newest_is_created_with_a_warning(alice, bob, web):
+    gold_version = factories.make_gold_version(actor=alice)
+    older = services.gold_version_create(actor=alice, gold_image=gold_version.gold_image, version="0.9.0")
+    assert older.is_draft
+    assert [(p.rule, p.path, p.severity) for p in older.warnings] == [("version.below-newest", "version", "warning")]
+    assert "0.9.0 is below 1.0.0" in older.warnings[0].message
+    newer = services.gold_version_create(actor=alice, gold_image=gold_version.gold_image, version="1.1.0")
+    assert newer.warnings == []
+
+    layer = factories.make_layer(web, gold_version.gold_image, actor=bob)
+    assert services.layer_version_create(actor=bob, layer=layer, version="1.0.0").warnings == []
+    older_layer = services.layer_version_create(actor=bob, layer=layer, version="0.1.0")
+    assert [p.rule for p in older_layer.warnings] == ["version.below-newest"]
+    assert LayerVersion.objects.filter(layer=layer).count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("gold_versions, accepts", [
+    ([("1.0.0", True), ("1.4.2", True), ("2.0.0", False)], "^1"),  # the newest published, not the draft
+    ([("0.3.0", True)], "^0"),
+    ([("2.0.0", False)], "^2"),  # nothing published yet: the newest there is
+    ([], "*"),
+])
+def test_a_new_layer_accepts_the_current_major_gold_version(bob, web, gold_versions, accepts):
+    image = factories.make_gold_image()
+    for version, publish in gold_versions:
+        factories.make_gold_version(image, version, publish=publish)
+    layer = factories.make_layer(web, image, actor=bob)
+    first = services.layer_version_create(actor=bob, layer=layer, version="1.0.0")
+    assert first.accepts == accepts
+    assert services.layer_version_create(actor=bob, layer=layer, version="1.1.0", based_on=first).accepts == accepts
+    assert services.layer_version_create(actor=bob, layer=layer, version="1.2.0", accepts="*").accepts == "*"
+
+
+@pytest.mark.django_db
 def test_layer_versions_need_a_valid_accepted_range(bob, web):
     layer = factories.make_layer(web, factories.make_gold_version().gold_image, actor=bob)
     with pytest.raises(services.ServiceError, match="not a version or range"):

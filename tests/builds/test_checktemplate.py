@@ -119,6 +119,16 @@ def test_problems_exit_1_with_one_line_each(tmp_path, azure_emulator):
     assert operations and all(not op.startswith("VirtualMachineImageTemplates") for op in operations)
 
 
+def test_a_linux_file_step_outside_tmp_exits_1_with_the_fix():
+    body = template_body(customize=[{"type": "File", "name": "conf", "sourceUri": "https://files.example.com/app.conf",
+                                     "destination": "/etc/nginx/conf.d/app.conf"}])
+    code, out, _ = run("-", "--offline", stdin=json.dumps(body))
+    assert code == 1
+    rule, path, message = out.strip().split("\t")
+    assert (rule, path) == ("file.destination-not-writable", "properties.customize[0].destination")
+    assert "sudo mv /tmp/app.conf /etc/nginx/conf.d/app.conf" in message
+
+
 def test_it_reads_arm_deployment_templates_from_stdin():
     body = template_body()
     deployment = {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",

@@ -65,6 +65,28 @@ def test_it_lets_the_baseline_tags_win_over_a_layers(gold, layers):
     assert body["tags"]["team"] == "alpha"
 
 
+def test_effective_tags_name_the_source_of_each_tag_and_every_override(gold, layers, web):
+    gamma = factories.make_layer_version(factories.make_layer(web, gold.gold_image, "gamma"),
+                                         tags={"team": "gamma", "department": "baseline", "cost": "42"})
+    effective, overridden = compose.effective_tags(gold, [*layers, gamma])
+    slug = gold.gold_image.slug
+    assert [(t.name, t.value, t.source) for t in effective] == [
+        ("department", "baseline", f"{slug}@1.0.0"), ("team", "gamma", "web/gamma@1.0.0"),
+        ("cost", "42", "web/gamma@1.0.0"), ("owner", "security", f"{slug}@1.0.0")]
+    # gamma's department=baseline matches what applies: not an override.
+    assert [(t.name, t.value, t.source, t.overridden_by, t.effective_value) for t in overridden] == [
+        ("department", "web", "web/alpha@1.0.0", f"{slug}@1.0.0", "baseline"),
+        ("team", "alpha", "web/alpha@1.0.0", "web/gamma@1.0.0", "gamma")]
+    body = compose.compose(gold, [*layers, gamma], BuildContext(location="eastus"))
+    assert compose.without_provenance(body)["tags"] == {t.name: t.value for t in effective}
+
+
+def test_without_layers_nothing_is_overridden(gold):
+    effective, overridden = compose.effective_tags(gold, [])
+    assert {t.name: t.value for t in effective} == {"owner": "security", "department": "baseline"}
+    assert overridden == []
+
+
 def test_it_keeps_source_identity_vm_profile_and_distribution_from_the_gold_version(gold, layers):
     body = compose.compose(gold, layers, BuildContext(location="eastus"))
     assert body["properties"]["source"] == gold.source

@@ -30,7 +30,9 @@ def run(*args):
 def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_path, azure_emulator):
     body = template_body(source=TL_ONLY, distribute=[gallery_target(definition=GEN1_DEFINITION)], customize=[
         {"type": "Shell", "name": "fetch", "scriptUri": "http://files.example.com/setup.sh"},
-        shell("configure", "export PASSWORD=Hunter2-Hunter2", "echo done")])
+        shell("configure", "export PASSWORD=Hunter2-Hunter2", "echo done"),
+        {"type": "File", "name": "conf", "sourceUri": "https://files.example.com/app.conf",
+         "destination": "/etc/app.conf"}])
     path = tmp_path / "t.json"
     path.write_text(json.dumps(body))
     code, out, err = run(str(path), "--gold-image", "hardened", "--version", "1.0.0", "--publish")
@@ -40,6 +42,7 @@ def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_pa
     rows = {tuple(line.split("\t")[:2]) for line in out.strip().splitlines()}
     assert ("policy.uri-https", "properties.customize[0].scriptUri") in rows
     assert ("secret.inline", "properties.customize[1].inline[0]") in rows
+    assert ("file.destination-not-writable", "properties.customize[2].destination") in rows
     assert ("security.source-unsupported", "properties.source.sku") in rows
     assert any(rule.startswith("security.target") for rule, path in rows
                if path == "properties.distribute[0].galleryImageId")
@@ -96,3 +99,13 @@ def test_it_reads_standard_input():
     call_command("importtemplate", "-", "--gold-image", "jammy", "--version", "1.0.0", stdout=out,
                  stdin=StringIO(json.dumps(template_body())))
     assert "Imported jammy@1.0.0 as draft." in out.getvalue()
+
+
+def test_it_imports_a_version_below_the_newest_with_a_warning(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template_body()))
+    assert run(str(path), "--gold-image", "jammy", "--version", "1.0.0")[0] == 0
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "0.9.0")
+    assert code == 0
+    assert "Imported jammy@0.9.0 as draft." in out
+    assert "warning: version.below-newest version: 0.9.0 is below 1.0.0, the newest version of jammy" in out

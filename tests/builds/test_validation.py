@@ -183,6 +183,42 @@ def test_it_refuses_steps_of_the_other_os_family():
     assert ("schema.os-mismatch", "properties.customize[1].type") in found(body, os_type="Linux")
 
 
+@pytest.mark.parametrize("os_type, kind, destination, refused", [
+    ("Linux", "customizer", "/tmp/app.conf", False),
+    ("Linux", "customizer", "/tmp/nginx/app.conf", False),
+    ("Linux", "customizer", "/tmp/", False),
+    ("Linux", "customizer", "/etc/nginx/conf.d/app.conf", True),
+    ("Linux", "customizer", "/tmp/../etc/nginx/app.conf", True),
+    ("Linux", "customizer", "/tmpfiles/app.conf", True),
+    ("Linux", "customizer", "app.conf", True),
+    ("Linux", "validator", "/opt/check.sh", True),
+    ("Linux", "customizer", "<destination>", False),  # a sample's placeholder
+    ("Windows", "customizer", "C:\\inetpub\\wwwroot\\index.html", False),
+    ("Windows", "customizer", "/etc/app.conf", False),
+    (None, "customizer", "/etc/app.conf", False),  # the OS family is unknown: nothing to say
+])
+def test_a_linux_file_step_writes_only_under_tmp(os_type, kind, destination, refused):
+    step = {"type": "File", "name": "conf", "sourceUri": "https://files.example.com/app.conf",
+            "destination": destination}
+    problems = validation.check_step(step, "step", kind=kind, os_type=os_type)
+    assert (("file.destination-not-writable", "step.destination") in {(p.rule, p.path) for p in problems}) is refused
+    assert all(p.severity == "error" for p in problems if p.rule == "file.destination-not-writable")
+
+
+def test_the_file_destination_rule_names_the_fix_and_runs_on_whole_templates():
+    file_step = {"type": "File", "name": "conf", "sourceUri": "https://files.example.com/app.conf",
+                 "destination": "/etc/nginx/conf.d/app.conf"}
+    body = body_with(properties__customize__1=file_step)
+    body["properties"]["validate"] = {"inVMValidations": [dict(file_step, name="check")]}
+    problems = [p for p in validation.check_template(body, os_type="Linux")
+                if p.rule == "file.destination-not-writable"]
+    assert [p.path for p in problems] == ["properties.customize[1].destination",
+                                          "properties.validate.inVMValidations[0].destination"]
+    assert "/tmp/app.conf" in problems[0].message
+    assert "sudo mv /tmp/app.conf /etc/nginx/conf.d/app.conf" in problems[0].message
+    assert not any(p.rule == "file.destination-not-writable" for p in validation.check_template(body))
+
+
 # --- Build VM ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size, source, rule", [

@@ -1,6 +1,6 @@
 import pytest
 
-from builds.versions import Version, VersionError, VersionRange
+from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
 
 
 def test_it_orders_versions_numerically():
@@ -37,3 +37,21 @@ def test_it_matches_ranges(text, allowed, refused):
 def test_it_refuses_malformed_ranges(text):
     with pytest.raises(VersionError):
         VersionRange.parse(text)
+
+
+@pytest.mark.parametrize("version, existing, above", [
+    ("0.9.0", ["1.0.0"], "1.0.0"),
+    ("1.0.1", ["1.0.0", "2.0.0"], "2.0.0"),  # a fix to an older line: allowed, worth a word
+    ("1.1.0", ["1.0.0", "0.9.0"], None),
+    ("1.0.0", [], None),
+    ("1.0.0", ["not a version", "0.1.0"], None),
+])
+def test_it_finds_the_newest_version_above_a_new_one(version, existing, above):
+    assert newest_above(version, existing) == (Version.parse(above) if above else None)
+
+
+def test_a_major_range_accepts_exactly_that_major_version():
+    assert newest(["1.2.0", "1.10.0", "0.9.0"]) == Version(1, 10, 0)
+    accepted = VersionRange.parse(major_range(Version(1, 10, 0)))
+    assert [accepted.allows(v) for v in ("0.9.9", "1.0.0", "1.99.0", "2.0.0")] == [False, True, True, False]
+    assert major_range(Version(0, 3, 0)) == "^0" and not VersionRange.parse("^0").allows("1.0.0")

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from builds.models import Build
 from tests import factories
+from tests.support.build_rows import make_build
 
 
 @pytest.fixture
@@ -110,3 +111,46 @@ def test_only_the_departments_editors_build_its_layers(client, alice, carol, dav
 def test_the_build_button_is_post_only(client, bob, layer_version):
     client.force_login(bob)
     assert client.get(version_url("layer-version-build")).status_code == 405
+
+
+@pytest.fixture
+def overridden(alice, bob, web):
+    """ubuntu@1.0.0 sets owner=security; web/app@1.0.0 sets owner=web-team (ignored) and team=web."""
+    gold = factories.make_gold_version(factories.make_gold_image("ubuntu", actor=alice), actor=alice,
+                                       tags={"owner": "security"})
+    app = factories.make_layer(web, gold.gold_image, "app", actor=bob)
+    return gold, factories.make_layer_version(app, actor=bob, tags={"owner": "web-team", "team": "web"})
+
+
+IGNORED = ("<code>owner = web-team</code> from <code>web/app@1.0.0</code> is ignored")
+
+
+def test_the_layer_version_page_shows_the_effective_tags_and_the_override(client, bob, overridden):
+    client.force_login(bob)
+    page = client.get(reverse("builds:layer-version", args=["web", "app", "1.0.0"])).content.decode()
+    assert "Tags in a build on 1.0.0" in page
+    assert "<td><code>owner</code></td><td><code>security</code></td><td><code>ubuntu@1.0.0</code></td>" in page
+    assert "<td><code>team</code></td><td><code>web</code></td><td><code>web/app@1.0.0</code></td>" in page
+    assert IGNORED in page and "<code>ubuntu@1.0.0</code> sets <code>security</code>" in page
+
+
+def test_the_preview_warns_of_the_override_instead_of_passing_every_rule(client, bob, overridden):
+    client.force_login(bob)
+    page = client.get(reverse("builds:layer-version-preview", args=["web", "app", "1.0.0"]),
+                      {"gold": "1.0.0"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "passes every template rule" not in page
+    assert "Warnings:" in page and "<code>tags.owner</code>: The gold image sets &#x27;owner&#x27;" in page
+    assert IGNORED in page
+
+
+def test_the_gold_version_and_build_pages_show_the_override(client, bob, overridden):
+    gold, layer_version = overridden
+    client.force_login(bob)
+    page = client.get(reverse("builds:gold-version", args=["ubuntu", "1.0.0"])).content.decode()
+    assert "Baseline tags" in page and "<td><code>owner</code></td><td><code>security</code></td>" in page
+    assert IGNORED in page
+    build = make_build(gold, [layer_version], requested_by=bob)
+    page = client.get(reverse("builds:build-detail", args=[build.uuid])).content.decode()
+    assert build.template["tags"]["owner"] == "security"
+    assert "<td><code>owner</code></td><td><code>security</code></td><td><code>ubuntu@1.0.0</code></td>" in page
+    assert IGNORED in page

@@ -63,6 +63,8 @@ def test_the_editor_adds_reorders_and_removes_steps(client, bob, draft):
     ({"type": "Shell", "name": "x", "inline": "echo\nexport PASSWORD=hunter2hunter2"}, "inline"),
     ({"type": "File", "name": "x", "sourceUri": "https://user:pw@files.example.com/f",
       "destination": "/tmp/f"}, "sourceUri"),
+    ({"type": "File", "name": "x", "sourceUri": "https://files.example.com/app.conf",
+      "destination": "/etc/nginx/conf.d/app.conf"}, "destination"),
 ])
 def test_refusals_name_their_field(client, bob, draft, data, field):
     client.force_login(bob)
@@ -134,6 +136,23 @@ def test_a_new_version_starts_from_the_last_one(client, bob, draft):
     response = client.post(reverse("builds:layer-version-create", args=["web", "app"]),
                            {"version": "1.1.0", "based_on": "1.0.0"})
     assert response.status_code == 302 and response.url == edit_url("1.1.0")
+
+
+def test_a_new_version_below_the_newest_is_created_with_a_warning(client, bob, draft):
+    client.force_login(bob)
+    response = client.post(reverse("builds:layer-version-create", args=["web", "app"]), {"version": "0.9.0"},
+                           follow=True)
+    assert response.redirect_chain[-1][0] == edit_url("0.9.0")
+    page = response.content.decode()
+    assert "0.9.0 is below 1.0.0, the newest version of web/app" in page
+
+
+def test_a_new_layer_accepts_the_gold_images_current_major_version(client, bob, gold):
+    client.force_login(bob)
+    client.post(reverse("builds:layer-create"), {"department": "web", "gold_image": "ubuntu", "slug": "app",
+                                                 "name": "App"})
+    assert LayerVersion.objects.get(layer__slug="app").accepts == "^1"
+    assert 'value="^1"' in client.get(edit_url()).content.decode()
 
 
 @pytest.mark.parametrize("persona, status", [("carol", 404), ("alice", 403), ("dave", 403), ("erin", 403)])

@@ -265,6 +265,15 @@ def test_a_new_version_copies_another_and_starts_at_the_source(client, alice):
     assert response.status_code == 422 and "already exists" in response.content.decode()
 
 
+def test_a_new_version_below_the_newest_is_created_with_a_warning(client, alice):
+    client.force_login(alice)
+    factories.make_gold_version(factories.make_gold_image("ubuntu"))
+    response = client.post(reverse("builds:wizard-new-version", args=["ubuntu"]), {"version": "0.9.0"}, follow=True)
+    assert response.redirect_chain[0][0] == step_url("source", version="0.9.0")
+    assert GoldImageVersion.objects.get(version="0.9.0").is_draft
+    assert "0.9.0 is below 1.0.0, the newest version of ubuntu" in response.content.decode()
+
+
 def test_a_taken_slug_is_refused_on_its_field(client, alice):
     client.force_login(alice)
     factories.make_gold_image("ubuntu")

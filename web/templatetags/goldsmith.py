@@ -16,7 +16,7 @@ from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import BashLexer, JsonLexer, PowerShellLexer, TextLexer
 
-from builds import access
+from builds import access, compose
 from builds.timeline import format_duration
 from portal.text import INVISIBLE_CHARACTERS, character_label
 
@@ -154,3 +154,22 @@ def target_label(target: dict) -> str:
     """Where a distributor puts the image."""
     target = target or {}
     return target.get("galleryImageId") or target.get("imageId") or target.get("uri") or "staging storage"
+
+
+@register.inclusion_tag("builds/_tags.html")
+def composed_tags(gold_version, layers=None, heading: str = "Tags") -> dict:
+    """The tags a composition of `gold_version` with `layers` carries, with who sets each, and the
+    layer values it ignores (compose.effective_tags). `layers` is a layer version, a list of them
+    or a build's BuildLayer rows."""
+    if gold_version in (None, ""):
+        return {"heading": heading, "effective": [], "overridden": []}
+    items = [] if not layers else list(layers) if hasattr(layers, "__iter__") else [layers]
+    report = compose.effective_tags(gold_version, [getattr(item, "layer_version", item) for item in items])
+    return {"heading": heading, "effective": report.effective, "overridden": report.overridden}
+
+
+@register.simple_tag
+def overridden_by_gold(gold_version, layer_versions) -> list[compose.Tag]:
+    """The tag values of each layer version that `gold_version` overrides, each layer composed alone."""
+    return [tag for layer_version in layer_versions or []
+            for tag in compose.effective_tags(gold_version, [layer_version]).overridden]

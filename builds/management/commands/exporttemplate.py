@@ -3,11 +3,12 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from builds import compose, selectors
+from builds import compose, selectors, services
 
 
 class Command(BaseCommand):
-    help = "Print the Image Builder template body composed from a gold image version and layers, as JSON."
+    help = ("Print the Image Builder template body composed from a gold image version and layers, as JSON. "
+            "Exit 1 with the reason when they could not be built (a draft, a layer outside its accepted range).")
 
     def add_arguments(self, parser):
         parser.add_argument("gold_slug")
@@ -21,9 +22,10 @@ class Command(BaseCommand):
             layers = [selectors.layer_version_get(ref) for ref in options["layer"]]
         except selectors.NotFound as exc:
             raise CommandError(str(exc)) from exc
-        for layer_version in layers:
-            if layer_version.layer.gold_image_id != gold_version.gold_image_id:
-                raise CommandError(f"{layer_version} extends {layer_version.layer.gold_image.slug}, "
-                                   f"not {gold_version.gold_image.slug}.")
+        # The build request's own preconditions, so a template that could never be built (a draft,
+        # a layer outside its accepted range) is refused here as the pages and the API refuse it.
+        problems = services.build_preconditions(gold_version, layers)
+        if problems:
+            raise CommandError("\n".join(problem.message for problem in problems))
         body = compose.compose(gold_version, layers, compose.BuildContext(location=settings.AZURE_LOCATION))
         self.stdout.write(json.dumps(body, indent=2))

@@ -1,6 +1,5 @@
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from builds import selectors
@@ -10,14 +9,15 @@ class Command(BaseCommand):
     help = "Show a build's state, sub-state, events, outputs and error."
 
     def add_arguments(self, parser):
-        parser.add_argument("build_id", help="the build's id (a UUID)")
+        parser.add_argument("build_id", help="the build's id, or any unique prefix of at least "
+                                             f"{selectors.BUILD_PREFIX_MIN} characters (the pages show 8)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options):
         try:
             build = selectors.build_get(options["build_id"])
-        except (selectors.NotFound, ValidationError) as exc:
-            raise CommandError(f"No build {options['build_id']}.") from exc
+        except (selectors.NotFound, selectors.Ambiguous) as exc:
+            raise CommandError(str(exc)) from exc
         summary = selectors.build_summary(build)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))

@@ -6,8 +6,7 @@ The README's pictures are skipped unless GOLDSMITH_SCREENSHOTS names the folder 
 (make screenshots sets it to docs/screenshots). The data is `seeddemo`'s, plus what a morning
 of work adds: a newer gold version, a successful, a failed and a running build, all made by
 the real worker against the emulator. The layout check always runs (on factory rows, without a
-worker) and leaves its pictures in GOLDSMITH_SCREENSHOTS/layout/, or in
-test-results/browser/layout/ when that is unset.
+worker) and leaves its pictures in test-results/browser/layout/.
 """
 
 import os
@@ -149,8 +148,7 @@ def layout_world(alice, bob, carol, web):
 
 
 def test_key_pages_fit_desktop_and_phone_widths(live_server, browser, alice, layout_world):
-    folder = Path(TARGET) / "layout" if TARGET else output_dir("layout")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_dir("layout")  # for people to look at; not the README's pictures
     build = layout_world["build"]
     pages = {"home": "/", "gold-list": "/gold/", "gold-version": "/gold/ubuntu/v/1.0.0/", "layers": "/layers/",
              "builds": "/builds/", "build-failed": f"/builds/{build.uuid}/", "history": "/audit/",

@@ -133,6 +133,11 @@ def step_types(kind: str, os_type: str) -> tuple[str, ...]:
 # --- Wizard steps -----------------------------------------------------------------------------
 
 
+# Azure resource ids and URLs run to 150-250 characters: these inputs take the form's full width
+# in a monospace font (app.css .resource-id) instead of squeezing them into a name-sized box.
+RESOURCE_ID = {"class": "resource-id", "spellcheck": "false", "autocomplete": "off"}
+
+
 class SourceForm(forms.Form):
     location = forms.CharField(label="Build region", max_length=40,
                                help_text="Where the template is created and the build runs, e.g. eastus.")
@@ -144,8 +149,10 @@ class SourceForm(forms.Form):
     sku = forms.CharField(label="SKU", max_length=100, required=False, widget=forms.TextInput(attrs={"list": "skus"}))
     version = forms.CharField(max_length=100, required=False, help_text="A version, or latest.",
                               widget=forms.TextInput(attrs={"list": "versions"}))
-    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX, required=False)
-    imageVersionId = forms.CharField(label="Gallery image version id", max_length=URL_MAX, required=False)
+    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX, required=False,
+                              widget=forms.TextInput(attrs=RESOURCE_ID))
+    imageVersionId = forms.CharField(label="Gallery image version id", max_length=URL_MAX, required=False,
+                                     widget=forms.TextInput(attrs=RESOURCE_ID))
 
     def clean_location(self) -> str:
         return re.sub(r"\s+", "", self.cleaned_data["location"]).lower()
@@ -191,7 +198,7 @@ class SharedImageTargetForm(forms.Form):
     runOutputName = forms.CharField(label="Run output name", max_length=64)
     galleryImageId = forms.CharField(label="Gallery image definition", max_length=URL_MAX,
                                      help_text="Pick from the catalog or paste a definition id.",
-                                     widget=forms.TextInput(attrs={"list": "gallery-definitions"}))
+                                     widget=forms.TextInput(attrs={**RESOURCE_ID, "list": "gallery-definitions"}))
     targetRegions = forms.CharField(label="Replicate to regions", max_length=1000, required=False,
                                     help_text="Comma-separated, e.g. eastus, westeurope. Empty: the definition's region.")
     replicaCount = forms.IntegerField(label="Replicas per region", min_value=1, max_value=100, required=False)
@@ -222,7 +229,7 @@ class SharedImageTargetForm(forms.Form):
 class ManagedImageTargetForm(forms.Form):
     target_type = "ManagedImage"
     runOutputName = forms.CharField(label="Run output name", max_length=64)
-    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX,
+    imageId = forms.CharField(label="Managed image id", max_length=URL_MAX, widget=forms.TextInput(attrs=RESOURCE_ID),
                               help_text="/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/images/<name>")
     location = forms.CharField(label="Region", max_length=40)
 
@@ -235,7 +242,7 @@ class ManagedImageTargetForm(forms.Form):
 class VhdTargetForm(forms.Form):
     target_type = "VHD"
     runOutputName = forms.CharField(label="Run output name", max_length=64)
-    uri = forms.CharField(label="Blob URL", max_length=URL_MAX, required=False,
+    uri = forms.CharField(label="Blob URL", max_length=URL_MAX, required=False, widget=forms.TextInput(attrs=RESOURCE_ID),
                           help_text="Empty: the VHD stays in the build's staging storage account.")
 
     def to_target(self) -> dict[str, Any]:
@@ -255,11 +262,13 @@ class BuildVmForm(forms.Form):
                              help_text="Empty lets Image Builder pick (Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2).")
     osDiskSizeGB = forms.IntegerField(label="OS disk size (GB)", required=False, min_value=0, max_value=32767,
                                       help_text="0 or empty: the source's size. Disks only grow.")
-    identity = forms.CharField(label="Template identity", max_length=URL_MAX,
+    identity = forms.CharField(label="Template identity", max_length=URL_MAX, widget=forms.TextInput(attrs=RESOURCE_ID),
                                help_text="The user-assigned managed identity Image Builder runs as.")
-    userAssignedIdentities = forms.CharField(label="Build VM identities", widget=forms.Textarea, max_length=TEXT_MAX,
+    userAssignedIdentities = forms.CharField(label="Build VM identities", widget=forms.Textarea(attrs=RESOURCE_ID),
+                                             max_length=TEXT_MAX,
                                              required=False, help_text="One identity id per line.")
     subnetId = forms.CharField(label="Build VM subnet", max_length=URL_MAX, required=False,
+                               widget=forms.TextInput(attrs=RESOURCE_ID),
                                help_text="Empty: Image Builder creates its own network.")
     buildTimeoutInMinutes = forms.IntegerField(label="Build timeout (minutes)", required=False, min_value=0,
                                                max_value=960, help_text="0 or empty: Azure's default of 240.")

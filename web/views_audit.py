@@ -156,7 +156,7 @@ def build_provenance(request, build_uuid):
     approvals_by_object = {event.object_id: event for event in
                            AuditEvent.objects.filter(version_keys, action__in=PUBLISH_ACTIONS).order_by("id")}
     build_events = list(AuditEvent.objects.filter(object_type="build", object_id=str(build.uuid))
-                        .select_related("department").order_by("id")[:500])
+                        .select_related("department").order_by("-id")[:500])
     requested = next((event for event in build_events if event.action == "build.request"), None)
     recorded_sha = None
     if requested and isinstance(requested.changes.get("template_sha256"), list):

@@ -9,6 +9,7 @@ from builds.models import Build
 from portal.models import AuditEvent
 from tests import factories
 from tests.support import build_rows
+from web import forms
 
 
 @pytest.fixture
@@ -160,3 +161,24 @@ def test_a_poll_after_the_session_ended_sends_the_whole_page_to_sign_in(client, 
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/login/?next={detail(build).replace('/', '%2F')}"
     assert client.get(detail(build, "build-status"))["Location"].startswith("/login/")
+
+
+def test_the_timeline_also_lists_the_phases_for_narrow_screens(client, bob, gold, layer_version):
+    build = build_rows.failed(gold, [layer_version], requested_by=bob, log_uri="")
+    client.force_login(bob)
+    page = client.get(f"/builds/{build.uuid}/").content.decode()
+    listed = page[page.index('<ol class="timeline-list">'):]
+    listed = listed[:listed.index("</ol>")]
+    assert listed.count('class="phase-done"') == 3  # Submitting, Queued, Building
+    assert '<li class="phase-failed"><span class="phase-name">Customizing</span>' in listed
+    assert "✕ failed" in listed
+
+
+@pytest.mark.parametrize("form_class, field", [
+    (forms.SourceForm, "imageId"), (forms.SourceForm, "imageVersionId"),
+    (forms.SharedImageTargetForm, "galleryImageId"), (forms.ManagedImageTargetForm, "imageId"),
+    (forms.VhdTargetForm, "uri"), (forms.BuildVmForm, "identity"), (forms.BuildVmForm, "userAssignedIdentities"),
+    (forms.BuildVmForm, "subnetId"),
+])
+def test_resource_id_fields_are_wide(form_class, field):
+    assert 'class="resource-id"' in str(form_class()[field])

@@ -84,3 +84,31 @@ def test_the_check_page_answers_400_to_a_body_over_the_upload_limit(client, dave
     response = client.post(reverse("builds:checktemplate"),
                            {"template": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
     assert response.status_code == 400
+
+
+def _main_nav(page: str) -> str:
+    return page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+
+
+@pytest.mark.parametrize("persona, shown", [
+    ("alice", True), ("bob", True), ("dave", True), ("erin", False), ("sam", False),
+])
+def test_the_navigation_links_the_check_page_for_the_roles_that_may_use_it(client, request, persona, shown):
+    client.force_login(request.getfixturevalue(persona))
+    nav = _main_nav(client.get("/", follow=True).content.decode())  # auditors land on the history
+    assert (f'<a href="{reverse("builds:checktemplate")}">Check a template</a>' in nav) is shown
+
+
+def test_the_check_page_is_the_current_page_in_the_navigation(client, dave):
+    client.force_login(dave)
+    nav = _main_nav(client.get(reverse("builds:checktemplate")).content.decode())
+    assert f'<a href="{reverse("builds:checktemplate")}" aria-current="page">Check a template</a>' in nav
+
+
+@pytest.mark.parametrize("persona, page", [("alice", "builds:wizard-start"), ("alice", "builds:gold-list"),
+                                           ("bob", "builds:gold-list"), ("dave", "builds:gold-list")])
+def test_the_wizard_start_and_the_gold_list_link_the_check_page(client, request, persona, page):
+    client.force_login(request.getfixturevalue(persona))
+    content = client.get(reverse(page)).content.decode()
+    main = content[content.index('<main id="main"'):]
+    assert f'href="{reverse("builds:checktemplate")}"' in main

@@ -229,3 +229,20 @@ def test_label_search_uses_the_full_text_index_on_postgresql(db):
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "audit_label_search" in plan
+
+
+def test_a_refused_outsider_is_not_shown_as_a_member_of_the_objects_department(client, alice, bob, carol, dave, web):
+    layer = factories.make_layer(web, factories.make_gold_image("ubuntu", actor=alice), "nginx", actor=bob)
+    client.force_login(carol)
+    assert client.get(f"/layers/web/{layer.slug}/").status_code == 404  # carol (data) is refused web's layer
+    denied = AuditEvent.objects.get(action="access.denied", actor_name="carol")
+    client.force_login(dave)
+    page = client.get(URL, {"actor": "carol"}).content.decode()
+    row = page[page.index(f'title="Event {denied.id}:'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="actor">carol</td>' in row  # the actor's cell names the actor and nothing else
+    assert "<span class=\"muted\">Object's department:</span> Web Platform" in row
+    detail = client.get(f"/audit/events/{denied.hash}/").content.decode()
+    assert "<dt>Object's department</dt><dd>Web Platform</dd>" in detail
+    who = detail[detail.index('id="who-heading"'):detail.index('id="what-heading"')]
+    assert "Web Platform" not in who

@@ -105,3 +105,16 @@ def test_the_query_count_does_not_grow_with_layers_and_events(client, dave, alic
     with CaptureQueriesContext(connection) as large:
         assert client.get(url(bigger)).status_code == 200
     assert len(large) == len(small)
+
+
+def test_the_audit_events_are_listed_newest_first(client, dave, build):
+    from portal.models import AuditEvent
+
+    client.force_login(dave)
+    page = client.get(url(build)).content.decode()
+    events = page[page.index('id="events-heading"'):]
+    ids = list(AuditEvent.objects.filter(object_type="build", object_id=str(build.uuid))
+               .order_by("id").values_list("id", flat=True))
+    assert len(ids) >= 2
+    positions = [events.index(f'title="Event {event_id}:') for event_id in ids]
+    assert positions == sorted(positions, reverse=True)  # the last recorded comes first, as the caption says

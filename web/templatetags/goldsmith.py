@@ -130,6 +130,7 @@ def main_nav(context) -> dict:
         links.append(("History", reverse("portal:audit-history")))
     if roles.security or roles.editor or roles.auditor:
         links.append(("Policy", reverse("builds:policy")))
+        links.append(("Check a template", reverse("builds:checktemplate")))  # web/views_checks.py READERS
     if roles.admin:
         links.append(("Operator", reverse("portal:operator")))
     items = []

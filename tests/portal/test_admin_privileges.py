@@ -23,6 +23,13 @@ User = get_user_model()
 NEW_PASSWORD = "Erin-owns-this-now-42"
 
 
+@pytest.fixture(autouse=True)
+def every_refusal_recorded(settings):
+    """These tests count one access.denied per refused request; repeats of one reason within a
+    minute are folded into a count otherwise (tests/portal/test_audit_refusals.py)."""
+    settings.AUDIT_REFUSAL_WINDOW_SECONDS = 0
+
+
 def as_erin(client, erin):
     client.force_login(erin)
     return client

@@ -171,7 +171,7 @@ def test_dependents_wait_for_what_they_depend_on(deployments):
 
 
 @pytest.mark.parametrize(("resource", "path", "words"), [
-    ({"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "id",
+    ({"type": "Microsoft.Web/sites", "apiVersion": "2024-04-01", "name": "site",
       "location": "westus2"}, "resources[0].type", "is not served by the emulator"),
     ({"type": IMAGE_TEMPLATES, "apiVersion": "2025-10-01", "name": "t", "location": "[reference('x').location]"},
      "resources[0].location", "The template function 'reference' is not valid"),
@@ -214,3 +214,17 @@ def test_deployments_are_listed_deleted_and_go_with_their_group(arm, deployments
     arm.resource_groups.begin_delete(GROUP).result()
     arm.resource_groups.create_or_update(GROUP, {"location": samples.LOCATION})
     assert deployments.list(GROUP) == []
+
+
+def test_a_user_assigned_identity_deploys_with_the_template_that_uses_it(arm, deployments):
+    """Samples create the identity beforehand; a template may also declare it, now that the
+    emulator serves Microsoft.ManagedIdentity: the image template then depends on it."""
+    template = simple_template([
+        {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31",
+         "name": "aib-deployed", "location": "[resourceGroup().location]"},
+    ])
+    deployments.begin_create_or_update(GROUP, "with-identity", deployment(template)).result()
+
+    operations = deployments.operations(GROUP, "with-identity")
+    assert [op["properties"]["provisioningState"] for op in operations] == ["Succeeded"]
+    assert operations[0]["properties"]["targetResource"]["id"].endswith("/userAssignedIdentities/aib-deployed")

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from builds import schema, validation
 from builds.models import Generation, OsType, SecurityType
 from builds.validators import SLUG_MAX, validate_name, validate_slug, validate_version
 
@@ -388,7 +389,17 @@ class CheckTemplateForm(forms.Form):
         self.fields["policy"].choices = [(name, name) for name in policies]
 
 
+_LEFT_TO_TEMPLATE = ("", "Left to the template")
+
+
+def _policy_choice(key: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    return [_LEFT_TO_TEMPLATE, *((value, labels.get(value, value)) for value in validation.POLICY_CHOICES[key])]
+
+
 class PolicyForm(forms.Form):
+    """Every rule of validation.PolicyRules: to_rules() writes them all, so saving the page
+    never resets a rule the page does not show."""
+
     allowed_hosts = forms.CharField(label="Allowed script and file hosts", widget=forms.Textarea, required=False,
                                     max_length=TEXT_MAX,
                                     help_text="One per line: files.example.com, or *.example.com for its subdomains. "
@@ -408,17 +419,64 @@ class PolicyForm(forms.Form):
                                                             required=False)
     departments_may_run_elevated = forms.BooleanField(label="Department layers may run PowerShell elevated",
                                                       required=False)
+    staging_resource_group = forms.ChoiceField(
+        label="Staging resource group", required=False,
+        choices=_policy_choice("staging_resource_group", {"azure": "Image Builder names it (none in the template)",
+                                                          "named": "The template must name one"}))
+    staging_resource_group_prefix = forms.CharField(
+        label="A named staging group's name starts with", max_length=80, required=False,
+        help_text="For example goldsmith-staging-. Empty: any name.")
+    required_managed_resource_tags = forms.CharField(
+        label="Required managed resource tags", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text="Tags on the resources Image Builder creates, one per line: name (any value) or name=value.")
+    network = forms.ChoiceField(label="Build network", required=False,
+                                choices=_policy_choice("network", {"private": "Private: a subnet is required",
+                                                                   "public": "Public: no virtual network"}))
+    allowed_subnets = forms.CharField(
+        label="Allowed subnets", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text="Subnet ids, or virtual network ids (any subnet of it), one per line. Empty: any subnet.")
+    isolated_builds = forms.ChoiceField(
+        label="Isolated builds (container instance subnet)", required=False,
+        choices=_policy_choice("isolated_builds", {"required": "Required", "forbidden": "Forbidden"}))
+    allowed_proxy_vm_sizes = forms.CharField(label="Allowed proxy VM sizes", widget=forms.Textarea, required=False,
+                                             max_length=TEXT_MAX, help_text="One per line. Empty: any size.")
+    on_customizer_error = forms.ChoiceField(
+        label="On a customizer error", required=False,
+        choices=_policy_choice("on_customizer_error", {"cleanup": "Clean up", "abort": "Abort (keep the build VM)"}))
+    on_validation_error = forms.ChoiceField(
+        label="On a validation error", required=False,
+        choices=_policy_choice("on_validation_error", {"cleanup": "Clean up", "abort": "Abort (keep the build VM)"}))
+    vm_boot_optimization = forms.ChoiceField(label="VM boot optimization", required=False,
+                                             choices=_policy_choice("vm_boot_optimization", {}))
+    max_replica_count = forms.IntegerField(label="Maximum replicas per target region", required=False, min_value=0,
+                                           max_value=100, help_text="0 or empty: Azure's limit.")
+    allowed_storage_account_types = forms.CharField(
+        label="Allowed replica storage account types", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text=f"One per line, of {', '.join(schema.STORAGE_ACCOUNT_TYPES)}. Empty: any.")
+    gallery_versioning = forms.ChoiceField(
+        label="Gallery versioning", required=False,
+        choices=_policy_choice("gallery_versioning", {"Latest": "Latest (next version number)",
+                                                      "Source": "Source (the source image's version)"}))
+    additional_data_disks = forms.BooleanField(label="Templates may add data disks", required=False)
+    max_data_disk_size_gb = forms.IntegerField(label="Largest data disk (GB)", required=False, min_value=0,
+                                               max_value=32767, help_text="0 or empty: no limit.")
     comment = forms.CharField(label="Why this change", max_length=1000, required=False)
 
-    LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags")
+    LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags",
+                   "required_managed_resource_tags", "allowed_subnets", "allowed_proxy_vm_sizes",
+                   "allowed_storage_account_types")
+    BOOL_FIELDS = ("require_checksums", "departments_may_use_windows_update", "departments_may_run_elevated",
+                   "additional_data_disks")
+    INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb")
+    TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
+                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning")
 
     def to_rules(self) -> dict[str, Any]:
         data = self.cleaned_data
         rules: dict[str, Any] = {key: _lines(data.get(key, "")) for key in self.LIST_FIELDS}
-        rules["require_checksums"] = bool(data.get("require_checksums"))
-        rules["max_build_timeout"] = data.get("max_build_timeout") or 0
-        rules["departments_may_use_windows_update"] = bool(data.get("departments_may_use_windows_update"))
-        rules["departments_may_run_elevated"] = bool(data.get("departments_may_run_elevated"))
+        rules.update({key: bool(data.get(key)) for key in self.BOOL_FIELDS})
+        rules.update({key: data.get(key) or 0 for key in self.INT_FIELDS})
+        rules.update({key: (data.get(key) or "").strip() for key in self.TEXT_FIELDS})
         return rules
 
     @classmethod

@@ -419,6 +419,9 @@ class PolicyForm(forms.Form):
                                                             required=False)
     departments_may_run_elevated = forms.BooleanField(label="Department layers may run PowerShell elevated",
                                                       required=False)
+    layers_may_set_network = forms.BooleanField(
+        label="Department layers may choose the build network (subnet and proxy VM size)", required=False,
+        help_text="Within the build network, allowed subnets and proxy VM sizes below.")
     staging_resource_group = forms.ChoiceField(
         label="Staging resource group", required=False,
         choices=_policy_choice("staging_resource_group", {"azure": "Image Builder names it (none in the template)",
@@ -466,7 +469,7 @@ class PolicyForm(forms.Form):
                    "required_managed_resource_tags", "allowed_subnets", "allowed_proxy_vm_sizes",
                    "allowed_storage_account_types")
     BOOL_FIELDS = ("require_checksums", "departments_may_use_windows_update", "departments_may_run_elevated",
-                   "additional_data_disks")
+                   "layers_may_set_network", "additional_data_disks")
     INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb")
     TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
                    "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning")

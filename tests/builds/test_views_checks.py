@@ -100,6 +100,7 @@ ENTERPRISE_RULES = {
     "on_customizer_error": "abort", "on_validation_error": "cleanup", "vm_boot_optimization": "Disabled",
     "max_replica_count": 3, "allowed_storage_account_types": ["Standard_ZRS", "Premium_LRS"],
     "gallery_versioning": "Source", "additional_data_disks": False, "max_data_disk_size_gb": 512,
+    "layers_may_set_network": False,
 }
 
 

@@ -371,10 +371,37 @@ class LayerVersionForm(forms.Form):
                               help_text="A range such as ^1.0 or >=1.2.0 <2.0.0 (* for any).")
     tags = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line, added to the image's tags.")
+    subnetId = forms.CharField(label="Build subnet", max_length=URL_MAX, required=False,
+                               help_text="The subnet id the build VM runs in (…/virtualNetworks/<vnet>/subnets/<subnet>), "
+                                         "for a build that must reach your private servers. Empty: the gold "
+                                         "version's network.")
+    proxyVmSize = forms.CharField(label="Proxy VM size", max_length=64, required=False,
+                                  help_text="With a subnet: the size of Image Builder's proxy VM. Empty: Azure's "
+                                            "default.")
     changelog = forms.CharField(label="What changes", widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+
+    NETWORK_FIELDS = ("subnetId", "proxyVmSize")
+
+    def __init__(self, *args, policy: validation.PolicyRules | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if policy is not None and not policy.layers_may_set_network:
+            for name in self.NETWORK_FIELDS:
+                self.fields[name].help_text = "The build policy leaves the build network to the gold version."
+        elif policy is not None and policy.allowed_subnets:
+            self.fields["subnetId"].help_text += f" Allowed: {', '.join(policy.allowed_subnets)}."
 
     def clean_tags(self) -> dict[str, str]:
         return parse_tags(self.cleaned_data.get("tags", ""))
+
+    def to_network(self) -> dict[str, str]:
+        """LayerVersion.network (empty values left out)."""
+        return {name: value for name in self.NETWORK_FIELDS if (value := self.cleaned_data.get(name, "").strip())}
+
+    @classmethod
+    def initial_from(cls, layer_version: Any) -> dict[str, Any]:
+        network = layer_version.network if isinstance(layer_version.network, dict) else {}
+        return {"accepts": layer_version.accepts, "changelog": layer_version.changelog,
+                "tags": format_tags(layer_version.tags), **{name: network.get(name, "") for name in cls.NETWORK_FIELDS}}
 
 
 class CheckTemplateForm(forms.Form):

@@ -250,10 +250,24 @@ TARGET_FORMS: dict[str, type[forms.Form]] = {
     "SharedImage": SharedImageTargetForm, "ManagedImage": ManagedImageTargetForm, "VHD": VhdTargetForm}
 
 
+OTHER_SIZE = "other"
+_ERROR_HANDLING = [("", "Azure's default (clean up)"), ("cleanup", "Clean up"),
+                   ("abort", "Abort: keep the build VM to investigate")]
+STAGING_MODES = [("none", "None: Image Builder creates and deletes its own group"),
+                 ("goldsmith", "A group Goldsmith names for this version (created empty by Image Builder)"),
+                 ("own", "Bring your own: an existing empty group in the build region")]
+
+
 class BuildVmForm(forms.Form):
-    vmSize = forms.CharField(label="Build VM size", max_length=64, required=False,
-                             widget=forms.TextInput(attrs={"list": "vm-sizes"}),
-                             help_text="Empty lets Image Builder pick (Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2).")
+    """The Build VM step: size, disk, identities, network, staging group, managed resource tags,
+    error handling and boot optimization. Field names are the template's keys (field_for)."""
+
+    vmSize = forms.CharField(label="Build VM size", max_length=64, required=False, widget=forms.Select,
+                             help_text="Sizes offered in the build region that fit the image, smallest first. "
+                                       "Image Builder's default is Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2.")
+    vmSizeOther = forms.CharField(label="Another size", max_length=64, required=False,
+                                  help_text="With \u201cAnother size\u201d: a size the list does not have is not "
+                                            "checked here; the Review step checks it against the region.")
     osDiskSizeGB = forms.IntegerField(label="OS disk size (GB)", required=False, min_value=0, max_value=32767,
                                       help_text="0 or empty: the source's size. Disks only grow.")
     identity = forms.CharField(label="Template identity", max_length=URL_MAX,
@@ -261,12 +275,70 @@ class BuildVmForm(forms.Form):
     userAssignedIdentities = forms.CharField(label="Build VM identities", widget=forms.Textarea, max_length=TEXT_MAX,
                                              required=False, help_text="One identity id per line.")
     subnetId = forms.CharField(label="Build VM subnet", max_length=URL_MAX, required=False,
-                               help_text="Empty: Image Builder creates its own network.")
+                               help_text="Empty: Image Builder creates its own network. Department layers may "
+                                         "choose their own when the policy allows it.")
+    containerInstanceSubnetId = forms.CharField(
+        label="Isolated build subnet (container instance)", max_length=URL_MAX, required=False,
+        help_text="A subnet of the same virtual network delegated to Azure Container Instances. Empty: no isolated "
+                  "build.")
+    proxyVmSize = forms.CharField(label="Proxy VM size", max_length=64, required=False,
+                                  help_text="With a subnet and no isolated build subnet. Empty: Azure's default.")
+    staging = forms.ChoiceField(label="Staging resource group", choices=STAGING_MODES, initial="none",
+                                widget=forms.RadioSelect, required=False)
+    stagingResourceGroup = forms.CharField(label="Your staging group's id", max_length=URL_MAX, required=False,
+                                           help_text="With \u201cBring your own\u201d: /subscriptions/<id>/"
+                                                     "resourceGroups/<name>.")
+    managedResourceTags = forms.CharField(label="Managed resource tags", widget=forms.Textarea, max_length=TEXT_MAX,
+                                          required=False,
+                                          help_text="Tags on the resources Image Builder creates, one name=value "
+                                                    "per line.")
+    onCustomizerError = forms.ChoiceField(label="When a customizer fails", choices=_ERROR_HANDLING, required=False)
+    onValidationError = forms.ChoiceField(label="When a validator fails", choices=_ERROR_HANDLING, required=False)
+    vmBoot = forms.ChoiceField(label="VM boot optimization", required=False,
+                               choices=[("", "Azure's default (off)"), ("Enabled", "Enabled"),
+                                        ("Disabled", "Disabled")])
     buildTimeoutInMinutes = forms.IntegerField(label="Build timeout (minutes)", required=False, min_value=0,
                                                max_value=960, help_text="0 or empty: Azure's default of 240.")
     resource_group = forms.CharField(label="Resource group for templates", max_length=90, required=False)
     tags = forms.CharField(label="Tags", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line.")
+
+    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", **kwargs):
+        """`sizes`: preflight.vm_size_choices' choices (each with .name and .label); `goldsmith_staging`:
+        the group id the "Goldsmith names it" choice writes (wizard.staging_group_id)."""
+        super().__init__(*args, **kwargs)
+        self.size_names = {size.name for size in sizes}
+        self.goldsmith_staging = goldsmith_staging
+        self.fields["vmSize"].widget.choices = [("", "Image Builder's default for the generation"),
+                                                *((size.name, size.label) for size in sizes),
+                                                (OTHER_SIZE, "Another size (type it below)")]
+        if size_note:
+            self.fields["vmSize"].help_text = f"{size_note} {self.fields['vmSize'].help_text}"
+        if goldsmith_staging:
+            self.fields["staging"].help_text = f"Goldsmith's name for this version: {goldsmith_staging}"
+
+    @classmethod
+    def initial_from(cls, gold_version: Any, *, sizes=(), goldsmith_staging: str = "",
+                     identity: str = "") -> dict[str, Any]:
+        profile = gold_version.vm_profile or {}
+        vnet = profile.get("vnetConfig") or {}
+        size = profile.get("vmSize", "")
+        staging = gold_version.staging_resource_group or ""
+        handling = gold_version.error_handling or {}
+        boot = ((gold_version.optimize or {}).get("vmBoot") or {}).get("state", "")
+        return {"vmSize": size if not size or size in {s.name for s in sizes} else OTHER_SIZE,
+                "vmSizeOther": "" if not size or size in {s.name for s in sizes} else size,
+                "osDiskSizeGB": profile.get("osDiskSizeGB"), "identity": gold_version.identity or identity,
+                "userAssignedIdentities": "\n".join(profile.get("userAssignedIdentities") or []),
+                "subnetId": vnet.get("subnetId", ""), "containerInstanceSubnetId": vnet.get("containerInstanceSubnetId", ""),
+                "proxyVmSize": vnet.get("proxyVmSize", ""),
+                "staging": "none" if not staging else "goldsmith" if staging == goldsmith_staging else "own",
+                "stagingResourceGroup": staging if staging != goldsmith_staging else "",
+                "managedResourceTags": format_tags(gold_version.managed_resource_tags),
+                "onCustomizerError": handling.get("onCustomizerError", ""),
+                "onValidationError": handling.get("onValidationError", ""), "vmBoot": boot,
+                "buildTimeoutInMinutes": gold_version.build_timeout_minutes,
+                "resource_group": gold_version.resource_group, "tags": format_tags(gold_version.tags)}
 
     def clean_userAssignedIdentities(self) -> list[str]:
         return _lines(self.cleaned_data.get("userAssignedIdentities", ""))
@@ -274,8 +346,24 @@ class BuildVmForm(forms.Form):
     def clean_tags(self) -> dict[str, str]:
         return parse_tags(self.cleaned_data.get("tags", ""))
 
-    def to_fields(self, vm_profile: dict) -> dict[str, Any]:
+    def clean_managedResourceTags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("managedResourceTags", ""))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("vmSize") == OTHER_SIZE:
+            data["vmSize"] = (data.get("vmSizeOther") or "").strip()
+            if not data["vmSize"]:
+                self.add_error("vmSizeOther", "Type the size, or choose one from the list.")
+        if data.get("staging") == "own" and not (data.get("stagingResourceGroup") or "").strip():
+            self.add_error("stagingResourceGroup", "Give the id of your staging resource group.")
+        if data.get("staging") == "goldsmith" and not self.goldsmith_staging:
+            self.add_error("staging", "Goldsmith cannot name a group for this version; bring your own.")
+        return data
+
+    def to_fields(self, gold_version: Any) -> dict[str, Any]:
         data = self.cleaned_data
+        vm_profile = gold_version.vm_profile or {}
         profile = {key: value for key, value in vm_profile.items()
                    if key not in ("vmSize", "osDiskSizeGB", "userAssignedIdentities", "vnetConfig")}
         if data.get("vmSize"):
@@ -285,14 +373,23 @@ class BuildVmForm(forms.Form):
         if data.get("userAssignedIdentities"):
             profile["userAssignedIdentities"] = data["userAssignedIdentities"]
         vnet = dict(vm_profile.get("vnetConfig") or {})
-        vnet.pop("subnetId", None)
-        if data.get("subnetId"):
-            vnet["subnetId"] = data["subnetId"]
+        for key in ("subnetId", "containerInstanceSubnetId", "proxyVmSize"):
+            vnet.pop(key, None)
+            if (value := (data.get(key) or "").strip()):
+                vnet[key] = value
         if vnet:
             profile["vnetConfig"] = vnet
+        staging = {"none": "", "goldsmith": self.goldsmith_staging,
+                   "own": (data.get("stagingResourceGroup") or "").strip()}[data.get("staging") or "none"]
+        handling = {key: data[key] for key in ("onCustomizerError", "onValidationError") if data.get(key)}
+        optimize = {key: value for key, value in (gold_version.optimize or {}).items() if key != "vmBoot"}
+        if data.get("vmBoot"):
+            optimize["vmBoot"] = {"state": data["vmBoot"]}
         return {"vm_profile": profile, "identity": data["identity"],
                 "build_timeout_minutes": data.get("buildTimeoutInMinutes") or None,
-                "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {}}
+                "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {},
+                "staging_resource_group": staging, "managed_resource_tags": data.get("managedResourceTags") or {},
+                "error_handling": handling, "optimize": optimize}
 
 
 def parse_tags(text: str) -> dict[str, str]:

@@ -25,6 +25,9 @@ TAG_LAYERS = "goldsmith.layers"
 TAG_BUILD = "goldsmith.build"
 TAG_REQUESTER = "goldsmith.requester"
 PROVENANCE_TAGS = (TAG_GOLD, TAG_LAYERS, TAG_BUILD, TAG_REQUESTER)
+# What a layer version may choose of vmProfile.vnetConfig (LayerVersion.network), when the policy
+# lets departments choose the build network (validation.check_layer_network).
+LAYER_NETWORK_KEYS = ("subnetId", "proxyVmSize")
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,34 @@ def effective_tags(gold_version: GoldImageVersion, layer_versions: Sequence[Laye
     return TagReport(effective, overridden)
 
 
+def layer_network(layer_versions: Sequence[LayerVersion]) -> dict[str, str]:
+    """The vnetConfig keys the layers choose: each key's value from the last layer that sets it
+    (two layers choosing differently is validation.check_layer_list's `layer.network-conflict`)."""
+    chosen: dict[str, str] = {}
+    for layer_version in layer_versions:
+        network = getattr(layer_version, "network", None)
+        if isinstance(network, dict):
+            chosen.update({key: value for key in LAYER_NETWORK_KEYS
+                           if isinstance(value := network.get(key), str) and value})
+    return chosen
+
+
+def vm_profile(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion]) -> dict:
+    """The gold version's vmProfile with the network the layers chose (subnetId, proxyVmSize)."""
+    profile = copy.deepcopy(gold_version.vm_profile or {})
+    chosen = layer_network(layer_versions)
+    if chosen:
+        vnet = profile.get("vnetConfig") if isinstance(profile.get("vnetConfig"), dict) else {}
+        profile["vnetConfig"] = {**vnet, **chosen}
+    return profile
+
+
 def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion], context: BuildContext) -> dict:
     """The template body (api-version 2025-10-01) for a gold version with layers, in order.
 
-    Returns a new dict; inputs are not modified. Layers contribute steps, validators and
-    tags only: source, identity, vmProfile and distribution always come from the gold version.
+    Returns a new dict; inputs are not modified. Layers contribute steps, validators, tags
+    and the build network (vmProfile.vnetConfig's LAYER_NETWORK_KEYS, see vm_profile): source,
+    identity, the rest of vmProfile and distribution always come from the gold version.
     """
     gold = gold_version
     stamp = provenance(gold, layer_versions, context)
@@ -128,7 +154,7 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
         "optimize": gold.optimize,
         "errorHandling": gold.error_handling,
         "buildTimeoutInMinutes": gold.build_timeout_minutes,
-        "vmProfile": gold.vm_profile,
+        "vmProfile": vm_profile(gold, layer_versions),
         "stagingResourceGroup": gold.staging_resource_group,
         "managedResourceTags": gold.managed_resource_tags,
     }

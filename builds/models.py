@@ -182,6 +182,9 @@ class LayerVersion(VersionedModel):
     customize = models.JSONField(default=list, blank=True)
     validators = models.JSONField(default=list, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # The build network a department chooses (compose.LAYER_NETWORK_KEYS of vmProfile.vnetConfig),
+    # when the policy's layers_may_set_network allows it.
+    network = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["layer", "-major", "-minor", "-patch"]

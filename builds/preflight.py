@@ -324,9 +324,12 @@ def publish_problems(gold_version: GoldImageVersion, *, policy: Policy | PolicyR
 
 
 def check_layer_version(layer_version: LayerVersion, gold_version: GoldImageVersion, *,
-                        policy: Policy | PolicyRules | str | None = None, lookups: bool = True) -> Report:
-    """A layer version composed on a gold version: the layer preview."""
-    return build_report(gold_version, [layer_version], policy=policy, lookups=lookups)
+                        policy: Policy | PolicyRules | str | None = None, lookups: bool = True,
+                        environment: bool = True) -> Report:
+    """A layer version composed on a gold version: the layer preview (environment=False for
+    publishing, as for a gold version: roles and the staging group are the build's to check,
+    and can change after publishing)."""
+    return build_report(gold_version, [layer_version], policy=policy, lookups=lookups, environment=environment)
 
 
 def _list(value: Any) -> list:

@@ -44,7 +44,7 @@ GOLD_CONTENT_FIELDS = (
     "build_timeout_minutes", "error_handling", "optimize", "staging_resource_group", "managed_resource_tags",
     "tags", "extra_properties", "subscription_id", "resource_group", "location", "changelog", "wizard_step",
 )
-LAYER_CONTENT_FIELDS = ("accepts", "customize", "validators", "tags", "changelog")
+LAYER_CONTENT_FIELDS = ("accepts", "customize", "validators", "tags", "network", "changelog")
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:

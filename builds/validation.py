@@ -19,11 +19,12 @@ import ipaddress
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from builds import schema
+from builds.compose import LAYER_NETWORK_KEYS
 from builds.schema import Problem, join
 from builds.versions import VersionError, VersionRange
 from portal.redact import find_secrets
@@ -107,6 +108,9 @@ class PolicyRules:
     max_build_timeout: int = 0  # minutes; 0 = Azure's own limit (960)
     departments_may_use_windows_update: bool = True
     departments_may_run_elevated: bool = True
+    # A department layer may choose the build network (subnetId, proxyVmSize), within network,
+    # allowed_subnets and allowed_proxy_vm_sizes (check_layer_network).
+    layers_may_set_network: bool = True
     # Enterprise settings: "" / empty / 0 / True leave each one to the template.
     staging_resource_group: str = ""  # "azure": leave it to Image Builder; "named": the template must name one
     staging_resource_group_prefix: str = ""  # a named group's name must start with this ("ours")
@@ -1083,6 +1087,7 @@ def check_layer(layer_version: Any, gold_version: Any, *, policy: PolicyRules | 
                                         f"'{step['name']}' is the name of a baseline step; a layer adds steps and "
                                         "cannot replace the baseline's. Give this step its own name."))
     problems += check_layer_tags(layer_version.tags, gold_version.tags, prefix=prefix)
+    problems += check_layer_network(getattr(layer_version, "network", None), policy, prefix=prefix)
     problems += check_layer_steps_policy(layer_version, policy, prefix=prefix, offsets=offsets)
     return problems
 
@@ -1116,15 +1121,77 @@ def check_layer_steps_policy(layer_version: Any, policy: PolicyRules, *, prefix:
 
 
 def check_layer_list(layer_versions: Sequence[Any]) -> list[Problem]:
-    """A build names each layer once."""
+    """A build names each layer once, and its layers agree on the build network."""
     problems: list[Problem] = []
     seen: dict[Any, int] = {}
+    chosen: dict[str, tuple[Any, str]] = {}
     for index, layer_version in enumerate(layer_versions):
         if layer_version.layer_id in seen:
             problems.append(Problem("layer.duplicate", f"layers[{index}]",
                                     f"{layer_version.layer} is already layer {seen[layer_version.layer_id] + 1} of "
                                     "this build; name each layer once."))
         seen.setdefault(layer_version.layer_id, index)
+        network = getattr(layer_version, "network", None)
+        for key in LAYER_NETWORK_KEYS if isinstance(network, dict) else ():
+            value = network.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            if key in chosen and chosen[key][1].lower() != value.lower():
+                problems.append(Problem("layer.network-conflict", f"layers[{index}].network.{key}",
+                                        f"{layer_version.layer} chooses {key} {value}, but {chosen[key][0]} chose "
+                                        f"{chosen[key][1]}: a build runs in one network. Build these layers "
+                                        "separately, or agree on one."))
+            chosen.setdefault(key, (layer_version.layer, value))
+    return problems
+
+
+def check_layer_network(network: Any, policy: PolicyRules | None = None, *, prefix: str = "",
+                        alone: bool = False) -> list[Problem]:
+    """The build network a layer version chooses (LayerVersion.network: subnetId, proxyVmSize).
+
+    Always: its shape and whether the policy lets layers choose the network
+    (`policy.layer-network`). With alone=True (the layer form, where no composed body is
+    checked) also the subnet id's form and the policy's network, allowed_subnets and
+    allowed_proxy_vm_sizes, which a composed body's rules report otherwise. Paths are
+    `network.subnetId` after `prefix`.
+    """
+    policy = policy or PolicyRules()
+    if network in (None, {}):
+        return []
+    if not isinstance(network, dict):
+        return [Problem("layer.network", _at(prefix, "network"), "must be an object with subnetId and proxyVmSize.")]
+    problems: list[Problem] = []
+    for key, value in network.items():
+        if key not in LAYER_NETWORK_KEYS:
+            problems.append(Problem("layer.network", _at(prefix, f"network.{key}"),
+                                    f"A layer may choose only {' and '.join(LAYER_NETWORK_KEYS)} of the build network."))
+        elif not isinstance(value, str):
+            problems.append(Problem("layer.network", _at(prefix, f"network.{key}"), "must be text."))
+    chosen = [key for key in LAYER_NETWORK_KEYS if isinstance(network.get(key), str) and network.get(key)]
+    if chosen and not policy.layers_may_set_network:
+        problems.append(Problem("policy.layer-network", _at(prefix, f"network.{chosen[0]}"),
+                                "The build policy leaves the build network to the gold version: remove the "
+                                "subnet and proxy VM size from this layer."))
+    if not alone or not chosen:
+        return problems
+    subnet = network.get("subnetId")
+    if isinstance(subnet, str) and subnet and not schema.SUBNET_ID.match(subnet):
+        problems.append(Problem("schema.subnet-id", _at(prefix, "network.subnetId"),
+                                "must be a subnet id: …/providers/Microsoft.Network/virtualNetworks/<vnet>/"
+                                "subnets/<subnet>."))
+    proxy = network.get("proxyVmSize")
+    if isinstance(proxy, str) and proxy and not _VM_SIZE.match(proxy):
+        problems.append(Problem("layer.network", _at(prefix, "network.proxyVmSize"),
+                                f"'{proxy}' is not a VM size such as Standard_A1_v2."))
+    vnet = {key: network[key] for key in chosen}
+    for problem in check_enterprise_policy({"vmProfile": {"vnetConfig": vnet}}, replace(
+            PolicyRules(), network=policy.network if policy.network == "public" else "",
+            allowed_subnets=policy.allowed_subnets, allowed_proxy_vm_sizes=policy.allowed_proxy_vm_sizes)):
+        key = problem.path.rsplit(".", 1)[-1]
+        path = _at(prefix, f"network.{key}" if key in LAYER_NETWORK_KEYS else f"network.{chosen[0]}")
+        message = ("The build policy does not allow builds in your own network: leave the subnet empty."
+                   if problem.rule == "policy.network" else problem.message)
+        problems.append(Problem(problem.rule, path, message, problem.severity))
     return problems
 
 
@@ -1158,7 +1225,8 @@ def _at(prefix: str, path: str) -> str:
 def check_composition(body: Any, gold_version: Any, layer_versions: Sequence[Any], *,
                       expected: dict | None = None) -> list[Problem]:
     """A composed body keeps the baseline: the gold version's steps first and last, unchanged
-    and in order, and its source, identity, vmProfile and distribution untouched.
+    and in order, and its source, identity, vmProfile and distribution untouched (vmProfile
+    with the network the layers chose, compose.vm_profile: `expected` carries it).
 
     `expected` is compose.compose(gold_version, layer_versions, ...) for the same build; the
     body is compared with it, provenance tags aside.
@@ -1187,7 +1255,9 @@ def check_composition(body: Any, gold_version: Any, layer_versions: Sequence[Any
                             ("distribute", "layer.distribution-changed", "distribution")):
         if _without_provenance(props.get(key)) != _without_provenance(wanted.get(key)):
             problems.append(Problem(rule, f"properties.{key}",
-                                    f"The {what} comes from the gold version and cannot be changed by a layer."))
+                                    f"The {what} comes from the gold version and cannot be changed by a layer"
+                                    + (" (a layer chooses only the network, with its own subnet and proxy VM size)."
+                                       if key == "vmProfile" else ".")))
     if body.get("identity") != expected.get("identity"):
         problems.append(Problem("layer.identity-changed", "identity",
                                 "The template identity comes from the gold version and cannot be changed by a layer."))

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from builds import schema, validation
 from builds.models import Generation, OsType, SecurityType
 from builds.validators import SLUG_MAX, validate_name, validate_slug, validate_version
 
@@ -256,10 +257,24 @@ TARGET_FORMS: dict[str, type[forms.Form]] = {
     "SharedImage": SharedImageTargetForm, "ManagedImage": ManagedImageTargetForm, "VHD": VhdTargetForm}
 
 
+OTHER_SIZE = "other"
+_ERROR_HANDLING = [("", "Azure's default (clean up)"), ("cleanup", "Clean up"),
+                   ("abort", "Abort: keep the build VM to investigate")]
+STAGING_MODES = [("none", "None: Image Builder creates and deletes its own group"),
+                 ("goldsmith", "A group Goldsmith names for this version (created empty by Image Builder)"),
+                 ("own", "Bring your own: an existing empty group in the build region")]
+
+
 class BuildVmForm(forms.Form):
-    vmSize = forms.CharField(label="Build VM size", max_length=64, required=False,
-                             widget=forms.TextInput(attrs={"list": "vm-sizes"}),
-                             help_text="Empty lets Image Builder pick (Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2).")
+    """The Build VM step: size, disk, identities, network, staging group, managed resource tags,
+    error handling and boot optimization. Field names are the template's keys (field_for)."""
+
+    vmSize = forms.CharField(label="Build VM size", max_length=64, required=False, widget=forms.Select,
+                             help_text="Sizes offered in the build region that fit the image, smallest first. "
+                                       "Image Builder's default is Standard_D1_v2 for Gen1, Standard_D2ds_v4 for Gen2.")
+    vmSizeOther = forms.CharField(label="Another size", max_length=64, required=False,
+                                  help_text="With \u201cAnother size\u201d: a size the list does not have is not "
+                                            "checked here; the Review step checks it against the region.")
     osDiskSizeGB = forms.IntegerField(label="OS disk size (GB)", required=False, min_value=0, max_value=32767,
                                       help_text="0 or empty: the source's size. Disks only grow.")
     identity = forms.CharField(label="Template identity", max_length=URL_MAX, widget=forms.TextInput(attrs=RESOURCE_ID),
@@ -269,12 +284,72 @@ class BuildVmForm(forms.Form):
                                              required=False, help_text="One identity id per line.")
     subnetId = forms.CharField(label="Build VM subnet", max_length=URL_MAX, required=False,
                                widget=forms.TextInput(attrs=RESOURCE_ID),
-                               help_text="Empty: Image Builder creates its own network.")
+                               help_text="Empty: Image Builder creates its own network. Department layers may "
+                                         "choose their own when the policy allows it.")
+    containerInstanceSubnetId = forms.CharField(
+        label="Isolated build subnet (container instance)", max_length=URL_MAX, required=False,
+        widget=forms.TextInput(attrs=RESOURCE_ID),
+        help_text="A subnet of the same virtual network delegated to Azure Container Instances. Empty: no isolated "
+                  "build.")
+    proxyVmSize = forms.CharField(label="Proxy VM size", max_length=64, required=False,
+                                  help_text="With a subnet and no isolated build subnet. Empty: Azure's default.")
+    staging = forms.ChoiceField(label="Staging resource group", choices=STAGING_MODES, initial="none",
+                                widget=forms.RadioSelect, required=False)
+    stagingResourceGroup = forms.CharField(label="Your staging group's id", max_length=URL_MAX, required=False,
+                                           widget=forms.TextInput(attrs=RESOURCE_ID),
+                                           help_text="With \u201cBring your own\u201d: /subscriptions/<id>/"
+                                                     "resourceGroups/<name>.")
+    managedResourceTags = forms.CharField(label="Managed resource tags", widget=forms.Textarea, max_length=TEXT_MAX,
+                                          required=False,
+                                          help_text="Tags on the resources Image Builder creates, one name=value "
+                                                    "per line.")
+    onCustomizerError = forms.ChoiceField(label="When a customizer fails", choices=_ERROR_HANDLING, required=False)
+    onValidationError = forms.ChoiceField(label="When a validator fails", choices=_ERROR_HANDLING, required=False)
+    vmBoot = forms.ChoiceField(label="VM boot optimization", required=False,
+                               choices=[("", "Azure's default (off)"), ("Enabled", "Enabled"),
+                                        ("Disabled", "Disabled")])
     buildTimeoutInMinutes = forms.IntegerField(label="Build timeout (minutes)", required=False, min_value=0,
                                                max_value=960, help_text="0 or empty: Azure's default of 240.")
     resource_group = forms.CharField(label="Resource group for templates", max_length=90, required=False)
     tags = forms.CharField(label="Tags", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line.")
+
+    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", **kwargs):
+        """`sizes`: preflight.vm_size_choices' choices (each with .name and .label); `goldsmith_staging`:
+        the group id the "Goldsmith names it" choice writes (wizard.staging_group_id)."""
+        super().__init__(*args, **kwargs)
+        self.size_names = {size.name for size in sizes}
+        self.goldsmith_staging = goldsmith_staging
+        self.fields["vmSize"].widget.choices = [("", "Image Builder's default for the generation"),
+                                                *((size.name, size.label) for size in sizes),
+                                                (OTHER_SIZE, "Another size (type it below)")]
+        if size_note:
+            self.fields["vmSize"].help_text = f"{size_note} {self.fields['vmSize'].help_text}"
+        if goldsmith_staging:
+            self.fields["staging"].help_text = f"Goldsmith's name for this version: {goldsmith_staging}"
+
+    @classmethod
+    def initial_from(cls, gold_version: Any, *, sizes=(), goldsmith_staging: str = "",
+                     identity: str = "") -> dict[str, Any]:
+        profile = gold_version.vm_profile or {}
+        vnet = profile.get("vnetConfig") or {}
+        size = profile.get("vmSize", "")
+        staging = gold_version.staging_resource_group or ""
+        handling = gold_version.error_handling or {}
+        boot = ((gold_version.optimize or {}).get("vmBoot") or {}).get("state", "")
+        return {"vmSize": size if not size or size in {s.name for s in sizes} else OTHER_SIZE,
+                "vmSizeOther": "" if not size or size in {s.name for s in sizes} else size,
+                "osDiskSizeGB": profile.get("osDiskSizeGB"), "identity": gold_version.identity or identity,
+                "userAssignedIdentities": "\n".join(profile.get("userAssignedIdentities") or []),
+                "subnetId": vnet.get("subnetId", ""), "containerInstanceSubnetId": vnet.get("containerInstanceSubnetId", ""),
+                "proxyVmSize": vnet.get("proxyVmSize", ""),
+                "staging": "none" if not staging else "goldsmith" if staging == goldsmith_staging else "own",
+                "stagingResourceGroup": staging if staging != goldsmith_staging else "",
+                "managedResourceTags": format_tags(gold_version.managed_resource_tags),
+                "onCustomizerError": handling.get("onCustomizerError", ""),
+                "onValidationError": handling.get("onValidationError", ""), "vmBoot": boot,
+                "buildTimeoutInMinutes": gold_version.build_timeout_minutes,
+                "resource_group": gold_version.resource_group, "tags": format_tags(gold_version.tags)}
 
     def clean_userAssignedIdentities(self) -> list[str]:
         return _lines(self.cleaned_data.get("userAssignedIdentities", ""))
@@ -282,8 +357,24 @@ class BuildVmForm(forms.Form):
     def clean_tags(self) -> dict[str, str]:
         return parse_tags(self.cleaned_data.get("tags", ""))
 
-    def to_fields(self, vm_profile: dict) -> dict[str, Any]:
+    def clean_managedResourceTags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("managedResourceTags", ""))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("vmSize") == OTHER_SIZE:
+            data["vmSize"] = (data.get("vmSizeOther") or "").strip()
+            if not data["vmSize"]:
+                self.add_error("vmSizeOther", "Type the size, or choose one from the list.")
+        if data.get("staging") == "own" and not (data.get("stagingResourceGroup") or "").strip():
+            self.add_error("stagingResourceGroup", "Give the id of your staging resource group.")
+        if data.get("staging") == "goldsmith" and not self.goldsmith_staging:
+            self.add_error("staging", "Goldsmith cannot name a group for this version; bring your own.")
+        return data
+
+    def to_fields(self, gold_version: Any) -> dict[str, Any]:
         data = self.cleaned_data
+        vm_profile = gold_version.vm_profile or {}
         profile = {key: value for key, value in vm_profile.items()
                    if key not in ("vmSize", "osDiskSizeGB", "userAssignedIdentities", "vnetConfig")}
         if data.get("vmSize"):
@@ -293,14 +384,23 @@ class BuildVmForm(forms.Form):
         if data.get("userAssignedIdentities"):
             profile["userAssignedIdentities"] = data["userAssignedIdentities"]
         vnet = dict(vm_profile.get("vnetConfig") or {})
-        vnet.pop("subnetId", None)
-        if data.get("subnetId"):
-            vnet["subnetId"] = data["subnetId"]
+        for key in ("subnetId", "containerInstanceSubnetId", "proxyVmSize"):
+            vnet.pop(key, None)
+            if (value := (data.get(key) or "").strip()):
+                vnet[key] = value
         if vnet:
             profile["vnetConfig"] = vnet
+        staging = {"none": "", "goldsmith": self.goldsmith_staging,
+                   "own": (data.get("stagingResourceGroup") or "").strip()}[data.get("staging") or "none"]
+        handling = {key: data[key] for key in ("onCustomizerError", "onValidationError") if data.get(key)}
+        optimize = {key: value for key, value in (gold_version.optimize or {}).items() if key != "vmBoot"}
+        if data.get("vmBoot"):
+            optimize["vmBoot"] = {"state": data["vmBoot"]}
         return {"vm_profile": profile, "identity": data["identity"],
                 "build_timeout_minutes": data.get("buildTimeoutInMinutes") or None,
-                "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {}}
+                "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {},
+                "staging_resource_group": staging, "managed_resource_tags": data.get("managedResourceTags") or {},
+                "error_handling": handling, "optimize": optimize}
 
 
 def parse_tags(text: str) -> dict[str, str]:
@@ -379,10 +479,37 @@ class LayerVersionForm(forms.Form):
                               help_text="A range such as ^1.0 or >=1.2.0 <2.0.0 (* for any).")
     tags = forms.CharField(widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line, added to the image's tags.")
+    subnetId = forms.CharField(label="Build subnet", max_length=URL_MAX, required=False,
+                               help_text="The subnet id the build VM runs in (…/virtualNetworks/<vnet>/subnets/<subnet>), "
+                                         "for a build that must reach your private servers. Empty: the gold "
+                                         "version's network.")
+    proxyVmSize = forms.CharField(label="Proxy VM size", max_length=64, required=False,
+                                  help_text="With a subnet: the size of Image Builder's proxy VM. Empty: Azure's "
+                                            "default.")
     changelog = forms.CharField(label="What changes", widget=forms.Textarea, max_length=TEXT_MAX, required=False)
+
+    NETWORK_FIELDS = ("subnetId", "proxyVmSize")
+
+    def __init__(self, *args, policy: validation.PolicyRules | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if policy is not None and not policy.layers_may_set_network:
+            for name in self.NETWORK_FIELDS:
+                self.fields[name].help_text = "The build policy leaves the build network to the gold version."
+        elif policy is not None and policy.allowed_subnets:
+            self.fields["subnetId"].help_text += f" Allowed: {', '.join(policy.allowed_subnets)}."
 
     def clean_tags(self) -> dict[str, str]:
         return parse_tags(self.cleaned_data.get("tags", ""))
+
+    def to_network(self) -> dict[str, str]:
+        """LayerVersion.network (empty values left out)."""
+        return {name: value for name in self.NETWORK_FIELDS if (value := self.cleaned_data.get(name, "").strip())}
+
+    @classmethod
+    def initial_from(cls, layer_version: Any) -> dict[str, Any]:
+        network = layer_version.network if isinstance(layer_version.network, dict) else {}
+        return {"accepts": layer_version.accepts, "changelog": layer_version.changelog,
+                "tags": format_tags(layer_version.tags), **{name: network.get(name, "") for name in cls.NETWORK_FIELDS}}
 
 
 class CheckTemplateForm(forms.Form):
@@ -397,7 +524,17 @@ class CheckTemplateForm(forms.Form):
         self.fields["policy"].choices = [(name, name) for name in policies]
 
 
+_LEFT_TO_TEMPLATE = ("", "Left to the template")
+
+
+def _policy_choice(key: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    return [_LEFT_TO_TEMPLATE, *((value, labels.get(value, value)) for value in validation.POLICY_CHOICES[key])]
+
+
 class PolicyForm(forms.Form):
+    """Every rule of validation.PolicyRules: to_rules() writes them all, so saving the page
+    never resets a rule the page does not show."""
+
     allowed_hosts = forms.CharField(label="Allowed script and file hosts", widget=forms.Textarea, required=False,
                                     max_length=TEXT_MAX,
                                     help_text="One per line: files.example.com, or *.example.com for its subdomains. "
@@ -417,17 +554,67 @@ class PolicyForm(forms.Form):
                                                             required=False)
     departments_may_run_elevated = forms.BooleanField(label="Department layers may run PowerShell elevated",
                                                       required=False)
+    layers_may_set_network = forms.BooleanField(
+        label="Department layers may choose the build network (subnet and proxy VM size)", required=False,
+        help_text="Within the build network, allowed subnets and proxy VM sizes below.")
+    staging_resource_group = forms.ChoiceField(
+        label="Staging resource group", required=False,
+        choices=_policy_choice("staging_resource_group", {"azure": "Image Builder names it (none in the template)",
+                                                          "named": "The template must name one"}))
+    staging_resource_group_prefix = forms.CharField(
+        label="A named staging group's name starts with", max_length=80, required=False,
+        help_text="For example goldsmith-staging-. Empty: any name.")
+    required_managed_resource_tags = forms.CharField(
+        label="Required managed resource tags", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text="Tags on the resources Image Builder creates, one per line: name (any value) or name=value.")
+    network = forms.ChoiceField(label="Build network", required=False,
+                                choices=_policy_choice("network", {"private": "Private: a subnet is required",
+                                                                   "public": "Public: no virtual network"}))
+    allowed_subnets = forms.CharField(
+        label="Allowed subnets", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text="Subnet ids, or virtual network ids (any subnet of it), one per line. Empty: any subnet.")
+    isolated_builds = forms.ChoiceField(
+        label="Isolated builds (container instance subnet)", required=False,
+        choices=_policy_choice("isolated_builds", {"required": "Required", "forbidden": "Forbidden"}))
+    allowed_proxy_vm_sizes = forms.CharField(label="Allowed proxy VM sizes", widget=forms.Textarea, required=False,
+                                             max_length=TEXT_MAX, help_text="One per line. Empty: any size.")
+    on_customizer_error = forms.ChoiceField(
+        label="On a customizer error", required=False,
+        choices=_policy_choice("on_customizer_error", {"cleanup": "Clean up", "abort": "Abort (keep the build VM)"}))
+    on_validation_error = forms.ChoiceField(
+        label="On a validation error", required=False,
+        choices=_policy_choice("on_validation_error", {"cleanup": "Clean up", "abort": "Abort (keep the build VM)"}))
+    vm_boot_optimization = forms.ChoiceField(label="VM boot optimization", required=False,
+                                             choices=_policy_choice("vm_boot_optimization", {}))
+    max_replica_count = forms.IntegerField(label="Maximum replicas per target region", required=False, min_value=0,
+                                           max_value=100, help_text="0 or empty: Azure's limit.")
+    allowed_storage_account_types = forms.CharField(
+        label="Allowed replica storage account types", widget=forms.Textarea, required=False, max_length=TEXT_MAX,
+        help_text=f"One per line, of {', '.join(schema.STORAGE_ACCOUNT_TYPES)}. Empty: any.")
+    gallery_versioning = forms.ChoiceField(
+        label="Gallery versioning", required=False,
+        choices=_policy_choice("gallery_versioning", {"Latest": "Latest (next version number)",
+                                                      "Source": "Source (the source image's version)"}))
+    additional_data_disks = forms.BooleanField(label="Templates may add data disks", required=False)
+    max_data_disk_size_gb = forms.IntegerField(label="Largest data disk (GB)", required=False, min_value=0,
+                                               max_value=32767, help_text="0 or empty: no limit.")
     comment = forms.CharField(label="Why this change", max_length=1000, required=False)
 
-    LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags")
+    LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags",
+                   "required_managed_resource_tags", "allowed_subnets", "allowed_proxy_vm_sizes",
+                   "allowed_storage_account_types")
+    BOOL_FIELDS = ("require_checksums", "departments_may_use_windows_update", "departments_may_run_elevated",
+                   "layers_may_set_network", "additional_data_disks")
+    INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb")
+    TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
+                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning")
 
     def to_rules(self) -> dict[str, Any]:
         data = self.cleaned_data
         rules: dict[str, Any] = {key: _lines(data.get(key, "")) for key in self.LIST_FIELDS}
-        rules["require_checksums"] = bool(data.get("require_checksums"))
-        rules["max_build_timeout"] = data.get("max_build_timeout") or 0
-        rules["departments_may_use_windows_update"] = bool(data.get("departments_may_use_windows_update"))
-        rules["departments_may_run_elevated"] = bool(data.get("departments_may_run_elevated"))
+        rules.update({key: bool(data.get(key)) for key in self.BOOL_FIELDS})
+        rules.update({key: data.get(key) or 0 for key in self.INT_FIELDS})
+        rules.update({key: (data.get(key) or "").strip() for key in self.TEXT_FIELDS})
         return rules
 
     @classmethod

@@ -103,20 +103,21 @@ def layer_version_edit(request, department, slug, version):
     layer = layer_version.layer
     url = _edit_url(layer_version)
     os_type = layer.gold_image.os_type
-    details = forms.LayerVersionForm(initial={"accepts": layer_version.accepts, "changelog": layer_version.changelog,
-                                              "tags": forms.format_tags(layer_version.tags)})
+    policy = preflight.policy_rules()
+    details = forms.LayerVersionForm(initial=forms.LayerVersionForm.initial_from(layer_version), policy=policy)
     status = 200
     if request.method == "POST" and request.POST.get("op") == "details":
-        details = forms.LayerVersionForm(request.POST)
+        details = forms.LayerVersionForm(request.POST, policy=policy)
         if details.is_valid():
             data = details.cleaned_data
-            problems = validation.check_layer_tags(data["tags"], {})
+            problems = validation.check_layer_tags(data["tags"], {}) + validation.check_layer_network(
+                details.to_network(), policy, alone=True)
             errors = schema.errors(problems)
             if not errors:
                 try:
                     services.layer_version_update(actor=request.user, layer_version=layer_version,
                                                   accepts=data["accepts"], tags=data["tags"],
-                                                  changelog=data["changelog"])
+                                                  network=details.to_network(), changelog=data["changelog"])
                 except services.ServiceError as exc:
                     errors = exc.problems or [Problem("catalog", "accepts", exc.message)]
                 else:
@@ -204,7 +205,7 @@ def layer_version_publish(request, department, slug, version):
                              f"No published version of {layer_version.layer.gold_image.name} is in the range "
                              f"{layer_version.accepts}; widen the range so the layer can be built."))
     else:
-        extra += [p for p in preflight.check_layer_version(layer_version, choices[0]).problems
+        extra += [p for p in preflight.check_layer_version(layer_version, choices[0], environment=False).problems
                   if not p.rule.startswith("schema.")]
     try:
         services.layer_version_publish(actor=request.user, layer_version=layer_version, extra_problems=extra)

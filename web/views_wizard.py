@@ -514,31 +514,36 @@ def _step_distribute(request, gold_version):
 # Build VM and identity --------------------------------------------------------------------------------
 
 
-def _buildvm_initial(gold_version) -> dict:
-    profile = gold_version.vm_profile or {}
-    return {"vmSize": profile.get("vmSize", ""), "osDiskSizeGB": profile.get("osDiskSizeGB"),
-            "identity": gold_version.identity or settings.AZURE_TEMPLATE_IDENTITY,
-            "userAssignedIdentities": "\n".join(profile.get("userAssignedIdentities") or []),
-            "subnetId": (profile.get("vnetConfig") or {}).get("subnetId", ""),
-            "buildTimeoutInMinutes": gold_version.build_timeout_minutes,
-            "resource_group": gold_version.resource_group, "tags": forms.format_tags(gold_version.tags)}
-
-
-def _size_suggestions() -> list[str]:
-    sizes = [family.example for family in validation.VM_SIZE_FAMILIES]
-    sizes += list(preflight.policy_rules().allowed_vm_sizes)
-    return sorted(set(sizes))
+def _buildvm_form(request, gold_version, policy):
+    """The Build VM form with the region's sizes that fit the image (and a note when they
+    cannot be listed), bound to the POST or initialised from the draft."""
+    facts = None
+    if gold_version.source and gold_version.location:
+        facts, _ = preflight.source_facts(gold_version.source, gold_version.location,
+                                          subscription=_subscription(gold_version))
+    sizes, note = preflight.vm_size_choices(gold_version.location, subscription=_subscription(gold_version),
+                                            generation=gold_version.hyper_v_generation,
+                                            security_type=gold_version.security_type,
+                                            architecture=facts.architecture if facts and facts.found else "")
+    staging = wizard.staging_group_id(_subscription(gold_version), gold_version.gold_image.slug, gold_version.version,
+                                      policy.staging_resource_group_prefix)
+    options = {"sizes": sizes, "size_note": note, "goldsmith_staging": staging}
+    if request.method == "POST":
+        return forms.BuildVmForm(request.POST, **options)
+    initial = forms.BuildVmForm.initial_from(gold_version, sizes=sizes, goldsmith_staging=staging,
+                                             identity=settings.AZURE_TEMPLATE_IDENTITY)
+    return forms.BuildVmForm(initial=initial, **options)
 
 
 def _step_buildvm(request, gold_version):
-    context = {"sizes": _size_suggestions(), "policy": preflight.policy_rules()}
+    policy = preflight.policy_rules()
+    context = {"policy": policy}
+    form = _buildvm_form(request, gold_version, policy)
     if request.method == "GET":
-        return _render_step(request, gold_version, "buildvm",
-                            {**context, "form": forms.BuildVmForm(initial=_buildvm_initial(gold_version))})
-    form = forms.BuildVmForm(request.POST)
+        return _render_step(request, gold_version, "buildvm", {**context, "form": form})
     if not form.is_valid():
         return _render_step(request, gold_version, "buildvm", {**context, "form": form}, status=422)
-    changes = form.to_fields(gold_version.vm_profile or {})
+    changes = form.to_fields(gold_version)
     candidate = wizard.draft_with(gold_version, **changes)
     problems = wizard.for_step(preflight.check_gold_version(candidate).problems, "buildvm")
     errors = schema.errors(problems)
@@ -554,9 +559,13 @@ def _step_buildvm(request, gold_version):
 
 def _review_context(gold_version) -> dict:
     body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-    report = preflight.check_gold_version(gold_version)
+    report = preflight.review_report(gold_version)
+    # Where the build runs (regions, sizes, roles, Azure Policy, staging) is checked again by every
+    # build and does not hold publishing up, as in services.gold_version_publish.
+    environment = [p for p in report.errors if validation.group_of(p) in preflight.ENVIRONMENT_GROUPS]
     return {"template": compose.without_provenance(body), "report": report, "checks": report.checks,
-            "errors": report.errors, "warnings": [p for p in report.problems if p.severity != "error"]}
+            "errors": [p for p in report.errors if p not in environment], "environment_errors": environment,
+            "warnings": [p for p in report.problems if p.severity != "error"]}
 
 
 def _step_review(request, gold_version):

@@ -69,7 +69,9 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
 
     # Build VM and identity.
     page.wait_for_url("**/buildvm/")
-    page.fill("input[name=vmSize]", "Standard_D2ds_v5")
+    page.locator("select[name=vmSize] option", has_text="Standard_D2ds_v5: 2 vCPU").wait_for(state="attached")
+    page.select_option("select[name=vmSize]", "Standard_D2ds_v5")
+    check_accessibility(page, "wizard-buildvm")
     page.get_by_role("button", name="Save and review").click()
 
     # Review: every check passed; publish.

@@ -1,4 +1,5 @@
-"""The enterprise journey at service level (the browser journey comes with the forms): a
+"""The enterprise journey at service level (tests/browser/test_journey_enterprise.py is the
+browser's, with the subnet chosen on the layer form): a
 department editor requests a build of a gold image that builds in a private subnet; preflight
 refuses it with the missing role and the exact command that grants it; the role is granted
 through the emulator's control API; the build request is accepted and the build runs to
@@ -13,7 +14,7 @@ from builds.models import Build
 from builds.services import ServiceError
 from tests import factories
 from tests.support.emulator import SUBSCRIPTION_ID
-from tests.support.workers import grant, identity_id, revoke_subscription_grant, run_sweeps
+from tests.support.workers import enforce_without_network_role, grant, run_sweeps
 
 SUB = f"/subscriptions/{SUBSCRIPTION_ID}"
 VNET = f"{SUB}/resourceGroups/goldsmith-network/providers/Microsoft.Network/virtualNetworks/build-vnet"
@@ -23,14 +24,7 @@ SUBNET = f"{VNET}/subnets/private-builds"
 @pytest.fixture
 def enforced(azure_emulator):
     """Enforcement on; the template identity holds what it needs except on the network."""
-    from builds import azure
-
-    principal = azure.identity(identity_id("goldsmith-aib")).principal_id
-    revoke_subscription_grant(azure_emulator, principal)
-    for group in ("goldsmith-images", "goldsmith-galleries"):
-        grant(azure_emulator, principal, "Contributor", f"{SUB}/resourceGroups/{group}")
-    azure_emulator.control("POST", "authorization/enforce", {"subscription": SUBSCRIPTION_ID, "enabled": True})
-    return principal
+    return enforce_without_network_role(azure_emulator)
 
 
 def test_a_missing_network_role_is_refused_with_its_fix_then_the_build_succeeds(enforced, azure_emulator, alice,

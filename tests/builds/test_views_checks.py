@@ -1,13 +1,18 @@
 """The policy page and the template check page."""
 
 import json
+from dataclasses import fields
 
 import pytest
 from django.urls import reverse
 
+from builds import policies
 from builds.models import Policy
+from builds.validation import PolicyRules
 from portal.models import AuditEvent
 from tests.support.aib import template_body
+from tests.support.htmlforms import form_values
+from web.forms import PolicyForm
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +117,69 @@ def test_the_wizard_start_and_the_gold_list_link_the_check_page(client, request,
     content = client.get(reverse(page)).content.decode()
     main = content[content.index('<main id="main"'):]
     assert f'href="{reverse("builds:checktemplate")}"' in main
+
+
+ENTERPRISE_RULES = {
+    "staging_resource_group": "named", "staging_resource_group_prefix": "goldsmith-staging-",
+    "required_managed_resource_tags": ["costCenter", "owner=platform"],
+    "network": "private",
+    "allowed_subnets": ["/subscriptions/s1/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/b"],
+    "isolated_builds": "forbidden", "allowed_proxy_vm_sizes": ["Standard_A2_v2"],
+    "on_customizer_error": "abort", "on_validation_error": "cleanup", "vm_boot_optimization": "Disabled",
+    "max_replica_count": 3, "allowed_storage_account_types": ["Standard_ZRS", "Premium_LRS"],
+    "gallery_versioning": "Source", "additional_data_disks": False, "max_data_disk_size_gb": 512,
+    "layers_may_set_network": False,
+}
+
+
+def test_the_policy_form_writes_every_rule():
+    rule_names = {item.name for item in fields(PolicyRules)}
+    assert set(PolicyForm.base_fields) - {"comment"} == rule_names
+    form = PolicyForm({})
+    assert form.is_valid(), form.errors
+    assert set(form.to_rules()) == rule_names
+
+
+def test_saving_the_page_unchanged_keeps_every_enterprise_rule(client, alice):
+    saved = policies.policy_update(actor=alice, rules=ENTERPRISE_RULES)
+    client.force_login(alice)
+    page = client.get(reverse("builds:policy")).content.decode()
+    for shown in ("goldsmith-staging-", "owner=platform", "Standard_A2_v2", "Standard_ZRS", "at most 3"):
+        assert shown in page
+    data = form_values(page, "comment")
+    response = client.post(reverse("builds:policy"), data)
+    assert response.status_code == 302
+    assert Policy.objects.count() == 1  # nothing changed: no new version
+    assert Policy.objects.get().pk == saved.pk
+    response = client.post(reverse("builds:policy"), {**data, "max_replica_count": "4", "comment": "one more"})
+    assert response.status_code == 302
+    newest = Policy.objects.order_by("-version").first()
+    assert newest.version == 2
+    for key, value in ENTERPRISE_RULES.items():
+        assert newest.rules[key] == (4 if key == "max_replica_count" else value), key
+
+
+def test_an_empty_choice_leaves_the_setting_to_the_template(client, alice):
+    client.force_login(alice)
+    data = form_values(client.get(reverse("builds:policy")).content.decode(), "comment")
+    assert data["network"] == "" and data["additional_data_disks"] == "on"
+    assert client.post(reverse("builds:policy"), {**data, "network": "private"}).status_code == 302
+    assert Policy.objects.get().rules["network"] == "private"
+    assert Policy.objects.get().rules["gallery_versioning"] == ""
+
+
+def test_bad_enterprise_rules_are_refused_next_to_their_field(client, alice):
+    client.force_login(alice)
+    data = form_values(client.get(reverse("builds:policy")).content.decode(), "comment")
+    response = client.post(reverse("builds:policy"), {**data, "allowed_subnets": "not-a-subnet",
+                                                      "allowed_storage_account_types": "Premium_ZRS"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert 'id="id_allowed_subnets-errors"' in page
+    assert 'id="id_allowed_storage_account_types-errors"' in page
+    assert not Policy.objects.exists()
+
+
+def PolicyRules_defaults():
+
+    return PolicyRules().as_json()

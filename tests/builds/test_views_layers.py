@@ -106,6 +106,33 @@ def test_details_refuse_a_bad_range_and_reserved_tags(client, bob, draft):
     assert (draft.accepts, draft.tags) == ("^1.0", {"team": "web"})
 
 
+SUBNET = "/subscriptions/s1/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/corp/subnets/web"
+
+
+def test_an_editor_chooses_the_build_network_of_the_layer(client, bob, alice, draft):
+    client.force_login(bob)
+    details = {"op": "details", "accepts": "^1.0", "tags": ""}
+    response = client.post(edit_url(), {**details, "subnetId": "corp/web"})
+    assert response.status_code == 422
+    assert 'id="id_subnetId-errors"' in response.content.decode()
+    response = client.post(edit_url(), {**details, "subnetId": SUBNET, "proxyVmSize": "Standard_A2_v2"})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.network == {"subnetId": SUBNET, "proxyVmSize": "Standard_A2_v2"}
+    assert SUBNET in client.get(edit_url()).content.decode()
+    policies.policy_update(actor=alice, rules={"allowed_subnets": [SUBNET.replace("/web", "/other")]})
+    response = client.post(edit_url(), {**details, "subnetId": SUBNET})
+    assert response.status_code == 422
+    assert "does not allow this subnet" in response.content.decode()
+    policies.policy_update(actor=alice, rules={"layers_may_set_network": False})
+    response = client.post(edit_url(), {**details, "subnetId": SUBNET})
+    assert response.status_code == 422
+    assert "leaves the build network to the gold version" in response.content.decode()
+    assert client.post(edit_url(), details).status_code == 302  # clearing it is always allowed
+    draft.refresh_from_db()
+    assert draft.network == {}
+
+
 def test_the_check_composes_on_a_gold_version_with_every_check(client, bob, draft, azure_emulator):
     client.force_login(bob)
     client.post(edit_url(), {"op": "save", "list": "customize", "type": "Shell", "name": "app", "inline": "echo"})

@@ -3,10 +3,12 @@
 import pytest
 from django.urls import reverse
 
+from builds import policies
 from builds.models import GoldImage, GoldImageVersion
 from portal.models import AuditEvent
 from tests import factories
 from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
+from web import wizard
 
 pytestmark = pytest.mark.django_db
 
@@ -281,3 +283,66 @@ def test_a_taken_slug_is_refused_on_its_field(client, alice):
                                                             "version": "1.0.0"})
     assert response.status_code == 422 and 'id="id_slug-errors"' in response.content.decode()
     assert GoldImage.objects.count() == 1
+
+
+SUBNET = (f"/subscriptions/{factories.IDENTITY.split('/')[2]}/resourceGroups/goldsmith-network/providers/"
+          "Microsoft.Network/virtualNetworks/build-vnet/subnets/private-builds")
+
+
+def test_the_build_vm_step_offers_the_regions_sizes_with_vcpus_and_memory(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "buildvm")
+    page = client.get(step_url("buildvm")).content.decode()
+    assert '<option value="Standard_D2ds_v5">Standard_D2ds_v5: 2 vCPU, 8 GB' in page
+    assert '<option value="other">Another size (type it below)</option>' in page
+    response = client.post(step_url("buildvm"), {"vmSize": "other", "vmSizeOther": "",
+                                                 "identity": factories.IDENTITY})
+    assert response.status_code == 422 and 'id="id_vmSizeOther-errors"' in response.content.decode()
+
+
+def test_the_build_vm_step_saves_the_enterprise_settings(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "buildvm")
+    response = client.post(step_url("buildvm"), {
+        "vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY, "subnetId": SUBNET,
+        "proxyVmSize": "Standard_A2_v2", "staging": "goldsmith", "managedResourceTags": "costCenter=42",
+        "onCustomizerError": "abort", "onValidationError": "cleanup", "vmBoot": "Enabled"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    draft.refresh_from_db()
+    assert draft.vm_profile["vnetConfig"] == {"subnetId": SUBNET, "proxyVmSize": "Standard_A2_v2"}
+    assert draft.staging_resource_group.endswith("/resourceGroups/goldsmith-staging-ubuntu-1.0.0")
+    assert draft.managed_resource_tags == {"costCenter": "42"}
+    assert draft.error_handling == {"onCustomizerError": "abort", "onValidationError": "cleanup"}
+    assert draft.optimize == {"vmBoot": {"state": "Enabled"}}
+    page = client.get(step_url("buildvm")).content.decode()
+    assert 'value="goldsmith" checked' in page or 'value="goldsmith" id="id_staging_1" checked' in page
+    assert '<option value="abort" selected>' in page
+
+
+def test_the_build_vm_step_puts_policy_problems_next_to_their_fields(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "buildvm")
+    policies.policy_update(actor=alice, rules={"on_customizer_error": "abort", "vm_boot_optimization": "Enabled",
+                                               "required_managed_resource_tags": ["costCenter"],
+                                               "staging_resource_group": "named"})
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
+                                                 "staging": "none"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    for field in ("onCustomizerError", "vmBoot", "managedResourceTags", "stagingResourceGroup"):
+        assert f'id="id_{field}-errors"' in page, field
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
+                                                 "staging": "own"})
+    assert 'id="id_stagingResourceGroup-errors"' in response.content.decode()
+
+
+@pytest.mark.parametrize("subscription, prefix, wanted", [
+    ("s1", "", "/subscriptions/s1/resourceGroups/goldsmith-staging-ubuntu-1.0.0"),
+    ("s1", "corp-stg-", "/subscriptions/s1/resourceGroups/corp-stg-ubuntu-1.0.0"),
+    ("", "", ""),
+])
+def test_goldsmith_names_a_staging_group_per_version(subscription, prefix, wanted):
+    assert wizard.staging_group_id(subscription, "ubuntu", "1.0.0", prefix) == wanted

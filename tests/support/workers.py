@@ -77,6 +77,20 @@ def revoke_subscription_grant(emulator: EmulatorHandle, principal_id: str) -> No
                                                       "scope": f"/subscriptions/{SUBSCRIPTION_ID}"})
 
 
+def enforce_without_network_role(emulator: EmulatorHandle) -> str:
+    """Image Builder enforces permissions, and the template identity (goldsmith-aib) holds what
+    a build needs except a role on the network: returns its principal id."""
+    from builds import azure
+    from tests.support.emulator import SUBSCRIPTION_ID
+
+    principal = azure.identity(identity_id("goldsmith-aib")).principal_id
+    revoke_subscription_grant(emulator, principal)
+    for group in ("goldsmith-images", "goldsmith-galleries"):
+        grant(emulator, principal, "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}")
+    emulator.control("POST", "authorization/enforce", {"subscription": SUBSCRIPTION_ID, "enabled": True})
+    return principal
+
+
 def provision_identities(emulator: EmulatorHandle) -> dict[str, str]:
     from tests.support.emulator import SUBSCRIPTION_ID
 

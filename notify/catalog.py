@@ -164,3 +164,14 @@ def schema_problems(body: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft202012Validator(event.schema(), format_checker=jsonschema.FormatChecker())
     return [f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message}"
             for error in validator.iter_errors(body)]
+
+
+# The subscription scopes that mean something for each family (the profile page offers these).
+SCOPES_BY_FAMILY: dict[str, tuple[str, ...]] = {
+    "build": ("mine", "department", "all"),
+    "approval": ("approvals", "department", "all"),
+    "version": ("owned", "all"),
+    "rollout": ("owned", "department", "all"),
+    "source": ("owned", "all"),
+    "audit": ("all",),
+}

@@ -31,7 +31,7 @@ class _Inbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append({"to": envelope.rcpt_tos, "message": message})
         return "250 OK"
@@ -79,7 +79,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's hook name
+    def do_POST(self):
         found: Receiver = self.server.found
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         found.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -100,7 +101,7 @@ def test_a_broken_audit_chain_emits_audit_verify_failed_once(world):
 
 
 def test_every_type_emitted_today_has_a_test_here():
-    source = open(__file__).read()
+    source = Path(__file__).read_text()
     for event_type in catalog.TYPES:
         if event_type.emitted:
             assert f'"{event_type.name}"' in source, event_type.name

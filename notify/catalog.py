@@ -12,6 +12,7 @@ object's UUID (or number, for the audit chain).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,3 +176,14 @@ SCOPES_BY_FAMILY: dict[str, tuple[str, ...]] = {
     "source": ("owned", "all"),
     "audit": ("all",),
 }
+
+
+def markdown() -> str:
+    """The catalog section of docs/events.md (tests/notify/test_catalog.py keeps them equal)."""
+    lines = ["| type | emitted today | what happened |", "| --- | --- | --- |"]
+    lines += [f"| `{e.name}` | {'yes' if e.emitted else 'reserved'} | {e.summary} |" for e in TYPES]
+    for event in TYPES:
+        lines += ["", f"### `{event.name}`", "", f"{event.title}. {event.summary}"
+                  + ("" if event.emitted else " Reserved: emitted once its feature lands."), "",
+                  "```json", json.dumps(event.schema(), indent=2), "```"]
+    return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views
+from api import openapi, views, views_notify
 
 
 class VersionConverter:
@@ -36,6 +36,8 @@ urlpatterns = [
     path("templates/check/", views.TemplateCheck.as_view(), name="template-check"),
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),
+    path("notify/endpoints/", views_notify.EndpointList.as_view(), name="notify-endpoint-list"),
+    path("notify/endpoints/<uuid:endpoint_uuid>/", views_notify.EndpointDetail.as_view(), name="notify-endpoint-detail"),
     path("openapi.json", openapi.SchemaView.as_view(), name="openapi"),
     path("docs/", openapi.DocsView.as_view(url_name="api:openapi"), name="docs"),
 ]

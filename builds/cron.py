@@ -1,9 +1,13 @@
-"""Periodic jobs, for `python manage.py rqcron builds.cron` (the scheduler process)."""
+"""Periodic jobs, for `python manage.py rqcron builds.cron` (the scheduler process).
+
+It also registers notify/'s: the one scheduler process runs them all.
+"""
 
 from django.conf import settings
 from rq import cron
 
 from builds import jobs
+from notify import jobs as notify_jobs
 
 cron.register(jobs.builds_sweep, queue_name="default", interval=settings.BUILD_SWEEP_SECONDS,
               job_timeout=300, result_ttl=600)
@@ -11,3 +15,7 @@ cron.register(jobs.builds_reconcile, queue_name="default", interval=settings.BUI
               job_timeout=300, result_ttl=600)
 # Sessions live in the database; expired ones are never deleted otherwise.
 cron.register(jobs.sessions_clear, queue_name="default", cron="17 3 * * *", job_timeout=600, result_ttl=600)
+# Notifications: deliveries a lost job left behind, and the audit chain's periodic check.
+cron.register(notify_jobs.notify_reconcile, queue_name="default", interval=settings.NOTIFY_RECONCILE_SECONDS,
+              job_timeout=300, result_ttl=600)
+cron.register(notify_jobs.audit_verify, queue_name="default", cron="41 * * * *", job_timeout=1800, result_ttl=3600)

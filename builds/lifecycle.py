@@ -13,7 +13,9 @@ that dies half way (worker killed, Redis flushed, Azure throttling) is simply ru
   ignored), and a build that never reached Azure is canceled locally.
 
 Transitions go through `transition`, which writes a BuildEvent for the timeline and, for a
-change of state, one `build.state_change` audit event, in the same transaction.
+change of state, one `build.state_change` audit event, in the same transaction; reaching a
+terminal state also writes the build's notification (build.succeeded, build.failed, ...) to
+the outbox there (notify/events.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from django.utils import timezone
 
 from builds import azure, faultpoints, queue
 from builds.models import Build, BuildEvent, BuildOutput
+from notify import events
 from portal import audit
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,8 @@ def transition(build: Build, *, state: str | None = None, sub_state: str | None 
                 changes["detail"] = [None, detail[:500]]
             audit.record("build.state_change", actor=actor or audit.worker_actor(), obj=current,
                          department=current.department_id, changes=changes)
+        if state_changed and new_state in Build.TERMINAL:
+            events.build_finished(current)
         return current
 
 
@@ -349,6 +354,7 @@ def report_stuck_canceling(build: Build) -> None:
                                       from_sub_state=build.sub_state, to_sub_state=build.sub_state,
                                       detail=f"stuck in Canceling for over {settings.BUILD_CANCEL_STUCK_MINUTES} "
                                              "minutes: check the template in Azure")
+            events.build_event(build, "build.stuck")
 
 
 # --- After the end --------------------------------------------------------------------------------

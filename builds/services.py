@@ -19,6 +19,7 @@ from builds import compose, importer, lifecycle, preflight, queue, schema, valid
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
+from notify import events
 from portal import audit
 from portal.audit import Actor
 from portal.models import Department
@@ -198,6 +199,7 @@ def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason
     gold_version.save()
     audit.record("gold_version.publish", actor=actor, obj=gold_version,
                  changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {})})
+    events.version_event(gold_version, "version.published", actor=actor, reason=reason)
     return gold_version
 
 
@@ -235,6 +237,7 @@ def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: st
     gold_version.save()
     audit.record(action, actor=actor, obj=gold_version,
                  changes={"status": [before, status], "reason": [None, reason.strip()]})
+    events.version_event(gold_version, f"version.{status}", actor=actor, reason=reason.strip())
     return gold_version
 
 

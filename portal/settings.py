@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files for the API docs, served from our static files
     "portal",
     "builds",
+    "notify",
     "web",
 ]
 
@@ -351,6 +352,41 @@ BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 50, minimum=1)
 BUILD_RECONCILE_SECONDS = env_int("BUILD_RECONCILE_SECONDS", 60, minimum=1)
 BUILD_CANCEL_STUCK_MINUTES = env_int("BUILD_CANCEL_STUCK_MINUTES", 60, minimum=1)
 BUILD_MISSING_GRACE_SECONDS = env_int("BUILD_MISSING_GRACE_SECONDS", 600, minimum=0)
+
+# --- Notifications (notify/, docs/events.md) ----------------------------------------------
+# E-mail goes through Django's SMTP backend. In the sandbox `make run` starts a local SMTP sink
+# on EMAIL_PORT (8025) that keeps every message under var/mail/ (the "Sent mail" page).
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 8025 if AZURE_SANDBOX else 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Goldsmith <goldsmith@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The portal's public address, for links in messages (no request to take it from in a worker).
+NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", f"http://127.0.0.1:{env_int('GOLDSMITH_WEB_PORT', 8000, minimum=1)}")
+# More than this many e-mails to one person within NOTIFY_DIGEST_MINUTES become one digest.
+NOTIFY_DIGEST_THRESHOLD = env_int("NOTIFY_DIGEST_THRESHOLD", 5, minimum=1)
+NOTIFY_DIGEST_MINUTES = env_int("NOTIFY_DIGEST_MINUTES", 10, minimum=1)
+# Failed deliveries are retried after NOTIFY_RETRY_BASE_SECONDS, doubling up to an hour, for
+# NOTIFY_RETRY_HOURS after the event; an endpoint failing NOTIFY_DISABLE_AFTER times in a row is disabled.
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30, minimum=1)
+NOTIFY_RETRY_HOURS = env_int("NOTIFY_RETRY_HOURS", 24, minimum=1)
+NOTIFY_DISABLE_AFTER = env_int("NOTIFY_DISABLE_AFTER", 20, minimum=1)
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env_int("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# A delivery whose worker died is sent again once this lease has passed (and the reconciler runs).
+NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 120, minimum=1)
+NOTIFY_RECONCILE_SECONDS = env_int("NOTIFY_RECONCILE_SECONDS", 60, minimum=1)
+# CA bundle for https webhooks; empty: the public CAs (certifi).
+NOTIFY_CA_BUNDLE = env_str("NOTIFY_CA_BUNDLE")
+# The SSRF guard allows http to loopback only here, so receivers can be tried on one machine.
+NOTIFY_ALLOW_LOOPBACK_HTTP = DEBUG or AZURE_SANDBOX
+# Where the sandbox's SMTP sink keeps messages (one .eml file each), read by the "Sent mail" page.
+NOTIFY_SANDBOX_MAILDIR = VAR_DIR / "mail"
 
 # --- Logging -------------------------------------------------------------------------------
 

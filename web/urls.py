@@ -23,6 +23,7 @@ portal_patterns = [
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("", include("web.urls_builds")),
+    path("", include("web.urls_notify")),
     path("admin/", admin.site.urls),
     path("rq/", include((admin_site.rq_patterns(), "django_rq"))),
     path("healthz", health.healthz, name="healthz"),

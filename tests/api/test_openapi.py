@@ -16,6 +16,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
 from builds.models import Build
+from notify.models import Endpoint
 from portal import audit
 from tests.api.conftest import client_with, token_of
 from tests.support.aib import template_body
@@ -160,12 +161,20 @@ def test_real_responses_of_every_operation_match_the_document(alice, bob, carol,
         (as_dave, "get", "/api/v1/audit-events/?limit=2", None), (as_bob, "get", "/api/v1/audit-events/", None),
         (as_dave, "get", "/api/v1/audit-events/export.csv", None),
         (as_dave, "get", "/api/v1/audit-events/export.csv?since=x", None),
+        (as_bob, "post", "/api/v1/notify/endpoints/", {"kind": "email", "url": "web-team@example.com",
+                                                       "event_types": ["build.failed"], "scope": "department:web"}),
+        (as_bob, "post", "/api/v1/notify/endpoints/", {"kind": "email", "url": "x", "event_types": []}),
+        (as_bob, "get", "/api/v1/notify/endpoints/", None),
     ]
     for client, method, path, body in calls:
         with django_capture_on_commit_callbacks(execute=True):
             response = getattr(client, method)(path, body, format="json") if body is not None \
                 else getattr(client, method)(path)
         checker.check(method, response)
+
+    endpoint = f"/api/v1/notify/endpoints/{Endpoint.objects.get().uuid}/"
+    for client, method in ((as_carol, "get"), (as_bob, "get"), (as_carol, "delete"), (as_bob, "delete")):
+        checker.check(method, getattr(client, method)(endpoint))
 
     assert Build.objects.filter(state=Build.State.CANCELED).exists()
     operations = {(method, path) for method, path, _ in checker.seen}

@@ -19,11 +19,15 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core import signing
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from builds.models import Build, Policy
+from notify import events
+from notify.delivery import UNSUBSCRIBE_SALT
+from notify.models import Delivery, Endpoint
 from portal import audit, throttle, tokens
 from portal.admin_site import ADMIN_ROLE_MODELS
 from portal.models import AuditEvent
@@ -118,7 +122,8 @@ def build_world(personas: dict) -> SimpleNamespace:
     gold (slug "ubuntu") with published 1.0.0 and draft 1.1.0; web_layer (web/nginx) with
     web_version 1.0.0 (published) and web_draft 1.1.0; data_layer (data/tools) with 1.0.0;
     builds web_build (web, with nginx@1.0.0), data_build (data), security_build (gold only);
-    bob_token (an API token of bob's); audit_event (the newest audit event); any_pk(model).
+    bob_token (an API token of bob's); web_endpoint (bob's disabled web webhook) with web_delivery;
+    bob_unsubscribe (a token of bob's unsubscribe link); audit_event (the newest audit event); any_pk(model).
     """
     alice, bob, carol = personas["alice"], personas["bob"], personas["carol"]
     web, data = bob.memberships.get().department, carol.memberships.get().department
@@ -139,6 +144,12 @@ def build_world(personas: dict) -> SimpleNamespace:
         security_build=make_build(published, requested_by=alice),
         bob_token=tokens.token_create(actor=bob, user=bob, name="matrix")[0],
     )
+    world.web_endpoint = Endpoint.objects.create(kind="webhook", url="https://hooks.example.com/web", owner=bob,
+                                                 department=web, event_types=["build.failed"], enabled=False)
+    world.web_delivery = Delivery.objects.create(
+        event=events.build_event(world.web_build, "build.failed"), endpoint=world.web_endpoint,
+        idempotency_key="matrix", status=Delivery.Status.FAILED)
+    world.bob_unsubscribe = signing.dumps({"u": bob.pk, "t": "build.failed", "s": "*"}, salt=UNSUBSCRIBE_SALT)
     world.audit_event = AuditEvent.objects.order_by("-id").first()
     # So that the admin's object pages find an object of every model (a missing one redirects).
     Policy.objects.create(name="default", version=1, rules={}, created_by=alice)

@@ -1,0 +1,385 @@
+"""Fan-out and delivery: what the notification jobs do (the workers' side of notify/).
+
+- `fanout(event_id)`: claims the event (a conditional UPDATE of `fanned_out_at`) and, in the
+  same transaction, creates one Delivery per endpoint that asked for the type and per user
+  subscribed to it, both only when the access rules let them see the object
+  (notify/visibility.py). Deliveries are unique per (event, endpoint) and (event, recipient);
+  their jobs are enqueued when the transaction commits.
+- `send(delivery_id)`: claims the delivery (conditional UPDATE: pending, due, lease free),
+  checks the recipient may still see the object, and posts it: a signed JSON webhook, a
+  Teams card, a Slack message or an e-mail. Success records status, latency and an excerpt of
+  the answer. A failure is retried with exponential backoff (NOTIFY_RETRY_BASE_SECONDS,
+  doubling up to an hour) until NOTIFY_RETRY_HOURS after the event; an endpoint failing
+  NOTIFY_DISABLE_AFTER times in a row is disabled and its owner told.
+- e-mail digests: a recipient's (N+1)-th message within NOTIFY_DIGEST_MINUTES (N =
+  NOTIFY_DIGEST_THRESHOLD) and the ones after it are held and sent as one digest when the
+  window closes (`send_digest`).
+- `reconcile()`: the scheduler's safety net: fans out events whose job was lost, enqueues due
+  deliveries without a live job (Redis flushed, worker killed; a killed holder's lease expires
+  after NOTIFY_LEASE_SECONDS) and due digests.
+
+Receivers get `X-Goldsmith-Idempotency-Key` (the delivery's key, derived from the event and the
+endpoint): a delivery whose worker died after the receiver answered but before the row was
+marked delivered is sent again with the same key, so receivers drop it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import certifi
+import urllib3
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail, signing
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from builds import faultpoints
+from notify import payloads, queue, ssrf, visibility
+from notify import signing as webhook_signing
+from notify.events import absolute
+from notify.models import Delivery, Endpoint, OutboxEvent, Preferences, Subscription
+from portal import audit
+from portal.access import Roles
+from portal.models import Membership
+
+log = logging.getLogger(__name__)
+Status = Delivery.Status
+UNSUBSCRIBE_SALT = "notify.unsubscribe"
+_EXCERPT = 500
+
+
+# --- Fan-out ------------------------------------------------------------------------------------
+
+
+def idempotency_key(event: OutboxEvent, *, endpoint: Endpoint | None = None, recipient_id: int | None = None) -> str:
+    target = f"e{endpoint.uuid.hex}" if endpoint is not None else f"u{recipient_id}"
+    return f"{event.uuid.hex}.{target}"
+
+
+def all_roles() -> dict[int, Roles]:
+    """Every user's roles from one query (roles_of reads them one user at a time)."""
+    found: dict[int, dict] = defaultdict(lambda: {"security": False, "auditor": False, "departments": set()})
+    for user_id, role, department_id in Membership.objects.values_list("user_id", "role", "department_id"):
+        entry = found[user_id]
+        if role in ("security", "auditor"):
+            entry[role] = True
+        elif role == "editor" and department_id is not None:
+            entry["departments"].add(department_id)
+    return {user_id: Roles(security=e["security"], auditor=e["auditor"], editor_departments=frozenset(e["departments"]))
+            for user_id, e in found.items()}
+
+
+def subscriptions_of(users, roles: dict[int, Roles]) -> dict[int, set[tuple[str, str]]]:
+    """user id -> the (event type, scope) pairs they receive: chosen ones, or their roles' defaults."""
+    customized = set(Preferences.objects.filter(customized=True).values_list("user_id", flat=True))
+    chosen: dict[int, set] = defaultdict(set)
+    for user_id, event_type, scope in Subscription.objects.filter(user_id__in=customized).values_list(
+            "user_id", "event_type", "scope"):
+        chosen[user_id].add((event_type, scope))
+    return {user.pk: chosen[user.pk] if user.pk in customized
+            else visibility.default_subscriptions(roles.get(user.pk, Roles())) for user in users}
+
+
+def recipients_for(event: OutboxEvent, users, roles: dict[int, Roles], subscriptions) -> list[int]:
+    wanted = []
+    for user in users:
+        user_roles = roles.get(user.pk, Roles())
+        if not visibility.roles_may_see(user_roles, event):
+            continue
+        if any(event_type == event.type and visibility.scope_matches(scope, user.pk, user_roles, event)
+               for event_type, scope in subscriptions.get(user.pk, ())):
+            wanted.append(user.pk)
+    return wanted
+
+
+def fanout(event_id: int) -> int:
+    """Create the event's deliveries once; returns how many (0 when another job did it)."""
+    with transaction.atomic():
+        if not OutboxEvent.objects.filter(pk=event_id, fanned_out_at__isnull=True).update(fanned_out_at=timezone.now()):
+            return 0
+        event = OutboxEvent.objects.get(pk=event_id)
+        roles = all_roles()
+        rows = []
+        for endpoint in Endpoint.objects.filter(enabled=True):
+            if visibility.endpoint_receives(endpoint, event, roles.get(endpoint.owner_id, Roles())):
+                rows.append(Delivery(event=event, endpoint=endpoint, idempotency_key=idempotency_key(event, endpoint=endpoint)))
+        users = list(get_user_model().objects.filter(is_active=True).exclude(email="").only("pk"))
+        subscriptions = subscriptions_of(users, roles)
+        for user_id in recipients_for(event, users, roles, subscriptions):
+            rows.append(Delivery(event=event, recipient_id=user_id,
+                                 idempotency_key=idempotency_key(event, recipient_id=user_id)))
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        for delivery in Delivery.objects.filter(event=event, status=Status.PENDING).only("pk", "uuid", "attempts"):
+            queue.enqueue_deliver(delivery)
+    faultpoints.reached("notify.fanned_out")
+    return len(rows)
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    permanent: bool = False  # no point in retrying (the URL is refused)
+
+
+def _claim(delivery_id: int) -> bool:
+    now = timezone.now()
+    return Delivery.objects.filter(pk=delivery_id, status=Status.PENDING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
+        lease_until=now + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS), attempts=F("attempts") + 1) == 1
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST `body` to `url` after the SSRF guard, connecting to the address it checked."""
+    try:
+        target = ssrf.check(url)
+    except ssrf.UnsafeURL as exc:
+        return Outcome(False, error=str(exc), permanent=True)
+    timeout = urllib3.Timeout(connect=5, read=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(target.address, target.port, server_hostname=target.host,
+                                           assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
+                                           ca_certs=settings.NOTIFY_CA_BUNDLE or certifi.where(), timeout=timeout,
+                                           retries=False, maxsize=1)
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
+    default_port = 443 if target.scheme == "https" else 80
+    host = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    try:
+        with pool:
+            response = pool.urlopen("POST", target.path, body=body, redirect=False, preload_content=False,
+                                    headers={"Host": host, "Content-Type": "application/json",
+                                             "User-Agent": "Goldsmith-Notify/1", **headers})
+            excerpt = response.read(_EXCERPT * 4).decode("utf-8", "replace")[:_EXCERPT]
+            response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+    ok = 200 <= response.status < 300
+    return Outcome(ok, response.status, excerpt, "" if ok else f"HTTP {response.status}")
+
+
+def _webhook_headers(delivery: Delivery, endpoint: Endpoint, body: bytes) -> dict[str, str]:
+    headers = {"X-Goldsmith-Event": delivery.event.type, "X-Goldsmith-Idempotency-Key": delivery.idempotency_key,
+               "X-Goldsmith-Delivery": str(delivery.uuid)}
+    if endpoint.secret:
+        headers[webhook_signing.HEADER] = webhook_signing.sign(endpoint.secret, body)
+    return headers
+
+
+def unsubscribe_url(user_id: int, event_type: str = "*", scope: str = "*") -> str:
+    token = signing.dumps({"u": user_id, "t": event_type, "s": scope}, salt=UNSUBSCRIBE_SALT, compress=True)
+    return absolute(reverse("notify:unsubscribe", args=[token]))
+
+
+def _mail(to: str, subject: str, text: str, html: str, key: str, extra: dict[str, str] | None = None) -> Outcome:
+    message = mail.EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [to], headers={
+        "Message-ID": f"<{key}@goldsmith>", "X-Goldsmith-Idempotency-Key": key, **(extra or {})})
+    message.attach_alternative(html, "text/html")
+    try:
+        message.send()
+    except (OSError, mail.BadHeaderError) as exc:
+        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+    return Outcome(True, excerpt="accepted by the mail server")
+
+
+def _deliver(delivery: Delivery) -> Outcome:
+    body = delivery.event.body
+    if delivery.recipient_id is not None:
+        unsubscribe = unsubscribe_url(delivery.recipient_id, delivery.event.type)
+        subject, text, html = payloads.email(body, unsubscribe)
+        return _mail(delivery.recipient.email, subject, text, html, delivery.idempotency_key,
+                     {"List-Unsubscribe": f"<{unsubscribe}>", "X-Goldsmith-Event": body["type"]})
+    endpoint = delivery.endpoint
+    if endpoint.kind == Endpoint.Kind.EMAIL:
+        subject, text, html = payloads.email(body)
+        return _mail(endpoint.url, subject, text, html, delivery.idempotency_key, {"X-Goldsmith-Event": body["type"]})
+    if endpoint.kind == Endpoint.Kind.TEAMS:
+        data = payloads.body_bytes(payloads.teams(body))
+    elif endpoint.kind == Endpoint.Kind.SLACK:
+        data = payloads.body_bytes(payloads.slack(body))
+    else:
+        data = payloads.body_bytes(body)
+    return post(endpoint.url, data, _webhook_headers(delivery, endpoint, data))
+
+
+def backoff(attempts: int) -> float:
+    return min(settings.NOTIFY_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600)
+
+
+def _still_allowed(delivery: Delivery) -> bool:
+    if delivery.endpoint_id is not None:
+        endpoint = delivery.endpoint
+        return endpoint.enabled and visibility.endpoint_receives(endpoint, delivery.event)
+    user = delivery.recipient
+    return user.is_active and bool(user.email) and visibility.may_see(user, delivery.event)
+
+
+def send(delivery_id: int) -> str:
+    """Deliver once (claimed); returns the resulting status ("" when not claimed)."""
+    if not _claim(delivery_id):
+        return ""
+    faultpoints.reached("notify.claimed")
+    delivery = Delivery.objects.select_related("event", "endpoint__owner", "recipient").get(pk=delivery_id)
+    if not _still_allowed(delivery):
+        reason = "the endpoint is disabled" if delivery.endpoint_id and not delivery.endpoint.enabled else \
+            "the recipient may no longer see this object"
+        Delivery.objects.filter(pk=delivery_id).update(status=Status.SKIPPED, lease_until=None, error=reason)
+        return Status.SKIPPED
+    if delivery.recipient_id is not None and _hold_for_digest(delivery):
+        return Status.HELD
+    started = time.monotonic()
+    outcome = _deliver(delivery)
+    latency = int((time.monotonic() - started) * 1000)
+    faultpoints.reached("notify.sent")
+    return record_outcome(delivery, outcome, latency)
+
+
+def record_outcome(delivery: Delivery, outcome: Outcome, latency_ms: int) -> str:
+    now = timezone.now()
+    fields = {"lease_until": None, "latency_ms": latency_ms, "status_code": outcome.status_code,
+              "response_excerpt": outcome.excerpt[:_EXCERPT], "error": outcome.error[:_EXCERPT]}
+    with transaction.atomic():
+        if outcome.ok:
+            Delivery.objects.filter(pk=delivery.pk).update(status=Status.DELIVERED, delivered_at=now, **fields)
+            if delivery.endpoint_id:
+                Endpoint.objects.filter(pk=delivery.endpoint_id).update(consecutive_failures=0)
+            return Status.DELIVERED
+        expired = now - delivery.event.occurred_at >= dt.timedelta(hours=settings.NOTIFY_RETRY_HOURS)
+        if outcome.permanent or expired:
+            Delivery.objects.filter(pk=delivery.pk).update(status=Status.FAILED, **fields)
+            status = Status.FAILED
+        else:
+            delay = backoff(delivery.attempts)
+            Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + dt.timedelta(seconds=delay), **fields)
+            delivery.refresh_from_db(fields=["attempts", "next_attempt_at"])
+            queue.enqueue_deliver(delivery, delay=delay)
+            status = Status.PENDING
+        if delivery.endpoint_id:
+            _count_failure(delivery.endpoint_id, outcome)
+    return status
+
+
+def _count_failure(endpoint_id: int, outcome: Outcome) -> None:
+    Endpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    endpoint = Endpoint.objects.select_related("owner").get(pk=endpoint_id)
+    if not endpoint.enabled or endpoint.consecutive_failures < settings.NOTIFY_DISABLE_AFTER:
+        return
+    reason = (f"disabled after {endpoint.consecutive_failures} failed deliveries in a row; last: "
+              f"{outcome.error or outcome.status_code}")[:500]
+    if not Endpoint.objects.filter(pk=endpoint_id, enabled=True).update(enabled=False, disabled_reason=reason,
+                                                                        disabled_at=timezone.now()):
+        return
+    audit.record("notify.endpoint_disable", actor=audit.worker_actor(), obj=endpoint, department=endpoint.department_id,
+                 changes={"enabled": [True, False], "reason": [None, reason]})
+    transaction.on_commit(lambda: _tell_owner(endpoint, reason))
+
+
+def _tell_owner(endpoint: Endpoint, reason: str) -> None:
+    """The disabled-endpoint notice (its page shows it too); a mail failure is only logged."""
+    log.warning("notification endpoint %s %s", endpoint.uuid, reason)
+    if not endpoint.owner.email:
+        return
+    link = absolute(reverse("notify:endpoint-detail", args=[endpoint.uuid]))
+    text = (f"Goldsmith stopped sending to your {endpoint.get_kind_display()} endpoint "
+            f"\"{endpoint}\": {reason}.\n\nFix the receiver, then enable it again: {link}\n")
+    try:
+        mail.send_mail(f"[Goldsmith] Endpoint disabled: {endpoint}", text, settings.DEFAULT_FROM_EMAIL,
+                       [endpoint.owner.email])
+    except OSError:
+        log.exception("could not tell %s that endpoint %s was disabled", endpoint.owner, endpoint.uuid)
+
+
+# --- Digests ------------------------------------------------------------------------------------
+
+
+def _hold_for_digest(delivery: Delivery) -> bool:
+    """Hold the recipient's message for a digest when more than the threshold came in the window."""
+    window = dt.timedelta(minutes=settings.NOTIFY_DIGEST_MINUTES)
+    now = timezone.now()
+    # Only the messages before this one count: a burst sends its first N at once, then holds.
+    recent = (Delivery.objects.filter(recipient_id=delivery.recipient_id, created_at__gte=now - window,
+                                      pk__lt=delivery.pk).exclude(status=Status.SKIPPED).count())
+    if recent < settings.NOTIFY_DIGEST_THRESHOLD:
+        return False
+    held = (Delivery.objects.filter(recipient_id=delivery.recipient_id, status=Status.HELD)
+            .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
+    due = held or now + window
+    Delivery.objects.filter(pk=delivery.pk).update(status=Status.HELD, next_attempt_at=due, lease_until=None)
+    queue.enqueue_digest(delivery.recipient_id, due, delay=(due - now).total_seconds(), on_commit=False)
+    return True
+
+
+def send_digest(recipient_id: int) -> int:
+    """Send the recipient's due held messages as one digest; returns how many it held."""
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
+    due = Delivery.objects.filter(recipient_id=recipient_id, status=Status.HELD, next_attempt_at__lte=now).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    ids = list(due.values_list("pk", flat=True))
+    if not ids or Delivery.objects.filter(pk__in=ids, status=Status.HELD).update(lease_until=lease) != len(ids):
+        Delivery.objects.filter(pk__in=ids, lease_until=lease).update(lease_until=None)
+        return 0
+    rows = list(Delivery.objects.filter(pk__in=ids).select_related("event", "recipient").order_by("event__occurred_at"))
+    user = rows[0].recipient
+    rows = [row for row in rows if visibility.may_see(user, row.event)]
+    if not rows or not user.email or not user.is_active:
+        Delivery.objects.filter(pk__in=ids).update(status=Status.SKIPPED, lease_until=None)
+        return 0
+    subject, text, html = payloads.digest([row.event.body for row in rows], unsubscribe_url(recipient_id))
+    key = f"digest.{rows[0].idempotency_key}"
+    started = time.monotonic()
+    outcome = _mail(user.email, subject, text, html, key)
+    latency = int((time.monotonic() - started) * 1000)
+    if outcome.ok:
+        Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+            status=Status.DELIVERED, delivered_at=timezone.now(), digest=True, lease_until=None, latency_ms=latency,
+            response_excerpt=outcome.excerpt, attempts=F("attempts") + 1)
+        Delivery.objects.filter(pk__in=ids, status=Status.HELD).update(status=Status.SKIPPED, lease_until=None)
+        return len(rows)
+    retry = now + dt.timedelta(seconds=settings.NOTIFY_RETRY_BASE_SECONDS)
+    Delivery.objects.filter(pk__in=ids).update(lease_until=None, next_attempt_at=retry, error=outcome.error,
+                                               attempts=F("attempts") + 1)
+    queue.enqueue_digest(recipient_id, retry, delay=settings.NOTIFY_RETRY_BASE_SECONDS, on_commit=False)
+    return 0
+
+
+# --- The safety net -----------------------------------------------------------------------------
+
+
+def reconcile(limit: int = 2000) -> dict[str, int]:
+    """Enqueue what a lost job left behind; returns counts by kind."""
+    now = timezone.now()
+    counts = {"fanouts": 0, "deliveries": 0, "digests": 0}
+    stale = now - dt.timedelta(seconds=10)  # a fresh event's own job is about to run
+    for event in OutboxEvent.objects.filter(fanned_out_at__isnull=True, occurred_at__lt=stale).only("pk", "uuid")[:limit]:
+        if not queue.alive(queue.fanout_job_id(event)):
+            queue.enqueue_fanout(event, on_commit=False)
+            counts["fanouts"] += 1
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    pending = (Delivery.objects.filter(status=Status.PENDING, created_at__lt=stale).filter(free).filter(due)
+               .only("pk", "uuid", "attempts")[:limit])
+    for delivery in pending:
+        if not queue.alive(queue.deliver_job_id(delivery)):
+            queue.enqueue_deliver(delivery, on_commit=False)
+            counts["deliveries"] += 1
+    held = (Delivery.objects.filter(status=Status.HELD, next_attempt_at__lte=now).filter(free)
+            .values_list("recipient_id", flat=True).distinct())
+    for recipient_id in held:
+        queue.enqueue_digest(recipient_id, now, on_commit=False)
+        counts["digests"] += 1
+    return counts

@@ -1247,6 +1247,11 @@ class _CountRequests(SansIOHTTPPolicy):
         request_counts[self.kind] = request_counts.get(self.kind, 0) + 1
 
 
+def _count_blob_request(request) -> None:
+    # azure-storage-blob takes no per-call policies; its request hook sees every request sent.
+    request_counts["blob"] = request_counts.get("blob", 0) + 1
+
+
 @dataclass(frozen=True)
 class LogLocation:
     """Where a run's log lives: the staging account's blob endpoint and the blob's name."""
@@ -1274,9 +1279,10 @@ class LogChunk:
 
 
 def staging_log_location(subscription: str, staging_resource_group: str) -> LogLocation | None:
-    """The newest run's customization.log in the staging group's storage account; None while
-    there is none (no account yet, no run folder yet, or the group is gone). Two ARM/Storage
-    reads: the group's storage accounts, then the `packerlogs` listing."""
+    """The newest run's customization.log in the staging group's storage account: None when the
+    group has no storage account (not yet, or no longer), a location with blob "" while the
+    account has no run folder yet. Two reads: the group's storage accounts (ARM), then the
+    `packerlogs` listing (Storage)."""
     from azure.core.rest import HttpRequest
 
     group = staging_resource_group.rstrip("/").rsplit("/", 1)[-1]
@@ -1305,6 +1311,7 @@ def staging_log_location(subscription: str, staging_resource_group: str) -> LogL
         if found:
             newest = max(found, key=lambda blob: (blob.creation_time or blob.last_modified, blob.name))
             return LogLocation(endpoint, newest.name)
+        return LogLocation(endpoint, "")  # the account exists; the run has not written its log yet
     return None
 
 
@@ -1336,7 +1343,7 @@ def _blob_service(account_url: str):
         client = _clients.get(key)
         if client is None:
             kwargs: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 60,
-                                      "per_call_policies": [_CountRequests("blob")],
+                                      "raw_request_hook": _count_blob_request,
                                       # a single GET per range, however large (the default splits at 32 MiB)
                                       "max_single_get_size": 64 * 1024 * 1024, "max_chunk_get_size": 64 * 1024 * 1024}
             if settings.AZURE_CA_BUNDLE:
@@ -1359,7 +1366,7 @@ def _kept_container():
         client = _clients.get(key)
         if client is None:
             kwargs: dict[str, Any] = {"retry_total": 2, "connection_timeout": 10, "read_timeout": 60,
-                                      "per_call_policies": [_CountRequests("blob")]}
+                                      "raw_request_hook": _count_blob_request}
             if settings.AZURE_CA_BUNDLE:
                 kwargs["connection_verify"] = settings.AZURE_CA_BUNDLE
             client = ContainerClient.from_container_url(url, credential=_shared_credential(), **kwargs)

@@ -183,3 +183,106 @@ def kept_container(emulator, azurite) -> str:
     if not container.exists():
         container.create_container()
     return f"{azurite.url}/{account}/goldsmith-logs"
+
+
+# --- Every place the log appears ------------------------------------------------------------------
+
+
+@pytest.fixture
+def failed_build(azure_storage, alice):
+    azure_storage.set_time_scale(20000)
+    return finish(running(azure_storage, planted_build(alice)), azure_storage)
+
+
+def _places(client, build) -> dict[str, str]:
+    """The log's text in every place a user or program can see it."""
+    import io
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    out = io.StringIO()
+    call_command("showbuild", str(build.uuid), "--log", stdout=out)
+    as_json = io.StringIO()
+    call_command("showbuild", str(build.uuid), "--json", stdout=as_json)
+    return {
+        "page": client.get(reverse("builds:build-log", args=[build.uuid])).content.decode(),
+        # The build page up to the composed template (planted here behind the request's checks).
+        "build page": client.get(reverse("builds:build-detail", args=[build.uuid])).content.decode()
+        .split('id="template-heading"')[0],
+        "search": client.get(reverse("builds:build-log", args=[build.uuid]), {"q": "echo"}).content.decode(),
+        "download": b"".join(client.get(reverse("builds:build-log-download", args=[build.uuid]))
+                             .streaming_content).decode(),
+        "api": b"".join(client.get(f"/api/v1/builds/{build.uuid}/log").streaming_content).decode(),
+        "showbuild --log": out.getvalue(),
+        "showbuild --json": as_json.getvalue(),
+    }
+
+
+def test_every_secret_is_masked_wherever_the_log_appears_live_and_kept(failed_build, client, alice):
+    client.force_login(alice)
+    for when in ("live", "kept"):
+        if when == "kept":
+            assert lifecycle.cleanup(failed_build) == lifecycle.DONE
+            failed_build.refresh_from_db()
+            kept = BuildLog.objects.get(build=failed_build)
+            places = {**_places(client, failed_build),
+                      "kept copy": gzip.decompress(b"".join(buildlogs.kept_gzip(kept))).decode()}
+        else:
+            places = _places(client, failed_build)
+        for place, text in places.items():
+            assert "[REDACTED]" in text or place in ("build page", "showbuild --json"), (when, place)
+            for kind, (_command, value) in SECRETS.items():
+                assert value not in text, f"{kind} shown in the {place} ({when})"
+        assert "leaky" in places["showbuild --json"]
+
+
+def test_the_failing_step_link_lands_on_the_failing_line(failed_build, client, alice):
+    from django.urls import reverse
+
+    client.force_login(alice)
+    page = client.get(reverse("builds:build-detail", args=[failed_build.uuid])).content.decode()
+    step = buildlogs.summary(failed_build).failed_step
+    link = f"{reverse('builds:build-log', args=[failed_build.uuid])}?line={step.error_line}#line-{step.error_line}"
+    assert link.replace("&", "&amp;") in page
+    log_page = client.get(link.split("#")[0]).content.decode()
+    import re
+
+    [line] = re.findall(rf'<span id="line-{step.error_line}" class="error-line failing-line"[^>]*>([^<]*)</span>',
+                        log_page)
+    assert "exit status: 3" in line or "exited with code: 3" in line
+
+
+def test_the_api_serves_byte_ranges_of_the_redacted_log(failed_build, client, alice):
+    client.force_login(alice)
+    url = f"/api/v1/builds/{failed_build.uuid}/log"
+    whole = b"".join(client.get(url).streaming_content)
+    size = len(whole)
+
+    part = client.get(url, HTTP_RANGE="bytes=10-19")
+    assert part.status_code == 206 and b"".join(part.streaming_content) == whole[10:20]
+    assert part["Content-Range"] == f"bytes 10-19/{size}"
+    suffix = client.get(url, HTTP_RANGE="bytes=-25")
+    assert b"".join(suffix.streaming_content) == whole[-25:]
+    assert client.get(url, HTTP_RANGE=f"bytes={size - 5}-").status_code == 206
+    beyond = client.get(url, HTTP_RANGE=f"bytes={size}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{size}"
+
+    lifecycle.cleanup(failed_build)  # the same bytes from the kept copy, its size known at once
+    kept = client.get(url, HTTP_RANGE="bytes=10-19")
+    assert b"".join(kept.streaming_content) == whole[10:20]
+    assert client.get(url)["Content-Length"] == str(size)
+
+
+def test_the_live_fragment_returns_only_new_lines_and_a_paged_search(failed_build, client, alice):
+    from django.urls import reverse
+
+    client.force_login(alice)
+    url = reverse("builds:build-log-tail", args=[failed_build.uuid])
+    first = client.get(url, {"after": 0}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="live-line-1"' in first and "[REDACTED]" in first
+    found = buildlogs.tail(failed_build, 0)
+    rest = client.get(url, {"after": found.next, "line": 99}, HTTP_HX_REQUEST="true").content.decode()
+    assert "live-line" not in rest and "log-poll" not in rest  # finished and read to the end: no more polling
+    hits = client.get(reverse("builds:build-log", args=[failed_build.uuid]), {"q": "PASS"}).content.decode()
+    assert "DB_PASS=[REDACTED]" in hits

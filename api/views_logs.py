@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
@@ -45,8 +45,10 @@ class BuildLog(APIView):
             403: OpenApiResponse(s.ErrorSerializer, description="permission_denied"),
             404: OpenApiResponse(s.ErrorSerializer, description="not_found: no such build, or no log (yet, or any "
                                                                  "more); the detail says which."),
-            416: OpenApiResponse(OpenApiTypes.NONE, description="The range starts past the end (Content-Range: "
-                                                                 "bytes */size).")},
+            401: OpenApiResponse(s.ErrorSerializer, description="not_authenticated"),
+            429: OpenApiResponse(s.ErrorSerializer, description="throttled: over API_RATE_PER_MINUTE"),
+            416: OpenApiResponse(s.ErrorSerializer, description="range_not_satisfiable: the range starts past "
+                                                                 "the end (Content-Range: bytes */size).")},
         summary="A build's log as text (redacted), with Range")
     def get(self, request, build_uuid):
         build = access.get_build(request.user, build_uuid)
@@ -76,9 +78,8 @@ class BuildLog(APIView):
         else:
             start, end = max(0, size - int(last)), size - 1
         if start >= size or end < start:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            return Response(body("range_not_satisfiable", f"The log has {size} bytes."), status=416,
+                            headers={"Content-Range": f"bytes */{size}"})
         length = end - start + 1
         response = StreamingHttpResponse(_limited(buildlogs.stream(build, start), length), status=206,
                                          content_type="text/plain; charset=utf-8")

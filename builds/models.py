@@ -321,6 +321,9 @@ class BuildLogChunk(models.Model):
         ordering = ["log", "seq"]
         constraints = [models.UniqueConstraint(fields=["log", "seq"], name="build_log_chunk_seq")]
 
+    def __str__(self) -> str:
+        return f"{self.log} #{self.seq}"
+
 
 class BuildLayer(models.Model):
     """The layers of a build, in the order their steps were composed."""

@@ -162,6 +162,11 @@ class LogRedactor:
         return self._lines(rest) if rest else b""
 
     @property
+    def in_key(self) -> bool:
+        """Inside a private key block (its END line not seen yet)."""
+        return self._in_key
+
+    @property
     def pending(self) -> int:
         """Bytes held back (an unfinished line)."""
         return len(self._carry)

@@ -126,7 +126,7 @@ class Reader:
             if self._current is not None:
                 self._close(None, None)  # a step with no ending marker: Packer moved on
             self._current = {"type": started.group(1), "start": line.number, "at": line.at, "exit": None,
-                             "failed": False, "error_line": None}
+                             "failed": False, "error_line": None, "exit_line": None}
             return
         current = self._current
         if current is None:
@@ -138,13 +138,13 @@ class Reader:
         code = _EXIT.search(message) or _COMMUNICATOR.search(message)
         if code and current["exit"] is None:
             current["exit"] = int(code.group(1))
-            if current["exit"] != 0 and current["error_line"] is None:
-                current["error_line"] = line.number
+            if current["exit"] != 0:
+                current["exit_line"] = line.number
         failed = _SCRIPT_FAILED.search(message)
         if failed:
             current["failed"] = True
             current["exit"] = int(failed.group(1)) if current["exit"] is None else current["exit"]
-            current["error_line"] = current["error_line"] or line.number
+            current["script_line"] = current.get("script_line") or line.number
         elif error:
             current["failed"] = True
             current["error_line"] = current["error_line"] or line.number
@@ -172,7 +172,10 @@ class Reader:
         allowed = set(step.get("validExitCodes") or [0]) if step.get("type") == "PowerShell" else {0}
         code = current["exit"]
         failed = current["failed"] or (code is not None and code not in allowed)
-        error_line = current["error_line"] if failed else None
+        # The line that says it failed in words ("Script exited with non-zero exit status: 3"),
+        # else the communicator's exit code line.
+        error_line = (current.get("script_line") or current["error_line"] or current.get("exit_line")) \
+            if failed else None
         return Section(index, self.kind, current["type"], step.get("name") or current["type"], current["start"],
                        end_line, current["at"], ended_at, code, failed, error_line)
 
@@ -197,6 +200,11 @@ def excerpt(text: str, max_lines: int = 20) -> list[str]:
     reader = Reader(max_excerpt=max_lines)
     reader.feed_text(text)
     return reader.excerpt
+
+
+def is_error(raw: str) -> bool:
+    """True for a raw log line that reports an error (what the log page marks)."""
+    return _is_error(parse_line(0, raw))
 
 
 def _is_error(line: Line) -> bool:

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from builds import access, buildlogs
+from builds import access, buildlogs, packerlog
 from web.logpanel import tail_context as _tail_context
 from web.views_builds import _is_htmx, full_page, signed_in
 
@@ -32,7 +32,7 @@ def _groups(lines, sections, failing_line):
             groups.append({"section": section, "lines": [], "continued": section is not None
                            and section.start_line < number})
         groups[-1]["lines"].append({"number": number, "text": text, "failing": number == failing_line,
-                                    "error": "ERR" in text[:60] or "exit status" in text})
+                                    "error": packerlog.is_error(text)})
     return groups
 
 

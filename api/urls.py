@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views, views_notify
+from api import openapi, views, views_logs, views_notify
 
 
 class VersionConverter:
@@ -33,6 +33,7 @@ urlpatterns = [
     path("builds/", views.BuildList.as_view(), name="build-list"),
     path("builds/<uuid:build_uuid>/", views.BuildDetail.as_view(), name="build-detail"),
     path("builds/<uuid:build_uuid>/cancel/", views.BuildCancel.as_view(), name="build-cancel"),
+    path("builds/<uuid:build_uuid>/log", views_logs.BuildLog.as_view(), name="build-log"),
     path("templates/check/", views.TemplateCheck.as_view(), name="template-check"),
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),

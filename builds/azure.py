@@ -130,7 +130,7 @@ def _client_kwargs() -> dict[str, Any]:
         "credential_scopes": [ARM_SCOPE],
         "polling_interval": settings.AZURE_POLLING_INTERVAL,
         "retry_total": 0,  # jobs reschedule instead of sleeping inside a worker
-        "per_call_policies": [_ThrottleGate()],
+        "per_call_policies": [_ThrottleGate(), _CountRequests("arm")],
         "connection_timeout": 10,
         "read_timeout": 60,
     }
@@ -1219,3 +1219,226 @@ def _float(value: Any) -> float:
         return float(value) if value is not None else 0.0
     except (TypeError, ValueError):
         return 0.0
+
+
+# --- Build logs in the staging storage account ------------------------------------------------------
+# Image Builder writes each run's Packer log into a storage account it creates in the template's
+# staging resource group (container `packerlogs`, one folder per run) and deletes it with the group.
+# The portal finds the account through ARM (one listing, then one blob listing for the run folder;
+# callers cache the answer) and reads the log by byte range with azure-storage-blob and its own
+# credential (Storage Blob Data Reader on the staging group). BUILD_LOG_CONTAINER_URL is a
+# container of Goldsmith's own that keeps copies of logs once the staging group is gone.
+
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+_STORAGE_API = "2023-05-01"
+LOG_CONTAINER = "packerlogs"
+CUSTOMIZATION_LOG = "customization.log"
+VALIDATION_LOG = "validation.log"
+# Requests the portal sent, by kind ("arm", "blob"): tests and the benchmark count them.
+request_counts: dict[str, int] = {"arm": 0, "blob": 0}
+
+
+class _CountRequests(SansIOHTTPPolicy):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def on_request(self, request):
+        request_counts[self.kind] = request_counts.get(self.kind, 0) + 1
+
+
+def _count_blob_request(request) -> None:
+    # azure-storage-blob takes no per-call policies; its request hook sees every request sent.
+    request_counts["blob"] = request_counts.get("blob", 0) + 1
+
+
+@dataclass(frozen=True)
+class LogLocation:
+    """Where a run's log lives: the staging account's blob endpoint and the blob's name."""
+
+    account_url: str  # https://<account>.blob.core.windows.net/ (Azurite: https://host:port/<account>/)
+    blob: str  # <run folder>/customization.log
+    container: str = LOG_CONTAINER
+
+    @property
+    def url(self) -> str:
+        return f"{self.account_url.rstrip('/')}/{self.container}/{self.blob}"
+
+    def sibling(self, name: str) -> LogLocation:
+        """The same run folder's other log (validation.log)."""
+        return LogLocation(self.account_url, f"{self.blob.rsplit('/', 1)[0]}/{name}", self.container)
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes [start, start + len(data)) of a blob, and the blob's size when they were read."""
+
+    start: int
+    data: bytes
+    size: int
+
+
+def staging_log_location(subscription: str, staging_resource_group: str) -> LogLocation | None:
+    """The newest run's customization.log in the staging group's storage account: None when the
+    group has no storage account (not yet, or no longer), a location with blob "" while the
+    account has no run folder yet. Two reads: the group's storage accounts (ARM), then the
+    `packerlogs` listing (Storage)."""
+    from azure.core.rest import HttpRequest
+
+    group = staging_resource_group.rstrip("/").rsplit("/", 1)[-1]
+    if not group:
+        return None
+    client = _client("resources", subscription)
+    request = HttpRequest("GET", f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+                          "Microsoft.Storage/storageAccounts", params={"api-version": _STORAGE_API})
+    with _azure_errors:
+        response = client.send_request(request)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        accounts = (response.json() or {}).get("value") or []
+    for account in accounts:
+        endpoint = ((account.get("properties") or {}).get("primaryEndpoints") or {}).get("blob") or ""
+        if not endpoint:
+            continue
+        container = _blob_service(endpoint).get_container_client(LOG_CONTAINER)
+        with _azure_errors:
+            try:
+                found = [blob for blob in container.list_blobs()
+                         if blob.name.endswith("/" + CUSTOMIZATION_LOG)]
+            except ResourceNotFoundError:
+                continue
+        if found:
+            newest = max(found, key=lambda blob: (blob.creation_time or blob.last_modified, blob.name))
+            return LogLocation(endpoint, newest.name)
+        return LogLocation(endpoint, "")  # the account exists; the run has not written its log yet
+    return None
+
+
+def read_log(location: LogLocation, start: int = 0, length: int | None = None) -> LogChunk:
+    """Bytes of the log from `start` (at most `length`): one ranged GET. Reading at or past the
+    end gives no bytes and the current size; a log that no longer exists raises
+    AzureError(code="BlobNotFound", permanent=True)."""
+    blob = _blob_service(location.account_url).get_blob_client(location.container, location.blob)
+    with _azure_errors:
+        try:
+            downloader = blob.download_blob(offset=start, length=length, max_concurrency=1)
+            data = downloader.readall()
+            return LogChunk(start, data, downloader.properties.size)
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # nothing at or after start: Content-Range says bytes */<size>
+                total = (exc.response.headers.get("Content-Range") or "").rsplit("/", 1)[-1]
+                return LogChunk(start, b"", int(total) if total.isdigit() else start)
+            if exc.status_code == 404:
+                raise AzureError("BlobNotFound", f"The log {location.url} no longer exists.", permanent=True,
+                                 status=404) from exc
+            raise
+
+
+def _blob_service(account_url: str):
+    from azure.storage.blob import BlobServiceClient
+
+    key = ("blob", account_url)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            kwargs: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 60,
+                                      "raw_request_hook": _count_blob_request,
+                                      # a single GET per range, however large (the default splits at 32 MiB)
+                                      "max_single_get_size": 64 * 1024 * 1024, "max_chunk_get_size": 64 * 1024 * 1024}
+            if settings.AZURE_CA_BUNDLE:
+                kwargs["connection_verify"] = settings.AZURE_CA_BUNDLE
+            client = BlobServiceClient(account_url, credential=_shared_credential(), **kwargs)
+            _clients[key] = client
+        return client
+
+
+# Goldsmith's own container for kept logs (BUILD_LOG_CONTAINER_URL), read and written with the
+# portal's identity (Storage Blob Data Contributor on the container).
+
+
+def _kept_container():
+    from azure.storage.blob import ContainerClient
+
+    url = settings.BUILD_LOG_CONTAINER_URL
+    key = ("kept", url)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            kwargs: dict[str, Any] = {"retry_total": 2, "connection_timeout": 10, "read_timeout": 60,
+                                      "raw_request_hook": _count_blob_request}
+            if settings.AZURE_CA_BUNDLE:
+                kwargs["connection_verify"] = settings.AZURE_CA_BUNDLE
+            client = ContainerClient.from_container_url(url, credential=_shared_credential(), **kwargs)
+            _clients[key] = client
+        return client
+
+
+def kept_log_stage(name: str, block_id: str, data: bytes) -> None:
+    """Upload one block of a kept log (not visible until kept_log_commit)."""
+    with _azure_errors:
+        _kept_container().get_blob_client(name).stage_block(block_id, data, length=len(data))
+
+
+def kept_log_commit(name: str, block_ids: list[str], *, content_type: str = "application/gzip",
+                    metadata: dict[str, str] | None = None) -> None:
+    """Make the staged blocks the blob's content (replacing any earlier copy)."""
+    from azure.storage.blob import BlobBlock, ContentSettings
+
+    with _azure_errors:
+        _kept_container().get_blob_client(name).commit_block_list(
+            [BlobBlock(block_id) for block_id in block_ids], content_settings=ContentSettings(content_type=content_type),
+            metadata=metadata)
+
+
+def kept_log_read(name: str, start: int, length: int) -> bytes:
+    with _azure_errors:
+        return _kept_container().get_blob_client(name).download_blob(offset=start, length=length,
+                                                                     max_concurrency=1).readall()
+
+
+def kept_log_delete(name: str) -> None:
+    with _azure_errors:
+        try:
+            _kept_container().get_blob_client(name).delete_blob()
+        except ResourceNotFoundError:
+            return
+
+
+# --- Gallery replication ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionReplication:
+    region: str
+    state: str  # Replicating, Completed, Failed, Unknown
+    progress: int  # percent
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class Replication:
+    version_id: str
+    aggregated_state: str  # InProgress, Completed, Failed, Unknown
+    regions: tuple[RegionReplication, ...]
+
+
+def gallery_version_replication(version_id: str) -> Replication | None:
+    """A gallery image version's per-region replication (Compute's $expand=ReplicationStatus),
+    read now (it moves while the build distributes); None when the version does not exist."""
+    parts = _GALLERY_IMAGE.match(version_id or "")
+    if not parts or not parts.group(5):
+        raise AzureError("InvalidId", f"'{version_id}' is not a gallery image version id.", permanent=True)
+    sub, group, gallery, image, version = parts.group(1, 2, 3, 4, 5)
+    with _azure_errors:
+        try:
+            found = compute(sub).gallery_image_versions.get(group, gallery, image, version,
+                                                            expand="ReplicationStatus").as_dict()
+        except ResourceNotFoundError:
+            return None
+    status = (found.get("properties") or {}).get("replicationStatus") or {}
+    regions = tuple(RegionReplication(region=normalize_location(item.get("region", "")),
+                                      state=str(item.get("state") or "Unknown"), progress=_int(item.get("progress")) or 0,
+                                      details=str(item.get("details") or ""))
+                    for item in status.get("summary") or [])
+    return Replication(found.get("id") or version_id, str(status.get("aggregatedState") or "Unknown"), regions)

@@ -19,3 +19,5 @@ cron.register(jobs.sessions_clear, queue_name="default", cron="17 3 * * *", job_
 cron.register(notify_jobs.notify_reconcile, queue_name="default", interval=settings.NOTIFY_RECONCILE_SECONDS,
               job_timeout=300, result_ttl=600)
 cron.register(notify_jobs.audit_verify, queue_name="default", cron="41 * * * *", job_timeout=1800, result_ttl=3600)
+# Kept build logs older than BUILD_LOG_RETENTION_DAYS.
+cron.register(jobs.build_logs_prune, queue_name="default", cron="37 3 * * *", job_timeout=1800, result_ttl=600)

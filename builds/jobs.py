@@ -78,3 +78,10 @@ def builds_reconcile() -> int:
 
 def sessions_clear() -> None:
     call_command("clearsessions")
+
+
+def build_logs_prune() -> int:
+    """Delete kept build logs older than BUILD_LOG_RETENTION_DAYS."""
+    from builds import buildlogs
+
+    return buildlogs.prune()

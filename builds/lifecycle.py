@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from builds import azure, faultpoints, queue
+from builds import azure, buildlogs, faultpoints, queue
 from builds.models import Build, BuildEvent, BuildOutput
 from notify import events
 from portal import audit
@@ -441,10 +441,22 @@ def _keeps_vhd_in_staging(build: Build) -> bool:
 
 
 def cleanup(build: Build) -> StepResult:
-    """Delete the finished build's template (outputs stay). Idempotent."""
+    """Keep the build's log, then delete the finished build's template (outputs stay; the
+    staging group and the log in it go with it). Idempotent: a copy a dead worker left
+    unfinished is redone, a finished one is not."""
     build = Build.objects.get(pk=build.pk)
     if build.template_deleted_at or not build.is_terminal:
         return DONE
+    note = ""
+    try:
+        buildlogs.keep(build)
+    except azure.AzureError as error:
+        if not error.permanent:
+            return StepResult(retry_in=backoff(1, error), note=f"keeping the log: {error.code}")
+        # A log that cannot be read (no Storage Blob Data Reader role, already gone) must not
+        # keep the template for ever; say so where the operator looks.
+        log.warning("build %s: its log could not be kept (%s: %s)", build.uuid, error.code, error.message)
+        note = f"log not kept: {error.code}: {error.message}"[:2000]
     try:
         azure.template_delete(build.subscription_id, build.resource_group, build.template_name)
     except azure.AzureError as error:
@@ -452,7 +464,7 @@ def cleanup(build: Build) -> StepResult:
             return StepResult(retry_in=backoff(1, error), note=error.code)
         Build.objects.filter(pk=build.pk).update(cleanup_error=f"{error.code}: {error.message}"[:2000])
         return DONE
-    Build.objects.filter(pk=build.pk).update(template_deleted_at=timezone.now(), cleanup_error="")
+    Build.objects.filter(pk=build.pk).update(template_deleted_at=timezone.now(), cleanup_error=note)
     return DONE
 
 

@@ -246,6 +246,10 @@ class Build(models.Model):
     outputs_collected = models.BooleanField(default=False)
     template_deleted_at = models.DateTimeField(null=True, blank=True)
     cleanup_error = models.TextField(blank=True)
+    # Where the run's Packer log lives in the staging account, once found (so a live tail costs
+    # one ranged read, not an ARM listing and a blob listing each time).
+    log_account_url = models.CharField(max_length=500, blank=True)
+    log_blob = models.CharField(max_length=400, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -274,6 +278,54 @@ class Build(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE
+
+
+class BuildLog(models.Model):
+    """Goldsmith's own copy of a build's log, kept (redacted) before the staging group is deleted.
+
+    The text is stored as gzip members of about CHUNK_BYTES each, cut at line ends, so any line
+    or byte range is read by decompressing one or two members: `index` lists, per member, the
+    text offset, the offset and length of the member in the gzip stream, and its first line.
+    Concatenated, the members are one valid gzip file (the download). Members are rows of
+    BuildLogChunk, or blocks of one blob in BUILD_LOG_CONTAINER_URL.
+    """
+
+    class Storage(models.TextChoices):
+        DATABASE = "database", "Database"
+        CONTAINER = "container", "Blob container"
+
+    build = models.OneToOneField(Build, on_delete=models.CASCADE, related_name="kept_log")
+    storage = models.CharField(max_length=10, choices=Storage.choices)
+    blob_name = models.CharField(max_length=200, blank=True)  # in BUILD_LOG_CONTAINER_URL
+    source_url = models.CharField(max_length=1000, blank=True)  # the staging blob it was copied from
+    size = models.BigIntegerField(default=0)  # bytes of redacted text
+    compressed_size = models.BigIntegerField(default=0)
+    lines = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)  # of the redacted text (what the download gives)
+    index = models.JSONField(default=list)  # [[text_offset, gz_offset, gz_length, first_line], ...]
+    sections = models.JSONField(default=list)  # packerlog sections, as dicts
+    failed_step = models.JSONField(null=True, blank=True)
+    excerpt = models.JSONField(default=list)  # the first error lines
+    started_at = models.DateTimeField(auto_now_add=True)
+    kept_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: a copy that did not finish
+
+    def __str__(self) -> str:
+        return f"log of {self.build}"
+
+
+class BuildLogChunk(models.Model):
+    """One gzip member of a kept log stored in the database."""
+
+    log = models.ForeignKey(BuildLog, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        ordering = ["log", "seq"]
+        constraints = [models.UniqueConstraint(fields=["log", "seq"], name="build_log_chunk_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.log} #{self.seq}"
 
 
 class BuildLayer(models.Model):

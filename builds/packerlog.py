@@ -72,6 +72,7 @@ class Section:
     ended_at: dt.datetime | None
     exit_code: int | None  # the communicator's exit code, when the log gives one
     failed: bool
+    error_line: int | None = None  # a failed step's first error line (where the log page lands)
 
     @property
     def complete(self) -> bool:
@@ -84,63 +85,108 @@ class Section:
         return self.ended_at - self.started_at
 
 
+def parse_line(number: int, raw: str) -> Line:
+    """One line with its stream, timestamp and message (the prefixes taken off)."""
+    found = _LINE.match(raw)
+    stamp = (found.group("ts") or found.group("lead")) if found else None
+    return Line(number, (found.group("stream") or "") if found else "", _time(stamp),
+                found.group("message") if found else raw)
+
+
 def lines(text: str) -> list[Line]:
     """Every line with its stream, timestamp and message (the prefixes taken off)."""
-    parsed = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        found = _LINE.match(raw)
-        stamp = (found.group("ts") or found.group("lead")) if found else None
-        parsed.append(Line(number, (found.group("stream") or "") if found else "", _time(stamp),
-                           found.group("message") if found else raw))
-    return parsed
+    return [parse_line(number, raw) for number, raw in enumerate(text.splitlines(), start=1)]
+
+
+class Reader:
+    """sections(), failed_step() and excerpt() for a log read piece by piece (a 50 MB log
+    never has to be held whole): feed() it lines in order, then read `sections` (the last
+    one may still be running) and `excerpt`."""
+
+    def __init__(self, template: dict | None = None, *, kind: str = "customizer", max_excerpt: int = 20):
+        self.kind = kind
+        self._steps = _steps(template or {}, kind)
+        self._max_excerpt = max_excerpt
+        self._done: list[Section] = []
+        self._current: dict | None = None
+        self.excerpt: list[str] = []
+        self.line_count = 0
+
+    def feed(self, raw: str) -> None:
+        self.line_count += 1
+        line = parse_line(self.line_count, raw)
+        error = _is_error(line)
+        if len(self.excerpt) < self._max_excerpt:
+            code = _EXIT.search(line.message)
+            if (error or (code is not None and code.group(1) != "0")) and line.message not in self.excerpt:
+                self.excerpt.append(line.message)
+        message = line.message
+        started = _START.search(message)
+        if started:
+            if self._current is not None:
+                self._close(None, None)  # a step with no ending marker: Packer moved on
+            self._current = {"type": started.group(1), "start": line.number, "at": line.at, "exit": None,
+                             "failed": False, "error_line": None, "exit_line": None}
+            return
+        current = self._current
+        if current is None:
+            return
+        ended = _END.search(message)
+        if ended:
+            self._close(line.number, line.at)
+            return
+        code = _EXIT.search(message) or _COMMUNICATOR.search(message)
+        if code and current["exit"] is None:
+            current["exit"] = int(code.group(1))
+            if current["exit"] != 0:
+                current["exit_line"] = line.number
+        failed = _SCRIPT_FAILED.search(message)
+        if failed:
+            current["failed"] = True
+            current["exit"] = int(failed.group(1)) if current["exit"] is None else current["exit"]
+            current["script_line"] = current.get("script_line") or line.number
+        elif error:
+            current["failed"] = True
+            current["error_line"] = current["error_line"] or line.number
+
+    def feed_text(self, text: str) -> None:
+        for raw in text.splitlines():
+            self.feed(raw)
+
+    @property
+    def sections(self) -> list[Section]:
+        if self._current is None:
+            return list(self._done)
+        return [*self._done, self._section(self._current, len(self._done), None, None)]
+
+    def failed_step(self) -> Section | None:
+        return next((section for section in self.sections if section.failed), None)
+
+    def _close(self, end_line: int | None, ended_at: dt.datetime | None) -> None:
+        assert self._current is not None
+        self._done.append(self._section(self._current, len(self._done), end_line, ended_at))
+        self._current = None
+
+    def _section(self, current: dict, index: int, end_line: int | None, ended_at: dt.datetime | None) -> Section:
+        step = self._steps[index] if index < len(self._steps) else {}
+        allowed = set(step.get("validExitCodes") or [0]) if step.get("type") == "PowerShell" else {0}
+        code = current["exit"]
+        failed = current["failed"] or (code is not None and code not in allowed)
+        # The line that says it failed in words ("Script exited with non-zero exit status: 3"),
+        # else the communicator's exit code line.
+        error_line = (current.get("script_line") or current["error_line"] or current.get("exit_line")) \
+            if failed else None
+        return Section(index, self.kind, current["type"], step.get("name") or current["type"], current["start"],
+                       end_line, current["at"], ended_at, code, failed, error_line)
 
 
 def sections(text: str, template: dict | None = None, *, kind: str = "customizer") -> list[Section]:
     """The log's steps in order. `kind` says which list of the template the log is about
     (customization.log: "customizer", validation.log: "validator"); the template gives names
     and, for PowerShell, the exit codes that count as success."""
-    steps = _steps(template or {}, kind)
-    found: list[Section] = []
-    current: dict | None = None
-
-    def close(end_line: int | None, ended_at: dt.datetime | None) -> None:
-        nonlocal current
-        assert current is not None
-        index = len(found)
-        step = steps[index] if index < len(steps) else {}
-        allowed = set(step.get("validExitCodes") or [0]) if step.get("type") == "PowerShell" else {0}
-        code = current["exit"]
-        failed = current["failed"] or (code is not None and code not in allowed)
-        found.append(Section(index, kind, current["type"], step.get("name") or current["type"], current["start"],
-                             end_line, current["at"], ended_at, code, failed))
-        current = None
-
-    for line in lines(text):
-        message = line.message
-        started = _START.search(message)
-        if started:
-            if current is not None:
-                close(None, None)  # a step with no ending marker: Packer moved on
-            current = {"type": started.group(1), "start": line.number, "at": line.at, "exit": None, "failed": False}
-            continue
-        if current is None:
-            continue
-        ended = _END.search(message)
-        if ended:
-            close(line.number, line.at)
-            continue
-        code = _EXIT.search(message) or _COMMUNICATOR.search(message)
-        if code and current["exit"] is None:
-            current["exit"] = int(code.group(1))
-        failed = _SCRIPT_FAILED.search(message)
-        if failed:
-            current["failed"] = True
-            current["exit"] = int(failed.group(1)) if current["exit"] is None else current["exit"]
-        elif _is_error(line):
-            current["failed"] = True
-    if current is not None:
-        close(None, None)
-    return found
+    reader = Reader(template, kind=kind)
+    reader.feed_text(text)
+    return reader.sections
 
 
 def failed_step(text: str, template: dict | None = None, *, kind: str = "customizer") -> Section | None:
@@ -151,15 +197,14 @@ def failed_step(text: str, template: dict | None = None, *, kind: str = "customi
 
 def excerpt(text: str, max_lines: int = 20) -> list[str]:
     """The first error lines of the log (prefixes taken off), at most max_lines; [] when none."""
-    found: list[str] = []
-    for line in lines(text):
-        code = _EXIT.search(line.message)
-        if _is_error(line) or (code is not None and code.group(1) != "0"):
-            if line.message not in found:
-                found.append(line.message)
-            if len(found) >= max_lines:
-                break
-    return found
+    reader = Reader(max_excerpt=max_lines)
+    reader.feed_text(text)
+    return reader.excerpt
+
+
+def is_error(raw: str) -> bool:
+    """True for a raw log line that reports an error (what the log page marks)."""
+    return _is_error(parse_line(0, raw))
 
 
 def _is_error(line: Line) -> bool:

@@ -117,3 +117,83 @@ def redact(value: Any) -> Any:
 def _secret_key(key: Any) -> bool:
     return isinstance(key, str) and re.fullmatch(
         r"(?i).*(password|passwd|secret|private_?key|access_?token|refresh_?token|sas_?token|api_?key)", key) is not None
+
+
+# --- Logs: the same finder, plus secret-looking environment variables, line by line on streams --------
+
+# NAME=value (shell, env dumps), export NAME=value, set NAME=value, $env:NAME = "value" (PowerShell)
+# where NAME looks like it holds a secret (DB_PASS, AWS_SECRET_ACCESS_KEY, ARM_CLIENT_CREDENTIAL...).
+_ENV_SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|SAS|AUTH|CERT)[A-Za-z0-9_]*"
+_ENV_ASSIGNMENT = re.compile(
+    rf"((?:\$env:)?\b{_ENV_SECRET_NAME}\s*=\s*[\"']?)(?!\[REDACTED)(?!\$)[^\s\"']+", re.IGNORECASE)
+_ENV_HINT = re.compile(r"(?:pass|pwd|secret|token|key|credential|sas|auth|cert)[A-Za-z0-9_]*\s*=", re.IGNORECASE)
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
+
+
+def redact_log_line(line: str) -> str:
+    """One log line with every secret masked: redact_text's finder, and the values of
+    environment variables whose names look secret."""
+    line = redact_text(line)
+    if _ENV_HINT.search(line):
+        line = _ENV_ASSIGNMENT.sub(lambda m: m.group(1) + MASK, line)
+    return line
+
+
+class LogRedactor:
+    """Redacts a log arriving in pieces (byte ranges): only whole lines are redacted and given
+    back, so a secret split across two pieces is still seen whole; the unfinished last line
+    is carried to the next piece (or given back by finish()). A private key spanning lines
+    is masked from its BEGIN line to its END line."""
+
+    def __init__(self):
+        self._carry = b""
+        self._in_key = False
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._carry + data
+        cut = data.rfind(b"\n") + 1
+        self._carry = data[cut:]
+        return self._lines(data[:cut]) if cut else b""
+
+    def finish(self) -> bytes:
+        """The last line, if the log does not end with a newline."""
+        rest, self._carry = self._carry, b""
+        return self._lines(rest) if rest else b""
+
+    @property
+    def in_key(self) -> bool:
+        """Inside a private key block (its END line not seen yet)."""
+        return self._in_key
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back (an unfinished line)."""
+        return len(self._carry)
+
+    def _lines(self, data: bytes) -> bytes:
+        text = data.decode("utf-8", errors="replace")
+        if not (self._in_key or might_contain_secret(text) or _ENV_HINT.search(text)):
+            return data  # the common case: nothing to look at line by line
+        out = []
+        for line in text.splitlines(keepends=True):
+            body = line.rstrip("\r\n")
+            end = line[len(body):]
+            if self._in_key:
+                if _KEY_END.search(body):
+                    self._in_key = False
+                out.append(MASK + end)
+                continue
+            begin = _KEY_BEGIN.search(body)
+            if begin and not _KEY_END.search(body[begin.end():]):
+                self._in_key = True
+                out.append(redact_log_line(body[:begin.start()]) + MASK + end)
+                continue
+            out.append(redact_log_line(body) + end)
+        return "".join(out).encode("utf-8")
+
+
+def redact_log(text: str) -> str:
+    """A whole log, redacted as LogRedactor would."""
+    redactor = LogRedactor()
+    return (redactor.feed(text.encode("utf-8")) + redactor.finish()).decode("utf-8")

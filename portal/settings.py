@@ -344,6 +344,12 @@ BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, mi
 BUILD_VHD_RETENTION_HOURS = env_int("BUILD_VHD_RETENTION_HOURS", 168, minimum=0)
 # A failed build's logs live in its template's staging storage: keep it so people can read them.
 BUILD_FAILED_RETENTION_HOURS = env_int("BUILD_FAILED_RETENTION_HOURS", 72, minimum=0)
+# Where a finished build's log is kept once its staging group is deleted: a blob container URL
+# (https://<account>.blob.core.windows.net/<container>, read and written with the portal's
+# identity), or empty to keep it, compressed, in the database.
+BUILD_LOG_CONTAINER_URL = env_str("BUILD_LOG_CONTAINER_URL", "").rstrip("/")
+# Days a kept log is kept (0: for ever); the nightly job deletes older copies.
+BUILD_LOG_RETENTION_DAYS = env_int("BUILD_LOG_RETENTION_DAYS", 365, minimum=0)
 BUILD_LEASE_SECONDS = env_int("BUILD_LEASE_SECONDS", 300, minimum=1)
 # First delay after a transient error; it doubles with each attempt, up to BUILD_RETRY_MAX_SECONDS.
 BUILD_RETRY_BASE_SECONDS = env_int("BUILD_RETRY_BASE_SECONDS", 5, minimum=1)

@@ -92,4 +92,18 @@
       event.preventDefault();
     }
   });
+
+  // Live build log: poll only while the panel is open and the page is visible (a closed panel or
+  // a background tab costs Azure nothing); follow keeps the newest line in view.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var poller = event.target;
+    if (!poller.hasAttribute || !poller.hasAttribute("data-log-poll")) { return; }
+    var panel = poller.closest("details");
+    if (document.visibilityState !== "visible" || (panel && !panel.open)) { event.preventDefault(); }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var log = document.getElementById("live-log");
+    var panel = document.getElementById("log-panel");
+    if (log && panel && panel.getAttribute("data-follow") === "true") { log.scrollTop = log.scrollHeight; }
+  });
 })();

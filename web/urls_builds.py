@@ -1,6 +1,7 @@
 from django.urls import path
 
 from web import views_builds as views
+from web import views_logs
 
 app_name = "builds"
 
@@ -25,7 +26,9 @@ urlpatterns: list = [
     path("builds/", views.build_list, name="build-list"),
     path("builds/<uuid:build_uuid>/", views.build_detail, name="build-detail"),
     path("builds/<uuid:build_uuid>/status/", views.build_status, name="build-status"),
-    path("builds/<uuid:build_uuid>/log/", views.build_log, name="build-log"),
+    path("builds/<uuid:build_uuid>/log/", views_logs.build_log, name="build-log"),
+    path("builds/<uuid:build_uuid>/log/tail/", views_logs.build_log_tail, name="build-log-tail"),
+    path("builds/<uuid:build_uuid>/log/download/", views_logs.build_log_download, name="build-log-download"),
     path("builds/<uuid:build_uuid>/template.json", views.build_template, name="build-template"),
     path("builds/<uuid:build_uuid>/cancel/", views.build_cancel, name="build-cancel"),
     path("builds/<uuid:build_uuid>/rebuild/", views.build_rebuild, name="build-rebuild"),

@@ -24,12 +24,13 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline, validation
+from builds import access, buildlog, buildlogs, compose, diffing, lineage, schema, services, timeline, validation
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
+from web import logpanel
 
-POLL_SECONDS = 3  # how often an open build page asks for the live fragment while the build is active
+POLL_SECONDS = logpanel.POLL_SECONDS  # how often an open build page asks for the live fragment while active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
 PAGE_SIZE = 25
 
@@ -554,10 +555,11 @@ def _build_context(request, build: Build) -> dict:
     found = timeline.phases([timeline.Event(e.at, e.to_state, e.to_sub_state) for e in events],
                             final_state=build.state, now=now, finished_at=build.finished_at)
     may_act = roles.security or roles.edits(build.department_id)
-    failing = None
+    failing, log_excerpt = None, ()
     log_location = build.log_uri or buildlog.log_location(build.error_message)
-    if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED) and log_location:
-        failing = selectors.build_failing_step(build, log_location)
+    if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED):
+        log_summary = buildlogs.summary(build)
+        failing, log_excerpt = log_summary.failed_step, log_summary.excerpt[:10]
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
     newest = _newest_published(versions)
@@ -566,6 +568,7 @@ def _build_context(request, build: Build) -> dict:
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
         "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,
         "can_rebuild": may_act and build.is_terminal, "failing": failing, "log_location": log_location,
+        "log_excerpt": log_excerpt,
         "newest": newest,
         "out_of_date": newest is not None and build.gold_version.semver < newest.semver,
         "revoked": build.gold_version.status == GoldImageVersion.Status.REVOKED,
@@ -581,6 +584,7 @@ def build_detail(request, build_uuid):
     context.update({
         "layers": list(build.build_layers.select_related("layer_version__layer__department")),
         "provenance_url": reverse("portal:audit-provenance", args=(build.uuid,)),
+        **logpanel.live_panel_context(request, build),
     })
     return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
@@ -593,26 +597,6 @@ def build_status(request, build_uuid):
     if not _is_htmx(request):
         return redirect("builds:build-detail", build_uuid=build.uuid)
     return _render(request, "builds/_build_live.html", _build_context(request, build))
-
-
-@login_required
-@require_GET
-@full_page
-def build_log(request, build_uuid):
-    build = access.get_build(request.user, build_uuid)
-    location = build.log_uri or buildlog.log_location(build.error_message)
-    text = selectors.build_log_text(build, location) if location else None
-    failing = None
-    lines = []
-    if text:
-        kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
-        failing = buildlog.failing_step(text, build.template, kind=kind)
-        lines = [{"number": n, "text": line, "error": "PACKER ERR" in line}
-                 for n, line in enumerate(text.splitlines(), start=1)]
-    return render(request, "builds/build_log.html", {
-        "build": build, "location": location, "lines": lines, "failing": failing, "available": text is not None,
-        "emulated": settings.AZURE_EMULATOR and location.startswith(settings.AZURE_ARM_ENDPOINT),
-    })
 
 
 @login_required

@@ -148,6 +148,7 @@ def test_real_responses_of_every_operation_match_the_document(alice, bob, carol,
         (as_bob, "get", "/api/v1/layers/web/nginx/versions/1.0.0/", None),
         (as_dave, "get", "/api/v1/builds/?limit=2", None), (as_dave, "get", "/api/v1/builds/?state=nope", None),
         (as_bob, "get", build, None), (anonymous, "get", build, None),
+        (as_bob, "get", f"{build}log", None),  # no log: this build never ran (tests/builds/test_buildlogs.py reads one)
         (as_bob, "post", "/api/v1/builds/", {"gold_image": "ubuntu", "version": "1.0.0",
                                              "layers": ["web/nginx@1.0.0"]}),
         (as_bob, "post", "/api/v1/builds/", {"gold_image": "ubuntu", "version": "1.1.0"}),

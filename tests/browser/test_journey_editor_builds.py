@@ -94,8 +94,10 @@ def test_a_failing_build_shows_the_failing_step_and_azures_message(portal, page,
     check_accessibility(page, "build-failed")
 
     page.get_by_role("link", name=re.compile("Open the build log")).click()
-    error_line = page.locator("pre.log .error-line").first
+    # The link lands on the failing line (marked apart from the other error lines) and scrolls to it.
+    error_line = page.locator("pre.log .failing-line")
     assert "non-zero exit status: 3" in error_line.inner_text()
+    assert page.url.endswith("#" + error_line.get_attribute("id"))
     assert page.get_by_text("Failing step:").is_visible()
     assert page.console_errors == []
 

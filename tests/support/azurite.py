@@ -54,3 +54,30 @@ def storage_emulator(staging_emulator: EmulatorHandle) -> EmulatorHandle:
     staging_emulator.reset()
     staging_emulator.settings(retry_after=0)
     return staging_emulator
+
+
+@pytest.fixture
+def azure_storage(storage_emulator: EmulatorHandle) -> Iterator[EmulatorHandle]:
+    """`azure_emulator` for the staging emulator: Goldsmith's Azure settings point at the emulator
+    that writes logs into Azurite (the test identities created and granted), so builds.azure
+    finds and reads the logs the way it does on Azure."""
+    from django.test import override_settings
+
+    from builds import azure
+    from tests.support.workers import WORKER_PRINCIPAL_ID, flush_redis, provision_identities
+
+    flush_redis()
+    provision_identities(storage_emulator)
+    with override_settings(AZURE_ARM_ENDPOINT=storage_emulator.base_url, AZURE_AUTHORITY_HOST=storage_emulator.base_url,
+                           AZURE_CA_BUNDLE=str(storage_emulator.ca_path), AZURE_EMULATOR=True,
+                           AZURE_POLLING_INTERVAL=0, AZURE_CLIENT_ID="goldsmith-worker",
+                           AZURE_CLIENT_SECRET="emulator-secret", AZURE_PRINCIPAL_ID=WORKER_PRINCIPAL_ID,
+                           BUILD_LOG_CONTAINER_URL=""):
+        azure.reset_clients()
+        azure.lookup_cache_clear()
+        try:
+            yield storage_emulator
+        finally:
+            azure.reset_clients()
+            azure.lookup_cache_clear()
+    flush_redis()

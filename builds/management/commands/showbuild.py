@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from builds import selectors
+from builds import buildlogs, selectors
 
 
 class Command(BaseCommand):
@@ -12,13 +12,30 @@ class Command(BaseCommand):
         parser.add_argument("build_id", help="the build's id, or any unique prefix of at least "
                                              f"{selectors.BUILD_PREFIX_MIN} characters (the pages show 8)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--log", action="store_true", help="print the build's Packer log (secrets masked)")
 
     def handle(self, *args, **options):
         try:
             build = selectors.build_get(options["build_id"])
         except (selectors.NotFound, selectors.Ambiguous) as exc:
             raise CommandError(str(exc)) from exc
+        if options["log"]:
+            try:
+                for chunk in buildlogs.stream(build):
+                    self.stdout.write(chunk.decode("utf-8", errors="replace"), ending="")
+            except buildlogs.Unavailable as exc:
+                raise CommandError(str(exc)) from exc
+            return
         summary = selectors.build_summary(build)
+        if build.state in (build.State.FAILED, build.State.PARTIALLY_SUCCEEDED):
+            found = buildlogs.summary(build)
+            step = found.failed_step
+            summary["failed_step"] = {"name": step.name, "kind": step.kind, "index": step.index, "type": step.type,
+                                      "exit_code": step.exit_code, "line": step.error_line or step.start_line} \
+                if step else None
+            summary["log_excerpt"] = list(found.excerpt)
+        else:
+            summary["failed_step"], summary["log_excerpt"] = None, []
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
             return
@@ -32,6 +49,12 @@ class Command(BaseCommand):
                           f"(sha256 {summary['template_sha256'][:16]}…)")
         if summary["error_code"]:
             self.stdout.write(f"  error         {summary['error_code']}: {summary['error_message']}")
+        if summary["failed_step"]:
+            step = summary["failed_step"]
+            self.stdout.write(f"  failed step   {step['kind']} {step['index'] + 1}: {step['name']} "
+                              f"(exit code {step['exit_code']}, log line {step['line']})")
+        for line in summary["log_excerpt"][:10]:
+            self.stdout.write(f"  | {line}")
         if summary["log_uri"]:
             self.stdout.write(f"  log           {summary['log_uri']}")
         for output in summary["outputs"]:

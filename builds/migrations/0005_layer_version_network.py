@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('builds', '0003_field_validators'),
+        ('builds', '0004_build_logs'),
     ]
 
     operations = [

@@ -1,0 +1,528 @@
+"""Build logs: find, tail, read, keep and prune them. Every byte leaves here redacted.
+
+A build's Packer log (customization.log) lives in its staging storage account until the staging
+group is deleted (builds/azure.py finds and reads it by byte range). Before cleanup deletes the
+template, `keep()` copies it, redacted and gzip-compressed in members of about CHUNK_BYTES, into
+Goldsmith's own storage: the database (BuildLogChunk) or BUILD_LOG_CONTAINER_URL. From then on
+every read uses the kept copy. Memory stays flat whatever the size: the live log is read in
+ranges of READ_BYTES, a kept one a member at a time.
+
+Offsets: `tail(after=...)` speaks in bytes of the raw blob (the page's cursor); everything else
+(pages, search, the API's Range) in bytes and lines of the redacted text.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from builds import azure, packerlog
+from builds.models import Build, BuildLog, BuildLogChunk
+from portal.redact import LogRedactor, redact_log
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 4 * 1024 * 1024  # one ranged read of the live log when copying or streaming it
+TAIL_BYTES = 256 * 1024  # the most one refresh of the live panel reads
+CHUNK_BYTES = 1024 * 1024  # text per gzip member of a kept copy
+PAGE_LINES = 500
+SEARCH_HITS = 200
+NO_NODE = "not available in this sandbox without Node"
+
+
+@dataclass(frozen=True)
+class Tail:
+    """New whole lines of the live log after a raw byte offset."""
+
+    lines: tuple[tuple[int, str], ...]  # (line number, redacted text)
+    next: int  # the raw offset to ask from next time
+    size: int  # the blob's size at the read
+    available: bool = True
+    reason: str = ""  # why not available
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the build page shows about a log without showing it."""
+
+    available: bool
+    source: str  # "kept", "live", "emulator" or ""
+    reason: str  # when not available, said to the user
+    sections: tuple[packerlog.Section, ...] = ()
+    failed_step: packerlog.Section | None = None
+    excerpt: tuple[str, ...] = ()
+    lines: int | None = None
+    size: int | None = None  # bytes of redacted text, when known
+    sha256: str = ""  # of a kept copy's text
+    kept_at: dt.datetime | None = None
+
+    @property
+    def current(self) -> packerlog.Section | None:
+        """The step running now (the last one, while it has no ending)."""
+        return self.sections[-1] if self.sections and not self.sections[-1].complete else None
+
+
+@dataclass(frozen=True)
+class Page:
+    lines: tuple[tuple[int, str], ...]
+    number: int
+    first_line: int
+    has_next: bool
+    total_lines: int | None
+
+
+class Unavailable(Exception):
+    """The log cannot be read now; the message says why (for the user)."""
+
+
+# --- Where the log is ---------------------------------------------------------------------------
+
+
+def location(build: Build) -> azure.LogLocation | None:
+    """The log's location in the staging account (cached on the build once found); None when
+    there is none yet. Raises azure.AzureError."""
+    if build.log_blob and build.log_account_url:
+        return azure.LogLocation(build.log_account_url, build.log_blob)
+    if not build.staging_resource_group or build.template_deleted_at:
+        return None
+    found = azure.staging_log_location(build.subscription_id, build.staging_resource_group)
+    if found is not None and found.blob:
+        Build.objects.filter(pk=build.pk).update(log_account_url=found.account_url, log_blob=found.blob)
+        build.log_account_url, build.log_blob = found.account_url, found.blob
+    return found
+
+
+def kept(build: Build) -> BuildLog | None:
+    return BuildLog.objects.filter(build=build, kept_at__isnull=False).first()
+
+
+def _no_log_reason(build: Build, found: azure.LogLocation | None) -> str:
+    if found is None and settings.AZURE_EMULATOR and build.staging_resource_group and build.run_started:
+        return f"The build log is {NO_NODE} (the emulator has no staging storage: start it with Azurite)."
+    if build.template_deleted_at:
+        return "The log was deleted with the build's template, and Goldsmith kept no copy."
+    return "There is no log yet: Image Builder writes it once the build VM is running."
+
+
+def _legacy_text(build: Build) -> str | None:
+    """The emulator's own copy (/_emulator/blobs/…), served when it runs without Azurite."""
+    uri = build.log_uri
+    if not (settings.AZURE_EMULATOR and uri.startswith(settings.AZURE_ARM_ENDPOINT)):
+        return None
+    key = f"buildlog:legacy:{build.uuid}"
+    text = cache.get(key)
+    if text is None:
+        text = azure.fetch_log(uri)
+        if text is not None and build.is_terminal:
+            cache.set(key, text, timeout=7 * 24 * 3600)
+    return text
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+
+class _Source:
+    """Redacted text of one log, as bytes, from any byte offset."""
+
+    kind = ""
+    size: int | None = None
+    first_lines: list[tuple[int, int]] = []  # (text offset, line number) where reading may start
+
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        raise NotImplementedError
+
+
+class _KeptSource(_Source):
+    kind = "kept"
+
+    def __init__(self, kept_log: BuildLog):
+        self.log = kept_log
+        self.size = kept_log.size
+
+    def _member(self, seq: int) -> bytes:
+        _text_offset, gz_offset, gz_length, _line = self.log.index[seq]
+        if self.log.storage == BuildLog.Storage.CONTAINER:
+            data = azure.kept_log_read(self.log.blob_name, gz_offset, gz_length)
+        else:
+            data = bytes(BuildLogChunk.objects.values_list("data", flat=True).get(log=self.log, seq=seq))
+        return zlib.decompress(data, wbits=31)
+
+    def _first_member(self, *, offset: int | None = None, line: int | None = None) -> int:
+        found = 0
+        for seq, (text_offset, _gz, _length, first_line) in enumerate(self.log.index):
+            if (offset is not None and text_offset <= offset) or (line is not None and first_line <= line):
+                found = seq
+        return found
+
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        if not self.log.index:
+            return
+        seq = self._first_member(offset=start)
+        skip = start - self.log.index[seq][0]
+        for number in range(seq, len(self.log.index)):
+            data = self._member(number)
+            if skip:
+                data, skip = data[skip:], 0
+            yield data
+
+    def lines_from(self, line: int) -> Iterator[tuple[int, str]]:
+        if not self.log.index:
+            return
+        seq = self._first_member(line=line)
+        number = self.log.index[seq][3]
+        for member in range(seq, len(self.log.index)):
+            for text in self._member(member).decode("utf-8", errors="replace").splitlines():
+                if number >= line:
+                    yield number, text
+                number += 1
+
+
+class _LiveSource(_Source):
+    kind = "live"
+
+    def __init__(self, found: azure.LogLocation):
+        self.location = found
+
+    def raw(self) -> Iterator[bytes]:
+        offset = 0
+        while True:
+            chunk = azure.read_log(self.location, offset, READ_BYTES)
+            if not chunk.data:
+                return
+            offset += len(chunk.data)
+            yield chunk.data
+            if offset >= chunk.size:
+                return
+
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        redactor = LogRedactor()
+        for data in self.raw():
+            out = redactor.feed(data)
+            if start:
+                out, start = out[start:], max(0, start - len(out))
+            if out:
+                yield out
+        out = redactor.finish()
+        if start:
+            out = out[start:]
+        if out:
+            yield out
+
+
+class _TextSource(_Source):
+    kind = "emulator"
+
+    def __init__(self, text: str):
+        self.data = redact_log(text).encode("utf-8")
+        self.size = len(self.data)
+
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        if start < len(self.data):
+            yield self.data[start:]
+
+
+def _source(build: Build) -> _Source:
+    """The best copy of the log: kept, live, or the emulator's own. Raises Unavailable."""
+    found_kept = kept(build)
+    if found_kept is not None:
+        return _KeptSource(found_kept)
+    try:
+        found = location(build)
+    except azure.AzureError as exc:
+        text = _legacy_text(build)
+        if text is not None:
+            return _TextSource(text)
+        raise Unavailable(f"The log could not be read from the staging storage: {exc.message}") from exc
+    if found is not None and found.blob:
+        return _LiveSource(found)
+    text = _legacy_text(build)
+    if text is not None:
+        return _TextSource(text)
+    raise Unavailable(_no_log_reason(build, found))
+
+
+def stream(build: Build, start: int = 0) -> Iterator[bytes]:
+    """The redacted log from byte `start`, in pieces. Raises Unavailable before the first piece."""
+    return _source(build).chunks(start)
+
+
+def opened(build: Build) -> tuple[Iterator[bytes], int | None, str]:
+    """stream() with the redacted size when known without reading the log (a kept copy)."""
+    source = _source(build)
+    return source.chunks(0), source.size, source.kind
+
+
+def redacted_size(build: Build) -> int:
+    """Bytes of redacted text (a live log is read through once to learn it)."""
+    source = _source(build)
+    if source.size is not None:
+        return source.size
+    return sum(len(piece) for piece in source.chunks())
+
+
+def _lines(source: _Source, first: int = 1) -> Iterator[tuple[int, str]]:
+    if isinstance(source, _KeptSource):
+        yield from source.lines_from(first)
+        return
+    number, carry = 1, b""
+    for data in source.chunks():
+        data = carry + data
+        parts = data.split(b"\n")
+        carry = parts.pop()
+        for part in parts:
+            if number >= first:
+                yield number, part.decode("utf-8", errors="replace").rstrip("\r")
+            number += 1
+    if carry and number >= first:
+        yield number, carry.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def page(build: Build, number: int = 1, *, per_page: int = PAGE_LINES) -> Page:
+    """Lines of page `number` (1-based) of the redacted log. Raises Unavailable."""
+    source = _source(build)
+    number = max(1, number)
+    first = (number - 1) * per_page + 1
+    found: list[tuple[int, str]] = []
+    has_next = False
+    for item in _lines(source, first):
+        if len(found) == per_page:
+            has_next = True
+            break
+        found.append(item)
+    total = source.log.lines if isinstance(source, _KeptSource) else None
+    return Page(tuple(found), number, first, has_next, total)
+
+
+def page_of_line(line: int, per_page: int = PAGE_LINES) -> int:
+    return (max(1, line) - 1) // per_page + 1
+
+
+def search(build: Build, query: str, *, limit: int = SEARCH_HITS) -> tuple[tuple[int, str], ...]:
+    """Lines containing `query` (case-insensitive), at most `limit`. Raises Unavailable."""
+    needle = query.casefold()
+    if not needle:
+        return ()
+    found = []
+    for number, text in _lines(_source(build)):
+        if needle in text.casefold():
+            found.append((number, text))
+            if len(found) >= limit:
+                break
+    return tuple(found)
+
+
+def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
+    """The whole lines written after raw byte `after` (at most TAIL_BYTES): one ranged read of
+    the staging blob (plus, the first time, the look-up of where it is)."""
+    try:
+        found = location(build)
+    except azure.AzureError as exc:
+        return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+    if found is None or not found.blob:
+        return Tail((), after, 0, False, _no_log_reason(build, found))
+    try:
+        chunk = azure.read_log(found, after, TAIL_BYTES)
+    except azure.AzureError as exc:
+        return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+    data = chunk.data
+    at_end = after + len(data) >= chunk.size
+    if not (at_end and build.is_terminal):
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) >= TAIL_BYTES:
+            cut = len(data)  # one line longer than a whole read: show it in pieces
+        data = data[:cut]
+    redactor = LogRedactor()
+    lines: list[tuple[int, str]] = []
+    consumed = 0
+    key_started: tuple[int, int] | None = None  # (raw offset, index in lines) where a private key began
+    number = first_line
+    for raw in data.splitlines(keepends=True):
+        was_in_key = redactor.in_key
+        out = redactor.feed(raw if raw.endswith(b"\n") else raw + b"\n")
+        if redactor.in_key and not was_in_key:
+            key_started = (consumed, len(lines))
+        elif not redactor.in_key:
+            key_started = None
+        lines.append((number, out.decode("utf-8", errors="replace").rstrip("\r\n")))
+        consumed += len(raw)
+        number += 1
+    if key_started is not None and not (at_end and build.is_terminal):
+        consumed, keep_count = key_started  # wait for the key's END line: mask it all at once
+        lines = lines[:keep_count]
+    return Tail(tuple(lines), after + consumed, chunk.size)
+
+
+# --- What the log says ----------------------------------------------------------------------------
+
+
+def _section_dict(section: packerlog.Section) -> dict:
+    data = asdict(section)
+    for name in ("started_at", "ended_at"):
+        data[name] = data[name].isoformat() if data[name] else None
+    return data
+
+
+def _section(data: dict) -> packerlog.Section:
+    values = dict(data)
+    for name in ("started_at", "ended_at"):
+        values[name] = dt.datetime.fromisoformat(values[name]) if values.get(name) else None
+    return packerlog.Section(**values)
+
+
+def summary(build: Build) -> Summary:
+    """Sections, failing step and first error lines: stored with a kept copy, else read (and,
+    for a finished build, cached) from the live log."""
+    found_kept = kept(build)
+    if found_kept is not None:
+        return Summary(True, "kept", "", tuple(_section(item) for item in found_kept.sections),
+                       _section(found_kept.failed_step) if found_kept.failed_step else None,
+                       tuple(found_kept.excerpt), found_kept.lines, found_kept.size, found_kept.sha256,
+                       found_kept.kept_at)
+    key = f"buildlog:summary:{build.uuid}"
+    if build.is_terminal:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    try:
+        source = _source(build)
+    except Unavailable as exc:
+        return Summary(False, "", str(exc))
+    reader = packerlog.Reader(build.template)
+    try:
+        for _number, text in _lines(source):
+            reader.feed(text)
+    except azure.AzureError as exc:
+        return Summary(False, "", f"The log could not be read: {exc.message}")
+    result = Summary(True, source.kind, "", tuple(reader.sections), reader.failed_step(), tuple(reader.excerpt),
+                     reader.line_count, source.size)
+    # A finished build's log stops changing once Image Builder has exported all of it.
+    if build.is_terminal and (result.failed_step or result.excerpt or build.state != Build.State.FAILED):
+        cache.set(key, result, timeout=24 * 3600)
+    return result
+
+
+# --- Keeping a copy -------------------------------------------------------------------------------
+
+
+def keep(build: Build) -> BuildLog | None:
+    """Copy the live log, redacted and compressed, into Goldsmith's storage (once: a finished
+    copy is never redone; an unfinished one, left by a worker that died, is redone from the
+    start). None when there is no log to keep. Raises azure.AzureError."""
+    existing = BuildLog.objects.filter(build=build).first()
+    if existing is not None and existing.kept_at is not None:
+        return existing
+    found = location(build)
+    if found is None or not found.blob:
+        return None
+    storage = BuildLog.Storage.CONTAINER if settings.BUILD_LOG_CONTAINER_URL else BuildLog.Storage.DATABASE
+    if existing is None:
+        existing = BuildLog.objects.create(build=build, storage=storage, blob_name=f"{build.uuid}.log.gz",
+                                           source_url=found.url)
+    else:
+        BuildLogChunk.objects.filter(log=existing).delete()
+        existing.storage = storage
+    copy = _Copy(existing)
+    redactor = LogRedactor()
+    for data in _LiveSource(found).raw():
+        copy.add(redactor.feed(data))
+    copy.add(redactor.finish())
+    copy.finish()
+    return existing
+
+
+class _Copy:
+    """Redacted text in, gzip members out (stored as they fill), sections parsed on the way."""
+
+    def __init__(self, kept_log: BuildLog):
+        self.log = kept_log
+        self.reader = packerlog.Reader(kept_log.build.template)
+        self.digest = hashlib.sha256()
+        self.pending = bytearray()
+        self.index: list[list[int]] = []
+        self.blocks: list[str] = []
+        self.text_offset = self.gz_offset = 0
+        self.line = 1
+        self.last = b""
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self.digest.update(data)
+        self.last = data[-1:]
+        for text in data.decode("utf-8", errors="replace").splitlines():
+            self.reader.feed(text)
+        self.pending += data
+        while len(self.pending) >= CHUNK_BYTES:
+            cut = self.pending.rfind(b"\n", 0, CHUNK_BYTES) + 1 or CHUNK_BYTES
+            self._member(bytes(self.pending[:cut]))
+            del self.pending[:cut]
+
+    def _member(self, data: bytes) -> None:
+        packed = gzip.compress(data, compresslevel=6, mtime=0)
+        seq = len(self.index)
+        if self.log.storage == BuildLog.Storage.CONTAINER:
+            block = base64.b64encode(f"{seq:08d}".encode()).decode()
+            azure.kept_log_stage(self.log.blob_name, block, packed)
+            self.blocks.append(block)
+        else:
+            BuildLogChunk.objects.create(log=self.log, seq=seq, data=packed)
+        self.index.append([self.text_offset, self.gz_offset, len(packed), self.line])
+        self.text_offset += len(data)
+        self.gz_offset += len(packed)
+        self.line += data.count(b"\n")
+
+    def finish(self) -> None:
+        if self.pending:
+            self._member(bytes(self.pending))
+            self.pending.clear()
+        sha256 = self.digest.hexdigest()
+        if self.log.storage == BuildLog.Storage.CONTAINER:
+            azure.kept_log_commit(self.log.blob_name, self.blocks, metadata={"sha256": sha256,
+                                                                              "build": str(self.log.build.uuid)})
+        failed = self.reader.failed_step()
+        lines = self.line - 1 + (1 if self.text_offset and self.last != b"\n" else 0)
+        BuildLog.objects.filter(pk=self.log.pk).update(
+            size=self.text_offset, compressed_size=self.gz_offset, lines=lines, sha256=sha256, index=self.index,
+            sections=[_section_dict(section) for section in self.reader.sections],
+            failed_step=_section_dict(failed) if failed else None, excerpt=self.reader.excerpt,
+            storage=self.log.storage, kept_at=timezone.now())
+        self.log.refresh_from_db()
+
+
+def kept_gzip(kept_log: BuildLog) -> Iterator[bytes]:
+    """The kept copy as one gzip file (its members in order), for export."""
+    source = _KeptSource(kept_log)
+    for seq in range(len(kept_log.index)):
+        _text, gz_offset, gz_length, _line = kept_log.index[seq]
+        if kept_log.storage == BuildLog.Storage.CONTAINER:
+            yield azure.kept_log_read(kept_log.blob_name, gz_offset, gz_length)
+        else:
+            yield bytes(BuildLogChunk.objects.values_list("data", flat=True).get(log=source.log, seq=seq))
+
+
+def prune(now: dt.datetime | None = None) -> int:
+    """Delete kept copies older than BUILD_LOG_RETENTION_DAYS (and unfinished ones a day old);
+    returns how many. 0 days keeps them for ever."""
+    days = settings.BUILD_LOG_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    now = now or timezone.now()
+    old = list(BuildLog.objects.filter(kept_at__lt=now - dt.timedelta(days=days)))
+    old += list(BuildLog.objects.filter(kept_at__isnull=True, started_at__lt=now - dt.timedelta(days=1)))
+    for item in old:
+        if item.storage == BuildLog.Storage.CONTAINER and item.kept_at is not None:
+            azure.kept_log_delete(item.blob_name)
+        with transaction.atomic():
+            item.delete()
+    return len(old)

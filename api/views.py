@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 from api import errors, idempotency, pagination, resolve
 from api import serializers as s
 from api.errors import ProblemsError, problem
-from builds import access, importer, preflight, schema, services, validation
-from builds.models import Build, BuildLayer
+from builds import access, importer, preflight, schema, selectors, services, validation
+from builds.models import Build
 from builds.schema import Problem
 from portal import audit, audit_export, audit_history
 from portal.tokens import BearerTokenAuthentication
@@ -87,11 +87,6 @@ def _query(request, *serializer_classes) -> dict:
 # --- Gold images ----------------------------------------------------------------------------------
 
 
-def _visible_versions(user, version_prefix: str = "") -> Prefetch:
-    return Prefetch(f"{version_prefix}versions", to_attr="visible_versions",
-                    queryset=access.gold_versions(user).order_by("-major", "-minor", "-patch"))
-
-
 class GoldImageList(APIView):
     @extend_schema(operation_id="gold_images_list", tags=["gold images"], parameters=[pagination.PageParams],
                    responses={200: s.GoldImagePage, **_errors(400, 403)},
@@ -100,10 +95,10 @@ class GoldImageList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = _query(request, pagination.PageParams)
         position = pagination.decode(params.get("cursor"), ("slug",))
-        queryset = access.gold_images(request.user).order_by("slug")
+        queryset = selectors.gold_image_list(request.user)
         if position:
             queryset = queryset.filter(slug__gt=str(position["slug"]))
-        rows = list(queryset.prefetch_related(_visible_versions(request.user))[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"], lambda image: {"slug": image.slug})
         return Response({"results": s.GoldImageSerializer(rows, many=True, context={"request": request}).data,
                          "next": pagination.next_url(request, after)})
@@ -114,8 +109,7 @@ class GoldImageDetail(APIView):
                    parameters=[GOLD_SLUG],
                    responses={200: s.GoldImageSerializer, **_errors(403, 404)}, summary="One gold image")
     def get(self, request, slug):
-        image = access.get_gold_image(request.user, slug)
-        image.visible_versions = list(access.gold_versions(request.user).filter(gold_image=image))
+        image = selectors.gold_image_detail(request.user, slug)
         return Response(s.GoldImageSerializer(image, context={"request": request}).data)
 
 
@@ -132,10 +126,6 @@ class GoldVersionDetail(APIView):
 # --- Layers ----------------------------------------------------------------------------------------
 
 
-def _layer_versions(user) -> Prefetch:
-    return Prefetch("versions", to_attr="visible_versions", queryset=access.layer_versions(user))
-
-
 class LayerList(APIView):
     @extend_schema(operation_id="layers_list", tags=["layers"], parameters=[s.LayerFilterParams, pagination.PageParams],
                    responses={200: s.LayerPage, **_errors(400, 403)},
@@ -144,16 +134,13 @@ class LayerList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = filters = _query(request, pagination.PageParams, s.LayerFilterParams)
         position = pagination.decode(params.get("cursor"), ("department", "slug"))
-        queryset = access.layers(request.user).order_by("department__slug", "slug")
-        if filters.get("department"):
-            queryset = queryset.filter(department__slug=filters["department"])
-        if filters.get("gold_image"):
-            queryset = queryset.filter(gold_image__slug=filters["gold_image"])
+        queryset = selectors.layer_list(request.user, department=filters.get("department", ""),
+                                        gold_image=filters.get("gold_image", ""))
         if position:
             department, slug = str(position["department"]), str(position["slug"])
             queryset = queryset.filter(Q(department__slug__gt=department) | Q(department__slug=department,
                                                                                slug__gt=slug))
-        rows = list(queryset.prefetch_related(_layer_versions(request.user))[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"],
                                       lambda layer: {"department": layer.department.slug, "slug": layer.slug})
         return Response({"results": s.LayerSerializer(rows, many=True, context={"request": request}).data,
@@ -165,8 +152,7 @@ class LayerDetail(APIView):
                    parameters=[DEPARTMENT_SLUG, LAYER_SLUG],
                    responses={200: s.LayerSerializer, **_errors(403, 404)}, summary="One layer")
     def get(self, request, department, slug):
-        layer = access.get_layer(request.user, department, slug)
-        layer.visible_versions = list(access.layer_versions(request.user).filter(layer=layer))
+        layer = selectors.layer_detail(request.user, department, slug)
         return Response(s.LayerSerializer(layer, context={"request": request}).data)
 
 
@@ -181,30 +167,6 @@ class LayerVersionDetail(APIView):
 
 
 # --- Builds ----------------------------------------------------------------------------------------
-
-
-def _build_layers() -> Prefetch:
-    return Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department"))
-
-
-def _filtered_builds(user, filters: dict):
-    queryset = access.builds(user)
-    state = filters.get("state")
-    if state == "active":
-        queryset = queryset.filter(state__in=Build.ACTIVE)
-    elif state:
-        queryset = queryset.filter(state=state)
-    if filters.get("department"):
-        queryset = queryset.filter(department__slug=filters["department"])
-    if filters.get("gold_image"):
-        queryset = queryset.filter(gold_version__gold_image__slug=filters["gold_image"])
-    if filters.get("requested_by"):
-        queryset = queryset.filter(requested_by__username=filters["requested_by"])
-    if filters.get("since"):
-        queryset = queryset.filter(created_at__gte=filters["since"])
-    if filters.get("until"):
-        queryset = queryset.filter(created_at__lt=filters["until"])
-    return queryset
 
 
 def _build_position(text_position: dict | None) -> tuple[dt.datetime, int] | None:
@@ -227,13 +189,14 @@ class BuildList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = filters = _query(request, pagination.PageParams, s.BuildFilterParams)
         position = _build_position(pagination.decode(params.get("cursor"), ("created_at", "id")))
-        queryset = _filtered_builds(request.user, filters).order_by("-created_at", "-id")
+        queryset = selectors.build_list(request.user, selectors.BuildFilters(
+            **{name: filters[name] for name in s.BuildFilterParams().fields if name in filters}))
         if position:
             created, build_id = position
             if timezone.is_naive(created):
                 created = timezone.make_aware(created, dt.UTC)
             queryset = queryset.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=build_id))
-        rows = list(queryset.prefetch_related(_build_layers())[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"],
                                       lambda build: {"created_at": build.created_at.isoformat(), "id": build.id})
         return Response({"results": s.BuildListItemSerializer(rows, many=True, context={"request": request}).data,

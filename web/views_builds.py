@@ -7,7 +7,6 @@ wizard and the layer edit forms live in their own modules (views_wizard, views_l
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from urllib.parse import urlencode, urlsplit
 
@@ -16,7 +15,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline
-from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
+from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
 
@@ -95,11 +93,6 @@ def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
     return by_field, rest
 
 
-def _newest_published(versions) -> GoldImageVersion | None:
-    published = [v for v in versions if v.status == GoldImageVersion.Status.PUBLISHED]
-    return max(published, key=lambda v: v.semver) if published else None
-
-
 def _baseline(gold_version: GoldImageVersion) -> dict:
     body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
     return compose.without_provenance(body)
@@ -113,28 +106,19 @@ def _baseline(gold_version: GoldImageVersion) -> dict:
 @full_page
 def gold_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
-    visible = access.gold_versions(request.user)
-    images = (access.gold_images(request.user)
-              .prefetch_related(Prefetch("versions", queryset=visible.order_by("-major", "-minor", "-patch"),
-                                         to_attr="visible_versions"))
-              .annotate(layer_count=Count("layers", distinct=True)))
-    return render(request, "builds/gold_list.html", {"images": images, "roles": roles})
+    return render(request, "builds/gold_list.html", {"images": selectors.gold_image_list(request.user), "roles": roles})
 
 
 @login_required
 @require_GET
 @full_page
 def gold_detail(request, slug):
-    gold_image = access.get_gold_image(request.user, slug)
+    gold_image = selectors.gold_image_detail(request.user, slug)
     roles = access.roles_of(request.user)
-    versions = list(access.gold_versions(request.user).filter(gold_image=gold_image)
-                    .annotate(build_count=Count("builds", filter=access.scope_q(request.user, "builds__department"),
-                                                distinct=True))
-                    .order_by("-major", "-minor", "-patch"))
-    newest = _newest_published(versions)
+    versions = gold_image.visible_versions
+    newest = selectors.newest_published(versions)
     layers = access.layers(request.user).filter(gold_image=gold_image)
-    builds = (access.builds(request.user).filter(gold_version__gold_image=gold_image)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
+    builds = selectors.build_list(request.user, selectors.BuildFilters(gold_image=gold_image.slug))[:10]
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
@@ -154,13 +138,13 @@ def gold_version_detail(request, slug, version):
 def _gold_version_page(request, gold_version, *, build_errors: dict | None = None, build_problems=(), status=200):
     roles = access.roles_of(request.user)
     siblings = list(access.gold_versions(request.user).filter(gold_image=gold_version.gold_image))
-    newest = _newest_published(siblings)
+    newest = selectors.newest_published(siblings)
     body = _baseline(gold_version)
     derived_layers = (access.layer_versions(request.user).filter(layer__gold_image=gold_version.gold_image)
                       .exclude(status=LayerVersion.Status.DRAFT))
     accepting = [lv for lv in derived_layers if _accepts(lv, gold_version.version)]
-    builds = (access.builds(request.user).filter(gold_version=gold_version)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:20])
+    builds = selectors.with_layers(access.builds(request.user).filter(gold_version=gold_version)
+                                   .order_by("-created_at"))[:20]
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/gold_version.html", {
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "newest": newest,
@@ -270,8 +254,8 @@ def gold_diff(request, slug):
 def gold_lineage(request, slug):
     gold_image = access.get_gold_image(request.user, slug)
     golds = list(access.gold_versions(request.user).filter(gold_image=gold_image))
-    builds = list(access.builds(request.user).filter(gold_version__gold_image=gold_image)
-                  .prefetch_related(_build_layers_prefetch(), "outputs").order_by("-created_at")[:LINEAGE_BUILDS])
+    builds = list(selectors.build_list(request.user, selectors.BuildFilters(gold_image=gold_image.slug))
+                  .prefetch_related("outputs")[:LINEAGE_BUILDS])
     layer_versions = {}
     for build in builds:
         for build_layer in build.build_layers.all():
@@ -312,9 +296,7 @@ def _short_artifact(output: BuildOutput) -> str:
 @full_page
 def layer_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
-    layers = (access.layers(request.user)
-              .prefetch_related(Prefetch("versions", queryset=LayerVersion.objects.order_by("-major", "-minor",
-                                                                                             "-patch"))))
+    layers = selectors.layer_list(request.user)
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/layer_list.html", {
         "layers": layers, "roles": roles, "departments": departments,
@@ -326,14 +308,12 @@ def layer_list(request):
 @require_GET
 @full_page
 def layer_detail(request, department, slug):
-    layer = access.get_layer(request.user, department, slug)
+    layer = selectors.layer_detail(request.user, department, slug)
     roles = access.roles_of(request.user)
-    versions = layer.versions.order_by("-major", "-minor", "-patch").annotate(
-        build_count=Count("builds", distinct=True))
-    builds = (access.builds(request.user).filter(build_layers__layer_version__layer=layer)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at").distinct()[:10])
+    builds = selectors.with_layers(access.builds(request.user).filter(build_layers__layer_version__layer=layer)
+                                   .order_by("-created_at").distinct())[:10]
     return render(request, "builds/layer_detail.html", {
-        "layer": layer, "versions": versions, "builds": builds, "roles": roles,
+        "layer": layer, "versions": layer.visible_versions, "builds": builds, "roles": roles,
         "can_edit": roles.edits(layer.department_id),
         "new_version_url": reverse("builds:layer-version-create", args=(department, slug)),
     })
@@ -363,8 +343,8 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
     accepted = [version for version, ok in choices if ok]
     default = chosen or (accepted[0].version if accepted else "")
     own_problems = services.layer_version_problems(layer_version)
-    builds = (access.builds(request.user).filter(build_layers__layer_version=layer_version)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
+    builds = selectors.with_layers(access.builds(request.user).filter(build_layers__layer_version=layer_version)
+                                   .order_by("-created_at"))[:10]
     return render(request, "builds/layer_version.html", {
         "layer_version": layer_version, "layer": layer_version.layer, "choices": choices, "default_gold": default,
         "can_build": roles.edits(layer_version.layer.department_id)
@@ -461,10 +441,6 @@ def gold_version_build(request, slug, version):
 # --- Builds ----------------------------------------------------------------------------------------
 
 
-def _build_layers_prefetch() -> Prefetch:
-    return Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department"))
-
-
 class BuildFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=[("", "Any state"), ("active", "In progress"),
                                                        *Build.State.choices])
@@ -486,11 +462,14 @@ class BuildFilterForm(forms.Form):
             self.add_error("until", "The end date is before the start date.")
         return cleaned
 
-
-SORTS = {
-    "created": "created_at", "state": "state", "gold": "gold_version__gold_image__slug",
-    "requester": "requested_by__username", "finished": "finished_at", "department": "department__slug",
-}
+    def filters(self, sort: str) -> selectors.BuildFilters:
+        """The filters to apply: none when the form is not bound or not valid."""
+        if not (self.is_bound and self.is_valid()):
+            return selectors.BuildFilters(sort=sort)
+        data = self.cleaned_data
+        return selectors.BuildFilters(state=data["state"], department=data["department"], gold_image=data["gold"],
+                                      requested_by=data["requester"], sort=sort,
+                                      **selectors.BuildFilters.day_range(data["since"], data["until"]))
 
 
 @login_required
@@ -502,33 +481,12 @@ def build_list(request):
                    else Department.objects.filter(pk__in=roles.editor_departments))
     gold_images = access.gold_images(request.user)
     form = BuildFilterForm(request.GET or None, departments=departments, gold_images=gold_images)
-    queryset = access.builds(request.user)
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        if data["state"] == "active":
-            queryset = queryset.filter(state__in=Build.ACTIVE)
-        elif data["state"]:
-            queryset = queryset.filter(state=data["state"])
-        if data["department"]:
-            queryset = queryset.filter(department__slug=data["department"])
-        if data["gold"]:
-            queryset = queryset.filter(gold_version__gold_image__slug=data["gold"])
-        if data["requester"]:
-            queryset = queryset.filter(requested_by__username__iexact=data["requester"].strip())
-        zone = timezone.get_current_timezone()
-        if data["since"]:
-            queryset = queryset.filter(created_at__gte=dt.datetime.combine(data["since"], dt.time.min, zone))
-        if data["until"]:
-            queryset = queryset.filter(created_at__lt=dt.datetime.combine(data["until"] + dt.timedelta(days=1),
-                                                                          dt.time.min, zone))
-    sort = request.GET.get("sort", "-created")
-    key = sort.lstrip("-")
-    if key not in SORTS:
-        sort, key = "-created", "created"
-    descending = sort.startswith("-")
-    order = SORTS[key]
-    queryset = queryset.order_by(f"-{order}" if descending else order, "-id" if descending else "id")
-    page = Paginator(queryset.prefetch_related(_build_layers_prefetch()), PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = form.filters(request.GET.get("sort", "-created"))
+    if form.is_bound and form.errors:
+        messages.error(request, "These filters are not valid, so the list is not filtered: fix the fields marked "
+                                "below.")
+    key, descending = filters.sort_key, filters.descending
+    page = Paginator(selectors.build_list(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
@@ -560,7 +518,7 @@ def _build_context(request, build: Build) -> dict:
         failing = selectors.build_failing_step(build, log_location)
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
-    newest = _newest_published(versions)
+    newest = selectors.newest_published(versions)
     return {
         "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,

@@ -158,8 +158,7 @@ def gold_version_update(*, actor: Actor, gold_version: GoldImageVersion, **chang
 
 def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
     """Schema problems of the version's baseline template (what publishing refuses)."""
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-    return schema.check_template(body)
+    return schema.check_template(compose.baseline(gold_version, settings.AZURE_LOCATION, provenance=True))
 
 
 @transaction.atomic

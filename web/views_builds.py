@@ -93,11 +93,6 @@ def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
     return by_field, rest
 
 
-def _baseline(gold_version: GoldImageVersion) -> dict:
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-    return compose.without_provenance(body)
-
-
 # --- Gold images ---------------------------------------------------------------------------------
 
 
@@ -139,7 +134,7 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
     roles = access.roles_of(request.user)
     siblings = list(access.gold_versions(request.user).filter(gold_image=gold_version.gold_image))
     newest = selectors.newest_published(siblings)
-    body = _baseline(gold_version)
+    body = compose.baseline(gold_version, settings.AZURE_LOCATION)
     derived_layers = (access.layer_versions(request.user).filter(layer__gold_image=gold_version.gold_image)
                       .exclude(status=LayerVersion.Status.DRAFT))
     accepting = [lv for lv in derived_layers if _accepts(lv, gold_version.version)]
@@ -241,7 +236,8 @@ def gold_diff(request, slug):
         errors["from"] = f"{gold_image.slug} has no version {old_text} that you can see."
     if new_text and new is None:
         errors["to"] = f"{gold_image.slug} has no version {new_text} that you can see."
-    result = diffing.diff(_baseline(old), _baseline(new)) if old and new else None
+    result = diffing.diff(compose.baseline(old, settings.AZURE_LOCATION),
+                                        compose.baseline(new, settings.AZURE_LOCATION)) if old and new else None
     return render(request, "builds/gold_diff.html", {
         "gold_image": gold_image, "versions": versions, "old": old, "new": new, "mode": mode, "diff": result,
         "errors": errors, "old_text": old_text, "new_text": new_text,

@@ -551,9 +551,8 @@ def _step_buildvm(request, gold_version):
 
 
 def _review_context(gold_version) -> dict:
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
     report = preflight.check_gold_version(gold_version)
-    return {"template": compose.without_provenance(body), "report": report, "checks": report.checks,
+    return {"template": compose.baseline(gold_version, settings.AZURE_LOCATION), "report": report, "checks": report.checks,
             "errors": report.errors, "warnings": [p for p in report.problems if p.severity != "error"]}
 
 

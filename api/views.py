@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Q
-from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -24,7 +23,7 @@ from api.errors import ProblemsError, problem
 from builds import access, importer, preflight, schema, selectors, services, validation
 from builds.models import Build
 from builds.schema import Problem
-from portal import audit, audit_export, audit_history
+from portal import audit_export, audit_history
 from portal.tokens import BearerTokenAuthentication
 
 CATALOG_READERS = (access.SECURITY, access.EDITOR, access.AUDITOR)
@@ -347,7 +346,7 @@ class AuditEventList(APIView):
         if before is not None and not isinstance(before, int):
             raise ProblemsError("The request is not valid.", [
                 problem("request.cursor", "cursor", "This cursor was not made by this list: use the `next` link.")])
-        queryset = audit_history.apply_filters(access.audit_events(request.user).select_related("department"), form)
+        queryset = audit_history.history_list(request.user, form)
         found = audit_history.keyset_page(queryset, before=before, size=params["limit"])
         after = {"before": found.older} if found.older is not None else None
         return Response({"results": s.AuditEventSerializer(found.events, many=True).data,
@@ -368,21 +367,6 @@ class AuditExport(APIView):
     def get(self, request):
         access.require(request.user, access.AUDITOR)
         _, form = _audit_query(request, s.AuditFilterParams)
-        queryset = audit_history.apply_filters(access.audit_events(request.user), form)
-        through_id, _ = audit.head()
-        filters = audit_history.active_filters(form)
-        # As the export page: recorded (and committed) before the first byte.
-        audit.record("export.download", actor=request.user, object_type="auditevent", object_id=str(through_id),
-                     label=f"audit history export (csv, API) through event #{through_id}",
-                     changes={"format": [None, "csv"], "filters": [None, filters], "through_id": [None, through_id],
-                              "channel": [None, "api"]})
-        content_type, extension = audit_export.FORMATS["csv"]
-        stamp = timezone.now().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        # A filter that can match nothing (a range before the first event) is an empty query,
-        # which PostgreSQL's COPY path cannot compile; the keyset path writes just the header.
-        chunks = (audit_export.csv_chunks_keyset(queryset, through_id=through_id) if queryset.query.is_empty()
-                  else audit_export.chunks("csv", queryset, through_id=through_id))
-        response = StreamingHttpResponse(chunks, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="goldsmith-audit-{stamp}.{extension}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return audit_export.record_and_stream(actor=request.user, queryset=audit_history.events(request.user, form),
+                                              export_format="csv", filters=audit_history.active_filters(form),
+                                              channel="api")

@@ -161,17 +161,29 @@ def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
     return schema.check_template(compose.baseline(gold_version, settings.AZURE_LOCATION, provenance=True))
 
 
-@transaction.atomic
 def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
-                         extra_problems: Iterable[Problem] = ()) -> GoldImageVersion:
-    """Draft -> published, after the baseline passes every schema rule (and any extra checks given).
+                         lookups: bool = True) -> GoldImageVersion:
+    """Draft -> published, after the baseline passes every rule: the schema, and
+    preflight.publish_problems (catalog look-ups of the source and targets, security types,
+    build VM, policy, secrets). Every way to publish (the gold version page, the wizard,
+    importtemplate) comes here, so none can skip a rule.
 
+    `lookups=False` skips the catalog look-ups only (what runs without Azure or the emulator:
+    tests' factories, the demo seed); every other rule still runs. The look-ups run before
+    the row is locked, so no Azure call holds a database lock.
     Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
     """
+    checks = preflight.publish_problems(gold_version, lookups=lookups) if gold_version.is_draft else []
+    return _gold_version_publish(actor=actor, gold_version=gold_version, reason=reason, checks=checks)
+
+
+@transaction.atomic
+def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str,
+                          checks: list[Problem]) -> GoldImageVersion:
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
     if not gold_version.is_draft:
         raise ImmutableVersion(f"{gold_version} is already {gold_version.status}.")
-    problems = schema.errors(gold_version_problems(gold_version) + list(extra_problems))
+    problems = schema.errors(gold_version_problems(gold_version) + checks)
     if problems:
         raise ServiceError(f"{gold_version} cannot be published until these problems are fixed.", problems)
     gold_version.status = GoldImageVersion.Status.PUBLISHED
@@ -252,8 +264,7 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
     if publish:
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
-                                            extra_problems=preflight.publish_problems(gold_version))
+        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
         return gold_version, parsed.problems
     rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
              if validation.group_of(problem) in ("policy", "secret")]

@@ -574,8 +574,7 @@ def wizard_publish(request, slug, version):
         return redirect(_step_url(gold_version, wizard.reachable(gold_version.wizard_step)[-1]))
     try:
         services.gold_version_publish(actor=_actor(request), gold_version=gold_version,
-                                      reason=request.POST.get("reason", "").strip()[:500],
-                                      extra_problems=preflight.publish_problems(gold_version))
+                                      reason=request.POST.get("reason", "").strip()[:500])
     except services.ServiceError as exc:
         context = _review_context(gold_version)
         context["problems"] = exc.problems or [Problem("catalog", "", exc.message)]

@@ -200,24 +200,23 @@ def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reaso
 def gold_version_deprecate(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
     """Published -> deprecated: still buildable, flagged as out of date. A reason is required."""
     return _gold_status_change(actor, gold_version, GoldImageVersion.Status.DEPRECATED, reason,
-                               allowed_from=(GoldImageVersion.Status.PUBLISHED,), action="gold_version.deprecate")
+                               action="gold_version.deprecate")
 
 
 @transaction.atomic
 def gold_version_revoke(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
     """Published or deprecated -> revoked: nothing may be built from it any more. A reason is required."""
     return _gold_status_change(actor, gold_version, GoldImageVersion.Status.REVOKED, reason,
-                               allowed_from=(GoldImageVersion.Status.PUBLISHED, GoldImageVersion.Status.DEPRECATED),
                                action="gold_version.revoke")
 
 
 def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: str, reason: str, *,
-                        allowed_from: tuple[str, ...], action: str) -> GoldImageVersion:
+                        action: str) -> GoldImageVersion:
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
     if not reason.strip():
         raise ServiceError("Give a reason: it is shown to everyone whose images derive from this version.",
                            [Problem("catalog.reason-required", "reason", "A reason is required.")])
-    if gold_version.status not in allowed_from:
+    if not gold_version.can_become(status):
         raise ServiceError(f"{gold_version} is {gold_version.status}; it cannot become {status}.")
     before = gold_version.status
     gold_version.status = status

@@ -148,8 +148,6 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
         "accepting_layers": accepting, "builds": builds, "roles": roles,
         "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
         "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
-        "wizard_url": reverse("builds:wizard-edit", args=(gold_version.gold_image.slug, gold_version.version))
-        if gold_version.is_draft else "",
     }, status=status)
 
 
@@ -165,15 +163,15 @@ class ReasonForm(forms.Form):
 
 
 GOLD_ACTIONS = {
-    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published", "from": ("draft",),
+    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published",
                 "reason_required": False, "busy": "Publishing…",
                 "explain": "Publishing freezes this version: it can never change again, and departments can build "
                            "from it and base layers on it."},
-    "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated", "from": ("published",),
+    "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated",
                   "reason_required": True, "busy": "Deprecating…",
                   "explain": "A deprecated version can still be built, but every image and layer derived from it is "
                              "flagged as out of date. The reason is shown to everyone affected."},
-    "revoke": {"service": services.gold_version_revoke, "title": "Revoke", "done": "revoked", "from": ("published", "deprecated"),
+    "revoke": {"service": services.gold_version_revoke, "title": "Revoke", "done": "revoked",
                "reason_required": True, "busy": "Revoking…",
                "explain": "Nothing can be built from a revoked version any more, and every image derived from it is "
                           "marked revoked. This cannot be undone. The reason is shown to everyone affected."},
@@ -213,7 +211,7 @@ def gold_version_action(request, slug, version, action):
                       .exclude(status=LayerVersion.Status.DRAFT) if _accepts(lv, gold_version.version)]
     return render(request, "builds/gold_version_action.html", {
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "action": action, "spec": spec,
-        "form": form, "problems": problems, "allowed": gold_version.status in spec["from"],
+        "form": form, "problems": problems, "allowed": gold_version.can_become(spec["done"]),
         "derived_builds": derived_builds, "derived_layers": derived_layers,
         "wizard_url": reverse("builds:wizard-edit", args=(slug, version)) if gold_version.is_draft else "",
     }, status=status)
@@ -296,7 +294,6 @@ def layer_list(request):
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/layer_list.html", {
         "layers": layers, "roles": roles, "departments": departments,
-        "create_url": reverse("builds:layer-create"),
     })
 
 
@@ -311,7 +308,6 @@ def layer_detail(request, department, slug):
     return render(request, "builds/layer_detail.html", {
         "layer": layer, "versions": layer.visible_versions, "builds": builds, "roles": roles,
         "can_edit": roles.edits(layer.department_id),
-        "new_version_url": reverse("builds:layer-version-create", args=(department, slug)),
     })
 
 
@@ -532,10 +528,7 @@ def _build_context(request, build: Build) -> dict:
 def build_detail(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     context = _build_context(request, build)
-    context.update({
-        "layers": list(build.build_layers.select_related("layer_version__layer__department")),
-        "provenance_url": reverse("portal:audit-provenance", args=(build.uuid,)),
-    })
+    context["layers"] = list(build.build_layers.select_related("layer_version__layer__department"))
     return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
 

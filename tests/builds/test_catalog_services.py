@@ -135,3 +135,17 @@ def test_every_catalog_change_writes_exactly_one_event(alice, bob, web):
                          "layer.create", "layer_version.create", "layer_version.update", "layer_version.publish"]
     layer_events = AuditEvent.objects.filter(action__startswith="layer")
     assert set(layer_events.values_list("department_id", flat=True)) == {web.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("status", "publish", "deprecate", "revoke"), [
+    ("draft", True, False, False),
+    ("published", False, True, True),
+    ("deprecated", False, False, True),
+    ("revoked", False, False, False),
+])
+def test_which_status_changes_a_version_allows(status, publish, deprecate, revoke):
+    from builds.models import GoldImageVersion
+
+    version = GoldImageVersion(status=status)
+    assert (version.can_publish, version.can_deprecate, version.can_revoke) == (publish, deprecate, revoke)

@@ -13,7 +13,6 @@ import json
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from builds import access, compose
@@ -21,13 +20,10 @@ from builds.models import Build, BuildLayer, GoldImageVersion, Layer
 from portal import audit, audit_export, audit_history
 from portal.models import AuditCheckpoint, AuditEvent
 from portal.redact import redact
+from web import htmx
 
 READERS = (access.AUDITOR, access.SECURITY)
 PUBLISH_ACTIONS = ("gold_version.publish", "layer_version.publish")  # the approvals a provenance names
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _history_context(request, queryset, form) -> dict:
@@ -58,10 +54,7 @@ _row = audit_history.row
 def audit_history_view(request):
     form = audit_history.filter_form(request.GET, audit_history.departments_for_filter())
     context = _history_context(request, audit_history.history_list(request.user, form), form)
-    template = "portal/audit/_events.html" if _is_htmx(request) else "portal/audit/history.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return htmx.render(request, "portal/audit/history.html", context, fragment="portal/audit/_events.html")
 
 
 @access.role_required(*READERS)

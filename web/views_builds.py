@@ -19,21 +19,17 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from builds import access, buildlog, compose, diffing, lineage, schema, selectors, services, timeline
 from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
+from web import htmx
 
 POLL_SECONDS = 3  # how often an open build page asks for the live fragment while the build is active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
 PAGE_SIZE = 25
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def signed_in(view):
@@ -43,7 +39,7 @@ def signed_in(view):
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated and _is_htmx(request):
+        if not request.user.is_authenticated and htmx.is_htmx(request):
             page = _local_path(request.headers.get("HX-Current-URL") or request.get_full_path())
             sign_in = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': page})}"
             return HttpResponse(status=200, headers={"HX-Redirect": sign_in})
@@ -72,12 +68,6 @@ def full_page(view):
     return wrapped
 
 
-def _render(request, template_name: str, context: dict, *, fragment: str | None = None, status: int = 200):
-    """The full page, or only `fragment` for htmx requests; either way Vary: HX-Request."""
-    name = fragment if fragment and _is_htmx(request) else template_name
-    response = render(request, name, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
@@ -201,7 +191,7 @@ def gold_version_action(request, slug, version, action):
             problems = rest
             if not exc.problems or not (by_field or rest):
                 form.add_error(None, exc.message)
-            status = 200 if _is_htmx(request) else 422
+            status = htmx.error_status(request)
         else:
             messages.success(request, f"{gold_version} is now {spec['done']}.")
             return redirect("builds:gold-version", slug=slug, version=version)
@@ -362,8 +352,8 @@ def layer_version_preview(request, department, slug, version):
     if gold_version is None:
         context["error"] = ("Choose one of the published versions of "
                             f"{layer_version.layer.gold_image.name} to preview against.")
-        return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
-                       status=200 if _is_htmx(request) else 422)
+        return htmx.render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
+                       status=422)
     body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=settings.AZURE_LOCATION))
     problems = schema.check_template(body)
     if not _accepts(layer_version, gold_version.version):
@@ -372,7 +362,7 @@ def layer_version_preview(request, department, slug, version):
                                           f"{gold_version.version}: a build would be refused."))
     context.update(gold_version=gold_version, template=body, template_sha256=compose.template_sha256(body),
                    problems=problems, errors=schema.errors(problems))
-    return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html")
+    return htmx.render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html")
 
 
 # --- Requesting builds ----------------------------------------------------------------------------
@@ -529,7 +519,7 @@ def build_detail(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     context = _build_context(request, build)
     context["layers"] = list(build.build_layers.select_related("layer_version__layer__department"))
-    return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
+    return htmx.render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
 
 @signed_in
@@ -537,9 +527,9 @@ def build_detail(request, build_uuid):
 def build_status(request, build_uuid):
     """The live part of the build page, which the page polls while the build is active."""
     build = access.get_build(request.user, build_uuid)
-    if not _is_htmx(request):
+    if not htmx.is_htmx(request):
         return redirect("builds:build-detail", build_uuid=build.uuid)
-    return _render(request, "builds/_build_live.html", _build_context(request, build))
+    return htmx.render(request, "builds/_build_live.html", _build_context(request, build))
 
 
 @login_required
@@ -583,9 +573,9 @@ def build_cancel(request, build_uuid):
         messages.error(request, exc.message)
     else:
         messages.success(request, "Cancel requested." if build.state != Build.State.CANCELED else "Build canceled.")
-    if _is_htmx(request):
+    if htmx.is_htmx(request):
         build = access.get_build(request.user, build_uuid)
-        return _render(request, "builds/_build_live.html", _build_context(request, build))
+        return htmx.render(request, "builds/_build_live.html", _build_context(request, build))
     return redirect("builds:build-detail", build_uuid=build_uuid)
 
 

@@ -19,20 +19,13 @@ from builds import access, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
-from web import forms, wizard
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+from web import forms, htmx, wizard
 
 
 def _page(request, template: str, fragment: str, context: dict, *, status: int = 200):
     """The full page, or the fragment for htmx (errors answer 200 there, so htmx swaps them in)."""
-    htmx = _is_htmx(request)
-    context = {**context, "htmx": htmx}
-    response = render(request, fragment if htmx else template, context, status=200 if htmx else status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return htmx.render(request, template, {**context, "htmx": htmx.is_htmx(request)}, fragment=fragment,
+                       status=htmx.error_status(request, status))
 
 
 def _back_to(request, url: str):

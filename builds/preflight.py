@@ -195,6 +195,30 @@ def _lookup_failed(path: str, what: str, exc: azure.AzureError) -> Problem:
 
 
 @dataclass(frozen=True)
+class SourceCheck:
+    source: dict  # the source object, with planInfo filled in from the catalog when it names a plan
+    facts: SourceFacts | None  # None when the look-up failed (a problem says so)
+    problems: list[Problem]
+
+
+def check_source_step(source: dict, location: str, *, os_type: str, subscription: str | None = None) -> SourceCheck:
+    """Every check of the wizard's Source step: the catalog look-up, the source's schema and
+    source rules, and the location against the current policy. Refuse the step when
+    schema.errors(problems) is not empty. Never raises AzureError."""
+    source = dict(source)
+    facts, notes = source_facts(source, location, subscription=subscription)
+    if facts is not None and facts.found and facts.plan and source["type"] == "PlatformImage":
+        # The catalog knows the plan: fill planInfo in rather than asking for it.
+        source["planInfo"] = dict(zip(("planName", "planProduct", "planPublisher"), facts.plan, strict=True))
+    problems = schema.check_source(source, "properties.source") + notes
+    if facts is not None:
+        problems += validation.check_source(source, facts, location=location, os_type=os_type,
+                                            subscription=subscription)
+    problems += validation.check_policy({"location": location, "properties": {}}, policy_rules())
+    return SourceCheck(source, facts, problems)
+
+
+@dataclass(frozen=True)
 class Report:
     """Problems plus which check groups ran (for "checks passed" lists)."""
 

@@ -211,19 +211,10 @@ def _step_source(request, gold_version):
     if not form.is_valid():
         return _render_step(request, gold_version, "source", {"form": form, **_source_view_context(data, gold_version)},
                             status=422)
-    source = form.to_source()
     location = form.cleaned_data["location"]
-    facts, notes = preflight.source_facts(source, location, subscription=_subscription(gold_version))
-    if facts is not None and facts.found and facts.plan and source["type"] == "PlatformImage":
-        # The wizard knows the plan: fill planInfo in rather than asking for it.
-        source["planInfo"] = dict(zip(("planName", "planProduct", "planPublisher"), facts.plan, strict=True))
-    problems = schema.check_source(source, "properties.source") + notes
-    if facts is not None:
-        problems += validation.check_source(source, facts, location=location,
-                                            os_type=gold_version.gold_image.os_type,
-                                            subscription=_subscription(gold_version))
-    rules = preflight.policy_rules()
-    problems += [p for p in validation.check_policy({"location": location, "properties": {}}, rules)]
+    checked = preflight.check_source_step(form.to_source(), location, os_type=gold_version.gold_image.os_type,
+                                          subscription=_subscription(gold_version))
+    source, facts, problems = checked.source, checked.facts, checked.problems
     errors = schema.errors(problems)
     if errors:
         _add_errors(form, errors)

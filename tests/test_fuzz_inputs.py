@@ -37,7 +37,6 @@ from django.test import Client
 from django.urls import reverse
 from drf_spectacular.generators import SchemaGenerator
 
-from builds import wizard
 from builds.models import GoldImage
 from portal import audit, throttle
 from portal.models import AuditEvent
@@ -45,6 +44,7 @@ from tests.api.conftest import client_with, token_of
 from tests.portal.test_url_matrix import build_world, group_of, named_patterns
 from tests.portal.url_matrix import ROWS
 from tests.support.aib import template_body
+from web import wizard
 
 DEEP = "[" * 1000 + "]" * 1000
 HUGE_BYTES = 3 * 1024 * 1024

@@ -129,8 +129,7 @@ class GoldVersionSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_template(self, version: GoldImageVersion) -> dict:
-        body = compose.compose(version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-        return compose.without_provenance(body)
+        return compose.baseline(version, settings.AZURE_LOCATION)
 
 
 # --- Layers ----------------------------------------------------------------------------------------

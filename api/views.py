@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Prefetch, Q
-from django.http import StreamingHttpResponse
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,10 +20,10 @@ from rest_framework.views import APIView
 from api import errors, idempotency, pagination, resolve
 from api import serializers as s
 from api.errors import ProblemsError, problem
-from builds import access, importer, preflight, schema, services, validation
-from builds.models import Build, BuildLayer
+from builds import access, importer, preflight, schema, selectors, services, validation
+from builds.models import Build
 from builds.schema import Problem
-from portal import audit, audit_export, audit_history
+from portal import audit_export, audit_history
 from portal.tokens import BearerTokenAuthentication
 
 CATALOG_READERS = (access.SECURITY, access.EDITOR, access.AUDITOR)
@@ -87,11 +86,6 @@ def _query(request, *serializer_classes) -> dict:
 # --- Gold images ----------------------------------------------------------------------------------
 
 
-def _visible_versions(user, version_prefix: str = "") -> Prefetch:
-    return Prefetch(f"{version_prefix}versions", to_attr="visible_versions",
-                    queryset=access.gold_versions(user).order_by("-major", "-minor", "-patch"))
-
-
 class GoldImageList(APIView):
     @extend_schema(operation_id="gold_images_list", tags=["gold images"], parameters=[pagination.PageParams],
                    responses={200: s.GoldImagePage, **_errors(400, 403)},
@@ -100,10 +94,10 @@ class GoldImageList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = _query(request, pagination.PageParams)
         position = pagination.decode(params.get("cursor"), ("slug",))
-        queryset = access.gold_images(request.user).order_by("slug")
+        queryset = selectors.gold_image_list(request.user)
         if position:
             queryset = queryset.filter(slug__gt=str(position["slug"]))
-        rows = list(queryset.prefetch_related(_visible_versions(request.user))[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"], lambda image: {"slug": image.slug})
         return Response({"results": s.GoldImageSerializer(rows, many=True, context={"request": request}).data,
                          "next": pagination.next_url(request, after)})
@@ -114,8 +108,7 @@ class GoldImageDetail(APIView):
                    parameters=[GOLD_SLUG],
                    responses={200: s.GoldImageSerializer, **_errors(403, 404)}, summary="One gold image")
     def get(self, request, slug):
-        image = access.get_gold_image(request.user, slug)
-        image.visible_versions = list(access.gold_versions(request.user).filter(gold_image=image))
+        image = selectors.gold_image_detail(request.user, slug)
         return Response(s.GoldImageSerializer(image, context={"request": request}).data)
 
 
@@ -132,10 +125,6 @@ class GoldVersionDetail(APIView):
 # --- Layers ----------------------------------------------------------------------------------------
 
 
-def _layer_versions(user) -> Prefetch:
-    return Prefetch("versions", to_attr="visible_versions", queryset=access.layer_versions(user))
-
-
 class LayerList(APIView):
     @extend_schema(operation_id="layers_list", tags=["layers"], parameters=[s.LayerFilterParams, pagination.PageParams],
                    responses={200: s.LayerPage, **_errors(400, 403)},
@@ -144,16 +133,13 @@ class LayerList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = filters = _query(request, pagination.PageParams, s.LayerFilterParams)
         position = pagination.decode(params.get("cursor"), ("department", "slug"))
-        queryset = access.layers(request.user).order_by("department__slug", "slug")
-        if filters.get("department"):
-            queryset = queryset.filter(department__slug=filters["department"])
-        if filters.get("gold_image"):
-            queryset = queryset.filter(gold_image__slug=filters["gold_image"])
+        queryset = selectors.layer_list(request.user, department=filters.get("department", ""),
+                                        gold_image=filters.get("gold_image", ""))
         if position:
             department, slug = str(position["department"]), str(position["slug"])
             queryset = queryset.filter(Q(department__slug__gt=department) | Q(department__slug=department,
                                                                                slug__gt=slug))
-        rows = list(queryset.prefetch_related(_layer_versions(request.user))[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"],
                                       lambda layer: {"department": layer.department.slug, "slug": layer.slug})
         return Response({"results": s.LayerSerializer(rows, many=True, context={"request": request}).data,
@@ -165,8 +151,7 @@ class LayerDetail(APIView):
                    parameters=[DEPARTMENT_SLUG, LAYER_SLUG],
                    responses={200: s.LayerSerializer, **_errors(403, 404)}, summary="One layer")
     def get(self, request, department, slug):
-        layer = access.get_layer(request.user, department, slug)
-        layer.visible_versions = list(access.layer_versions(request.user).filter(layer=layer))
+        layer = selectors.layer_detail(request.user, department, slug)
         return Response(s.LayerSerializer(layer, context={"request": request}).data)
 
 
@@ -181,30 +166,6 @@ class LayerVersionDetail(APIView):
 
 
 # --- Builds ----------------------------------------------------------------------------------------
-
-
-def _build_layers() -> Prefetch:
-    return Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department"))
-
-
-def _filtered_builds(user, filters: dict):
-    queryset = access.builds(user)
-    state = filters.get("state")
-    if state == "active":
-        queryset = queryset.filter(state__in=Build.ACTIVE)
-    elif state:
-        queryset = queryset.filter(state=state)
-    if filters.get("department"):
-        queryset = queryset.filter(department__slug=filters["department"])
-    if filters.get("gold_image"):
-        queryset = queryset.filter(gold_version__gold_image__slug=filters["gold_image"])
-    if filters.get("requested_by"):
-        queryset = queryset.filter(requested_by__username=filters["requested_by"])
-    if filters.get("since"):
-        queryset = queryset.filter(created_at__gte=filters["since"])
-    if filters.get("until"):
-        queryset = queryset.filter(created_at__lt=filters["until"])
-    return queryset
 
 
 def _build_position(text_position: dict | None) -> tuple[dt.datetime, int] | None:
@@ -227,13 +188,14 @@ class BuildList(APIView):
         access.require(request.user, *CATALOG_READERS)
         params = filters = _query(request, pagination.PageParams, s.BuildFilterParams)
         position = _build_position(pagination.decode(params.get("cursor"), ("created_at", "id")))
-        queryset = _filtered_builds(request.user, filters).order_by("-created_at", "-id")
+        queryset = selectors.build_list(request.user, selectors.BuildFilters(
+            **{name: filters[name] for name in s.BuildFilterParams().fields if name in filters}))
         if position:
             created, build_id = position
             if timezone.is_naive(created):
                 created = timezone.make_aware(created, dt.UTC)
             queryset = queryset.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=build_id))
-        rows = list(queryset.prefetch_related(_build_layers())[: params["limit"] + 1])
+        rows = list(queryset[: params["limit"] + 1])
         rows, after = pagination.page(rows, params["limit"],
                                       lambda build: {"created_at": build.created_at.isoformat(), "id": build.id})
         return Response({"results": s.BuildListItemSerializer(rows, many=True, context={"request": request}).data,
@@ -384,7 +346,7 @@ class AuditEventList(APIView):
         if before is not None and not isinstance(before, int):
             raise ProblemsError("The request is not valid.", [
                 problem("request.cursor", "cursor", "This cursor was not made by this list: use the `next` link.")])
-        queryset = audit_history.apply_filters(access.audit_events(request.user).select_related("department"), form)
+        queryset = audit_history.history_list(request.user, form)
         found = audit_history.keyset_page(queryset, before=before, size=params["limit"])
         after = {"before": found.older} if found.older is not None else None
         return Response({"results": s.AuditEventSerializer(found.events, many=True).data,
@@ -405,21 +367,6 @@ class AuditExport(APIView):
     def get(self, request):
         access.require(request.user, access.AUDITOR)
         _, form = _audit_query(request, s.AuditFilterParams)
-        queryset = audit_history.apply_filters(access.audit_events(request.user), form)
-        through_id, _ = audit.head()
-        filters = audit_history.active_filters(form)
-        # As the export page: recorded (and committed) before the first byte.
-        audit.record("export.download", actor=request.user, object_type="auditevent", object_id=str(through_id),
-                     label=f"audit history export (csv, API) through event #{through_id}",
-                     changes={"format": [None, "csv"], "filters": [None, filters], "through_id": [None, through_id],
-                              "channel": [None, "api"]})
-        content_type, extension = audit_export.FORMATS["csv"]
-        stamp = timezone.now().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        # A filter that can match nothing (a range before the first event) is an empty query,
-        # which PostgreSQL's COPY path cannot compile; the keyset path writes just the header.
-        chunks = (audit_export.csv_chunks_keyset(queryset, through_id=through_id) if queryset.query.is_empty()
-                  else audit_export.chunks("csv", queryset, through_id=through_id))
-        response = StreamingHttpResponse(chunks, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="goldsmith-audit-{stamp}.{extension}"'
-        response["Cache-Control"] = "no-store"
-        return response
+        return audit_export.record_and_stream(actor=request.user, queryset=audit_history.events(request.user, form),
+                                              export_format="csv", filters=audit_history.active_filters(form),
+                                              channel="api")

@@ -116,7 +116,7 @@ def seed_catalog(clock: Clock) -> dict[str, Any]:
         for minor in range(4):
             version = services.gold_version_create(actor=alice, gold_image=image, version=f"{number + 1}.{minor}.0",
                                                    **factories.linux_content(changelog=f"release {minor}"))
-            gold_versions.append(services.gold_version_publish(actor=alice, gold_version=version))
+            gold_versions.append(services.gold_version_publish(actor=alice, gold_version=version, lookups=False))
     layer_versions: dict[tuple[int, int], list] = {}  # (department id, gold image id) -> layer versions
     images = sorted({gv.gold_image_id: gv.gold_image for gv in gold_versions}.values(), key=lambda image: image.pk)
     for index, department in enumerate(departments):

@@ -168,6 +168,18 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
     return copy.deepcopy(body)
 
 
+def baseline(gold_version: GoldImageVersion, location: str, *, provenance: bool = False) -> dict:
+    """The gold version's own template: no layers and, unless `provenance`, no provenance tags.
+
+    The one entry for what the gold version pages, the API, the wizard's review and the diff
+    show (without provenance: the same for every build), and for what publishing checks (with
+    provenance: exactly what a gold-only build would carry, so tag limits count them).
+    `location` is used when the gold version names none.
+    """
+    body = compose(gold_version, [], BuildContext(location=location))
+    return body if provenance else without_provenance(body)
+
+
 def _stamp_distributor(target: dict, stamp: dict[str, str]) -> dict:
     stamped = dict(target)
     stamped["artifactTags"] = {**(target.get("artifactTags") or {}), **stamp}

@@ -144,7 +144,8 @@ def seed_demo() -> list[str]:
             created.append(f"gold image {slug}")
         if not image.versions.exists():
             version = services.gold_version_create(actor=security, gold_image=image, version="1.0.0", **content())
-            services.gold_version_publish(actor=security, gold_version=version, reason="demo baseline")
+            services.gold_version_publish(actor=security, gold_version=version, reason="demo baseline",
+                                          lookups=False)  # the seed runs before (or without) Azure
             created.append(f"gold image version {version}")
     for department, slug, name, gold_slug, content in LAYERS:
         layer = Layer.objects.filter(department=departments[department], slug=slug).first()

@@ -148,6 +148,24 @@ class GoldImageVersion(VersionedModel):
     def is_buildable(self) -> bool:
         return self.status in (self.Status.PUBLISHED, self.Status.DEPRECATED)
 
+    # The statuses each change may start from: the services enforce it, the pages offer only these.
+    CHANGES_FROM = {"published": ("draft",), "deprecated": ("published",), "revoked": ("published", "deprecated")}
+
+    def can_become(self, status: str) -> bool:
+        return self.status in self.CHANGES_FROM[status]
+
+    @property
+    def can_publish(self) -> bool:
+        return self.can_become(self.Status.PUBLISHED)
+
+    @property
+    def can_deprecate(self) -> bool:
+        return self.can_become(self.Status.DEPRECATED)
+
+    @property
+    def can_revoke(self) -> bool:
+        return self.can_become(self.Status.REVOKED)
+
 
 class Layer(models.Model):
     """A department's customizations on top of one gold image."""

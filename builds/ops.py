@@ -1,6 +1,7 @@
 """Figures for the operator page: queues, workers, the sweep's age and ARM's rate limits.
 
-Reads only; Redis and Azure are asked here so the page (web/views_portal.py) asks nobody.
+Reads only; Redis, Azure and the build counts are asked here so the page (web/views_portal.py)
+asks nobody.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ import logging
 
 import django_rq
 from django.conf import settings
+from django.db.models import Count, Q
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from builds import azure, monitor
+from builds.models import Build
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,17 @@ def operator_summary() -> dict:
     summary["sweep_late"] = (summary["sweep_age"] is None
                              or summary["sweep_age"] > 2 * settings.BUILD_SWEEP_SECONDS)
     return summary
+
+
+def build_figures() -> dict:
+    """Builds per state (`states`: label and count, every state), how many are submitting or
+    canceling (`stuck`), and the canceling builds the sweep marked stuck (`stuck_canceling`,
+    past `stuck_minutes`): someone should look at those in Azure."""
+    counts = dict(Build.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    return {
+        "states": [(label, counts.get(value, 0)) for value, label in Build.State.choices],
+        "stuck": Build.objects.filter(Q(state=Build.State.CANCELING) | Q(state=Build.State.SUBMITTING)).count(),
+        "stuck_canceling": (Build.objects.filter(state=Build.State.CANCELING, stuck_reported=True)
+                            .order_by("cancel_requested_at").only("uuid", "template_name", "cancel_requested_at")[:50]),
+        "stuck_minutes": settings.BUILD_CANCEL_STUCK_MINUTES,
+    }

@@ -197,6 +197,30 @@ def _lookup_failed(path: str, what: str, exc: azure.AzureError) -> Problem:
 
 
 @dataclass(frozen=True)
+class SourceCheck:
+    source: dict  # the source object, with planInfo filled in from the catalog when it names a plan
+    facts: SourceFacts | None  # None when the look-up failed (a problem says so)
+    problems: list[Problem]
+
+
+def check_source_step(source: dict, location: str, *, os_type: str, subscription: str | None = None) -> SourceCheck:
+    """Every check of the wizard's Source step: the catalog look-up, the source's schema and
+    source rules, and the location against the current policy. Refuse the step when
+    schema.errors(problems) is not empty. Never raises AzureError."""
+    source = dict(source)
+    facts, notes = source_facts(source, location, subscription=subscription)
+    if facts is not None and facts.found and facts.plan and source["type"] == "PlatformImage":
+        # The catalog knows the plan: fill planInfo in rather than asking for it.
+        source["planInfo"] = dict(zip(("planName", "planProduct", "planPublisher"), facts.plan, strict=True))
+    problems = schema.check_source(source, "properties.source") + notes
+    if facts is not None:
+        problems += validation.check_source(source, facts, location=location, os_type=os_type,
+                                            subscription=subscription)
+    problems += validation.check_policy({"location": location, "properties": {}}, policy_rules())
+    return SourceCheck(source, facts, problems)
+
+
+@dataclass(frozen=True)
 class Report:
     """Problems plus which check groups ran (for "checks passed" lists)."""
 
@@ -316,7 +340,7 @@ def review_report(gold_version: GoldImageVersion, *, policy: Policy | PolicyRule
 
 def publish_problems(gold_version: GoldImageVersion, *, policy: Policy | PolicyRules | str | None = None,
                      lookups: bool = True) -> list[Problem]:
-    """For services.gold_version_publish(extra_problems=...): every non-schema problem of the
+    """For services.gold_version_publish, which runs these itself: every non-schema problem of the
     baseline (the service runs the schema rules itself), and the step rules that need the gold
     image's OS family, which the service's schema rules cannot know."""
     return [problem for problem in check_gold_version(gold_version, policy=policy, lookups=lookups).problems

@@ -1,13 +1,25 @@
-"""Reads shared by views, commands and the API (no writes here)."""
+"""Reads shared by the pages, the API and the commands (no writes here).
+
+Every list and detail the pages and the API both show is read here once, with its
+prefetches, so the two cannot drift: builds (`build_list` with `BuildFilters`), gold images
+(`gold_image_list`, `gold_image_detail`), layers (`layer_list`, `layer_detail`) and the
+editor's out-of-date layers (`outdated_layers`). Each takes the user and reads through the
+access funnel (builds/access.py), so a list never holds what the user may not see. The
+audit history's reads are the floor's (portal/audit_history.py: `history_list`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
 
-from builds import azure, buildlog
-from builds.models import Build, GoldImageVersion, LayerVersion
+from builds import access, azure, buildlog
+from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
 
@@ -99,6 +111,157 @@ def build_summary(build: Build) -> dict:
                     "from_sub_state": e.from_sub_state, "to_sub_state": e.to_sub_state, "detail": e.detail}
                    for e in build.events.all()],
     }
+
+
+# --- Builds ---------------------------------------------------------------------------------------
+
+# The columns a build list sorts by, and the field each orders.
+BUILD_SORTS = {
+    "created": "created_at", "state": "state", "gold": "gold_version__gold_image__slug",
+    "requester": "requested_by__username", "finished": "finished_at", "department": "department__slug",
+}
+NEWEST_FIRST = ("-major", "-minor", "-patch")
+
+
+def with_layers(builds: QuerySet[Build]) -> QuerySet[Build]:
+    """Builds with their layer versions (and those layers' departments) in one more query."""
+    return builds.prefetch_related(
+        Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department")))
+
+
+@dataclass(frozen=True)
+class BuildFilters:
+    """What a build list is narrowed to, already validated (the page's form and the API's
+    query parameters both make one). Empty means "any"."""
+
+    state: str = ""  # a Build.State value, or "active" for every build still in progress
+    department: str = ""  # department slug
+    gold_image: str = ""  # gold image slug
+    requested_by: str = ""  # user name, in any case
+    since: dt.datetime | None = None  # requested at or after
+    until: dt.datetime | None = None  # requested before
+    sort: str = "-created"  # a BUILD_SORTS key; a leading "-" sorts descending
+
+    @staticmethod
+    def day_range(since: dt.date | None, until: dt.date | None) -> dict:
+        """`since` and `until` for whole days in the current time zone, `until` included."""
+        zone = timezone.get_current_timezone()
+        return {"since": dt.datetime.combine(since, dt.time.min, zone) if since else None,
+                "until": dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, zone) if until else None}
+
+    @property
+    def sort_key(self) -> str:
+        key = self.sort.lstrip("-")
+        return key if key in BUILD_SORTS else "created"
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-") or self.sort.lstrip("-") not in BUILD_SORTS
+
+
+def build_list(user, filters: BuildFilters = BuildFilters()) -> QuerySet[Build]:
+    """The builds `user` may see that match `filters`, sorted (ties by id, in the same
+    direction, so a keyset cursor on (sort field, id) is stable), with their layers."""
+    queryset = access.builds(user)
+    if filters.state == "active":
+        queryset = queryset.filter(state__in=Build.ACTIVE)
+    elif filters.state:
+        queryset = queryset.filter(state=filters.state)
+    if filters.department:
+        queryset = queryset.filter(department__slug=filters.department)
+    if filters.gold_image:
+        queryset = queryset.filter(gold_version__gold_image__slug=filters.gold_image)
+    if filters.requested_by.strip():
+        queryset = queryset.filter(requested_by__username__iexact=filters.requested_by.strip())
+    if filters.since:
+        queryset = queryset.filter(created_at__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(created_at__lt=filters.until)
+    order = BUILD_SORTS[filters.sort_key]
+    descending = "-" if filters.descending else ""
+    return with_layers(queryset.order_by(f"{descending}{order}", f"{descending}id"))
+
+
+# --- Gold images and layers -------------------------------------------------------------------------
+
+
+def _visible_gold_versions(user) -> Prefetch:
+    return Prefetch("versions", to_attr="visible_versions",
+                    queryset=access.gold_versions(user).order_by(*NEWEST_FIRST))
+
+
+def gold_image_list(user) -> QuerySet[GoldImage]:
+    """Gold images `user` may see by slug, each with `visible_versions` (newest first) and
+    `layer_count`."""
+    return (access.gold_images(user).order_by("slug").prefetch_related(_visible_gold_versions(user))
+            .annotate(layer_count=Count("layers", distinct=True)))
+
+
+def gold_image_detail(user, slug: str) -> GoldImage:
+    """Gold image `slug` (access.get_gold_image's 404/403) with `visible_versions`: the
+    versions `user` may see, newest first, each with `build_count` (builds `user` may see)."""
+    image = access.get_gold_image(user, slug)
+    image.visible_versions = list(
+        access.gold_versions(user).filter(gold_image=image)
+        .annotate(build_count=Count("builds", filter=access.scope_q(user, "builds__department"), distinct=True))
+        .order_by(*NEWEST_FIRST))
+    return image
+
+
+def newest_published(versions) -> GoldImageVersion | None:
+    """The highest published version among `versions` (what "out of date" compares with)."""
+    published = [v for v in versions if v.status == GoldImageVersion.Status.PUBLISHED]
+    return max(published, key=lambda v: v.semver) if published else None
+
+
+def layer_list(user, *, department: str = "", gold_image: str = "") -> QuerySet[Layer]:
+    """Layers `user` may see by department and slug, each with `visible_versions` (newest
+    first), optionally of one department and one gold image (slugs)."""
+    queryset = access.layers(user).order_by("department__slug", "slug")
+    if department:
+        queryset = queryset.filter(department__slug=department)
+    if gold_image:
+        queryset = queryset.filter(gold_image__slug=gold_image)
+    return queryset.prefetch_related(Prefetch("versions", to_attr="visible_versions",
+                                              queryset=access.layer_versions(user).order_by(*NEWEST_FIRST)))
+
+
+def layer_detail(user, department: str, slug: str) -> Layer:
+    """Layer `department/slug` (access.get_layer's 404/403) with `visible_versions`, newest
+    first, each with `build_count`."""
+    layer = access.get_layer(user, department, slug)
+    layer.visible_versions = list(access.layer_versions(user).filter(layer=layer).order_by(*NEWEST_FIRST)
+                                  .annotate(build_count=Count("builds", distinct=True)))
+    return layer
+
+
+def outdated_layers(user, department_ids) -> list[dict]:
+    """Rows for the editor's home: each layer of `department_ids` that `user` may see, its
+    newest version (`latest`), the newest published version of its gold image
+    (`newest_gold`), the gold version it was last built on (`built_on`) and whether that is
+    older (`out_of_date`)."""
+    layers = list(access.layers(user).filter(department_id__in=department_ids)
+                  .prefetch_related(Prefetch("versions", queryset=LayerVersion.objects.order_by(*NEWEST_FIRST))))
+    newest: dict[int, GoldImageVersion] = {}
+    for version in GoldImageVersion.objects.filter(status=GoldImageVersion.Status.PUBLISHED).select_related("gold_image"):
+        current = newest.get(version.gold_image_id)
+        if current is None or current.semver < version.semver:
+            newest[version.gold_image_id] = version
+    # The gold version each layer was last built on, to say which layers have not caught up.
+    last_built = dict(
+        access.layers(user).filter(department_id__in=department_ids)
+        .annotate(last_gold=Subquery(BuildLayer.objects.filter(layer_version__layer=OuterRef("pk"))
+                                     .order_by("-build__created_at").values("build__gold_version_id")[:1]))
+        .values_list("pk", "last_gold"))
+    built_versions = {v.pk: v for v in GoldImageVersion.objects.filter(pk__in=[pk for pk in last_built.values() if pk])}
+    rows = []
+    for layer in layers:
+        versions = layer.versions.all()
+        target = newest.get(layer.gold_image_id)
+        built_on = built_versions.get(last_built.get(layer.pk))
+        rows.append({"layer": layer, "latest": versions[0] if versions else None, "newest_gold": target,
+                     "built_on": built_on, "out_of_date": bool(target and built_on and built_on.semver < target.semver)})
+    return rows
 
 
 # --- Build logs (read from Azure, cached once the build has finished) ----------------------

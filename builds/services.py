@@ -175,21 +175,32 @@ def gold_version_update(*, actor: Actor, gold_version: GoldImageVersion, **chang
 
 def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
     """Schema problems of the version's baseline template (what publishing refuses)."""
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-    return schema.check_template(body)
+    return schema.check_template(compose.baseline(gold_version, settings.AZURE_LOCATION, provenance=True))
+
+
+def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
+                         lookups: bool = True) -> GoldImageVersion:
+    """Draft -> published, after the baseline passes every rule: the schema, and
+    preflight.publish_problems (catalog look-ups of the source and targets, security types,
+    build VM, policy, secrets). Every way to publish (the gold version page, the wizard,
+    importtemplate) comes here, so none can skip a rule.
+
+    `lookups=False` skips the catalog look-ups only (what runs without Azure or the emulator:
+    tests' factories, the demo seed); every other rule still runs. The look-ups run before
+    the row is locked, so no Azure call holds a database lock.
+    Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
+    """
+    checks = preflight.publish_problems(gold_version, lookups=lookups) if gold_version.is_draft else []
+    return _gold_version_publish(actor=actor, gold_version=gold_version, reason=reason, checks=checks)
 
 
 @transaction.atomic
-def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
-                         extra_problems: Iterable[Problem] = ()) -> GoldImageVersion:
-    """Draft -> published, after the baseline passes every schema rule (and any extra checks given).
-
-    Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
-    """
+def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str,
+                          checks: list[Problem]) -> GoldImageVersion:
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
     if not gold_version.is_draft:
         raise ImmutableVersion(f"{gold_version} is already {gold_version.status}.")
-    problems = schema.errors(gold_version_problems(gold_version) + list(extra_problems))
+    problems = schema.errors(gold_version_problems(gold_version) + checks)
     if problems:
         raise ServiceError(f"{gold_version} cannot be published until these problems are fixed.", problems)
     gold_version.status = GoldImageVersion.Status.PUBLISHED
@@ -207,24 +218,23 @@ def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason
 def gold_version_deprecate(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
     """Published -> deprecated: still buildable, flagged as out of date. A reason is required."""
     return _gold_status_change(actor, gold_version, GoldImageVersion.Status.DEPRECATED, reason,
-                               allowed_from=(GoldImageVersion.Status.PUBLISHED,), action="gold_version.deprecate")
+                               action="gold_version.deprecate")
 
 
 @transaction.atomic
 def gold_version_revoke(*, actor: Actor, gold_version: GoldImageVersion, reason: str) -> GoldImageVersion:
     """Published or deprecated -> revoked: nothing may be built from it any more. A reason is required."""
     return _gold_status_change(actor, gold_version, GoldImageVersion.Status.REVOKED, reason,
-                               allowed_from=(GoldImageVersion.Status.PUBLISHED, GoldImageVersion.Status.DEPRECATED),
                                action="gold_version.revoke")
 
 
 def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: str, reason: str, *,
-                        allowed_from: tuple[str, ...], action: str) -> GoldImageVersion:
+                        action: str) -> GoldImageVersion:
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
     if not reason.strip():
         raise ServiceError("Give a reason: it is shown to everyone whose images derive from this version.",
                            [Problem("catalog.reason-required", "reason", "A reason is required.")])
-    if gold_version.status not in allowed_from:
+    if not gold_version.can_become(status):
         raise ServiceError(f"{gold_version} is {gold_version.status}; it cannot become {status}.")
     before = gold_version.status
     gold_version.status = status
@@ -273,8 +283,7 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
     warnings = gold_version.warnings
     if publish:
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
-                                            extra_problems=preflight.publish_problems(gold_version))
+        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
         return gold_version, parsed.problems + warnings
     rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
              if validation.group_of(problem) in ("policy", "secret")]

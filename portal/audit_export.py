@@ -33,7 +33,10 @@ from collections.abc import Iterator
 from django.db import connections
 from django.db.models import BooleanField, Expression, F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Cast
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
+from portal import audit
 from portal.models import AuditEvent
 from portal.redact import RULES_VERSION, SECRET_HINT, case_classes, might_contain_secret, redact, redact_text
 
@@ -238,6 +241,33 @@ def csv_chunks(queryset: QuerySet[AuditEvent], *, through_id: int, batch: int = 
     if connections[queryset.db].vendor == "postgresql":
         return csv_chunks_copy(queryset, through_id=through_id)
     return csv_chunks_keyset(queryset, through_id=through_id, batch=batch)
+
+
+def record_and_stream(*, actor, queryset: QuerySet[AuditEvent], export_format: str, filters: dict[str, str],
+                      channel: str = "") -> StreamingHttpResponse:
+    """Record one `export.download` event, then stream `queryset` in `export_format` (a key
+    of FORMATS) as an attachment: the one way the export page and the API export.
+
+    The event is recorded (and committed) before the first byte, so an export that fails
+    half-way was still attempted; it bounds the export at the chain's head at that moment
+    (`through_id`), which makes the export reproducible and keeps its own event out of it.
+    `filters` are the active filters as the auditor gave them; `channel` ("api") is named in
+    the event when the export did not come from the page.
+    """
+    through_id, _ = audit.head()
+    changes = {"format": [None, export_format], "filters": [None, filters], "through_id": [None, through_id]}
+    if channel:
+        changes["channel"] = [None, channel]
+    via = f", {channel.upper()}" if channel else ""
+    audit.record("export.download", actor=actor, object_type="auditevent", object_id=str(through_id),
+                 label=f"audit history export ({export_format}{via}) through event #{through_id}", changes=changes)
+    content_type, extension = FORMATS[export_format]
+    stamp = timezone.now().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    response = StreamingHttpResponse(chunks(export_format, queryset, through_id=through_id), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="goldsmith-audit-{stamp}.{extension}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def chunks(export_format: str, queryset: QuerySet[AuditEvent], *, through_id: int) -> Iterator[bytes]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from portal import access
 from portal.models import AuditEvent, Department
 from portal.redact import redact
 
@@ -89,6 +90,16 @@ def active_filters(form: HistoryFilterForm) -> dict[str, str]:
     if not form.is_bound or not form.is_valid():
         return {}
     return {name: str(value) for name, value in form.cleaned_data.items() if value not in (None, "")}
+
+
+def events(user, form: HistoryFilterForm) -> QuerySet[AuditEvent]:
+    """The events `user` may read that match the form's filters (what an export streams)."""
+    return apply_filters(access.audit_events(user), form)
+
+
+def history_list(user, form: HistoryFilterForm) -> QuerySet[AuditEvent]:
+    """events() with each event's department: the history page and GET /api/v1/audit/events/."""
+    return events(user, form).select_related("department")
 
 
 def apply_filters(queryset: QuerySet[AuditEvent], form: HistoryFilterForm) -> QuerySet[AuditEvent]:

@@ -60,7 +60,7 @@ def make_gold_version(gold_image: GoldImage | None = None, version: str = "1.0.0
     gold_version = services.gold_version_create(actor=actor or "system", gold_image=gold_image, version=version,
                                                 **values)
     if publish:
-        gold_version = services.gold_version_publish(actor=actor or "system", gold_version=gold_version)
+        gold_version = services.gold_version_publish(actor=actor or "system", gold_version=gold_version, lookups=False)
     return gold_version
 
 

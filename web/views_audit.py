@@ -8,14 +8,11 @@ Reads are not audited; exports and checkpoints are.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from django.db.models import Q
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from builds import access, compose
@@ -23,13 +20,10 @@ from builds.models import Build, BuildLayer, GoldImageVersion, Layer
 from portal import audit, audit_export, audit_history
 from portal.models import AuditCheckpoint, AuditEvent
 from portal.redact import redact
+from web import htmx
 
 READERS = (access.AUDITOR, access.SECURITY)
 PUBLISH_ACTIONS = ("gold_version.publish", "layer_version.publish")  # the approvals a provenance names
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _history_context(request, queryset, form) -> dict:
@@ -59,12 +53,8 @@ _row = audit_history.row
 @require_GET
 def audit_history_view(request):
     form = audit_history.filter_form(request.GET, audit_history.departments_for_filter())
-    queryset = audit_history.apply_filters(access.audit_events(request.user).select_related("department"), form)
-    context = _history_context(request, queryset, form)
-    template = "portal/audit/_events.html" if _is_htmx(request) else "portal/audit/history.html"
-    response = render(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    context = _history_context(request, audit_history.history_list(request.user, form), form)
+    return htmx.render(request, "portal/audit/history.html", context, fragment="portal/audit/_events.html")
 
 
 @access.role_required(*READERS)
@@ -93,23 +83,8 @@ def audit_export_view(request):
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()),
                             status=400, content_type="text/plain")
-    filters = audit_history.active_filters(form)
-    queryset = audit_history.apply_filters(access.audit_events(request.user), form)
-    through_id, _ = audit.head()
-    # Recorded (and committed) before the first byte: an export that fails half-way was still
-    # attempted. The bound makes the export reproducible and keeps its own event out of it.
-    audit.record("export.download", actor=request.user, object_type="auditevent", object_id=str(through_id),
-                 label=f"audit history export ({export_format}) through event #{through_id}",
-                 changes={"format": [None, export_format], "filters": [None, filters],
-                          "through_id": [None, through_id]})
-    content_type, extension = audit_export.FORMATS[export_format]
-    stamp = timezone.now().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    response = StreamingHttpResponse(audit_export.chunks(export_format, queryset, through_id=through_id),
-                                     content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="goldsmith-audit-{stamp}.{extension}"'
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return audit_export.record_and_stream(actor=request.user, queryset=audit_history.events(request.user, form),
+                                          export_format=export_format, filters=audit_history.active_filters(form))
 
 
 @access.role_required(access.AUDITOR)

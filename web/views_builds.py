@@ -7,7 +7,6 @@ wizard and the layer edit forms live in their own modules (views_wizard, views_l
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from urllib.parse import urlencode, urlsplit
 
@@ -16,27 +15,33 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, buildlog, buildlogs, compose, diffing, lineage, schema, services, timeline, validation
-from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
+from builds import (
+    access,
+    buildlog,
+    buildlogs,
+    compose,
+    diffing,
+    lineage,
+    schema,
+    selectors,
+    services,
+    timeline,
+    validation,
+)
+from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
-from web import logpanel
+from web import htmx, logpanel
 
 POLL_SECONDS = logpanel.POLL_SECONDS  # how often an open build page asks for the live fragment while active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
 PAGE_SIZE = 25
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def signed_in(view):
@@ -46,7 +51,7 @@ def signed_in(view):
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated and _is_htmx(request):
+        if not request.user.is_authenticated and htmx.is_htmx(request):
             page = _local_path(request.headers.get("HX-Current-URL") or request.get_full_path())
             sign_in = f"{reverse(settings.LOGIN_URL)}?{urlencode({'next': page})}"
             return HttpResponse(status=200, headers={"HX-Redirect": sign_in})
@@ -75,12 +80,6 @@ def full_page(view):
     return wrapped
 
 
-def _render(request, template_name: str, context: dict, *, fragment: str | None = None, status: int = 200):
-    """The full page, or only `fragment` for htmx requests; either way Vary: HX-Request."""
-    name = fragment if fragment and _is_htmx(request) else template_name
-    response = render(request, name, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
 
 
 def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
@@ -96,16 +95,6 @@ def _problem_map(problems) -> tuple[dict[str, list[str]], list]:
     return by_field, rest
 
 
-def _newest_published(versions) -> GoldImageVersion | None:
-    published = [v for v in versions if v.status == GoldImageVersion.Status.PUBLISHED]
-    return max(published, key=lambda v: v.semver) if published else None
-
-
-def _baseline(gold_version: GoldImageVersion) -> dict:
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
-    return compose.without_provenance(body)
-
-
 # --- Gold images ---------------------------------------------------------------------------------
 
 
@@ -114,28 +103,19 @@ def _baseline(gold_version: GoldImageVersion) -> dict:
 @full_page
 def gold_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
-    visible = access.gold_versions(request.user)
-    images = (access.gold_images(request.user)
-              .prefetch_related(Prefetch("versions", queryset=visible.order_by("-major", "-minor", "-patch"),
-                                         to_attr="visible_versions"))
-              .annotate(layer_count=Count("layers", distinct=True)))
-    return render(request, "builds/gold_list.html", {"images": images, "roles": roles})
+    return render(request, "builds/gold_list.html", {"images": selectors.gold_image_list(request.user), "roles": roles})
 
 
 @login_required
 @require_GET
 @full_page
 def gold_detail(request, slug):
-    gold_image = access.get_gold_image(request.user, slug)
+    gold_image = selectors.gold_image_detail(request.user, slug)
     roles = access.roles_of(request.user)
-    versions = list(access.gold_versions(request.user).filter(gold_image=gold_image)
-                    .annotate(build_count=Count("builds", filter=access.scope_q(request.user, "builds__department"),
-                                                distinct=True))
-                    .order_by("-major", "-minor", "-patch"))
-    newest = _newest_published(versions)
+    versions = gold_image.visible_versions
+    newest = selectors.newest_published(versions)
     layers = access.layers(request.user).filter(gold_image=gold_image)
-    builds = (access.builds(request.user).filter(gold_version__gold_image=gold_image)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
+    builds = selectors.build_list(request.user, selectors.BuildFilters(gold_image=gold_image.slug))[:10]
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
@@ -155,13 +135,13 @@ def gold_version_detail(request, slug, version):
 def _gold_version_page(request, gold_version, *, build_errors: dict | None = None, build_problems=(), status=200):
     roles = access.roles_of(request.user)
     siblings = list(access.gold_versions(request.user).filter(gold_image=gold_version.gold_image))
-    newest = _newest_published(siblings)
-    body = _baseline(gold_version)
+    newest = selectors.newest_published(siblings)
+    body = compose.baseline(gold_version, settings.AZURE_LOCATION)
     derived_layers = (access.layer_versions(request.user).filter(layer__gold_image=gold_version.gold_image)
                       .exclude(status=LayerVersion.Status.DRAFT))
     accepting = [lv for lv in derived_layers if _accepts(lv, gold_version.version)]
-    builds = (access.builds(request.user).filter(gold_version=gold_version)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:20])
+    builds = selectors.with_layers(access.builds(request.user).filter(gold_version=gold_version)
+                                   .order_by("-created_at"))[:20]
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/gold_version.html", {
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "newest": newest,
@@ -170,8 +150,6 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
         "accepting_layers": accepting, "builds": builds, "roles": roles,
         "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
         "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
-        "wizard_url": reverse("builds:wizard-edit", args=(gold_version.gold_image.slug, gold_version.version))
-        if gold_version.is_draft else "",
     }, status=status)
 
 
@@ -187,15 +165,15 @@ class ReasonForm(forms.Form):
 
 
 GOLD_ACTIONS = {
-    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published", "from": ("draft",),
+    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published",
                 "reason_required": False, "busy": "Publishing…",
                 "explain": "Publishing freezes this version: it can never change again, and departments can build "
                            "from it and base layers on it."},
-    "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated", "from": ("published",),
+    "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated",
                   "reason_required": True, "busy": "Deprecating…",
                   "explain": "A deprecated version can still be built, but every image and layer derived from it is "
                              "flagged as out of date. The reason is shown to everyone affected."},
-    "revoke": {"service": services.gold_version_revoke, "title": "Revoke", "done": "revoked", "from": ("published", "deprecated"),
+    "revoke": {"service": services.gold_version_revoke, "title": "Revoke", "done": "revoked",
                "reason_required": True, "busy": "Revoking…",
                "explain": "Nothing can be built from a revoked version any more, and every image derived from it is "
                           "marked revoked. This cannot be undone. The reason is shown to everyone affected."},
@@ -225,7 +203,7 @@ def gold_version_action(request, slug, version, action):
             problems = rest
             if not exc.problems or not (by_field or rest):
                 form.add_error(None, exc.message)
-            status = 200 if _is_htmx(request) else 422
+            status = htmx.error_status(request)
         else:
             messages.success(request, f"{gold_version} is now {spec['done']}.")
             return redirect("builds:gold-version", slug=slug, version=version)
@@ -235,7 +213,7 @@ def gold_version_action(request, slug, version, action):
                       .exclude(status=LayerVersion.Status.DRAFT) if _accepts(lv, gold_version.version)]
     return render(request, "builds/gold_version_action.html", {
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "action": action, "spec": spec,
-        "form": form, "problems": problems, "allowed": gold_version.status in spec["from"],
+        "form": form, "problems": problems, "allowed": gold_version.can_become(spec["done"]),
         "derived_builds": derived_builds, "derived_layers": derived_layers,
         "wizard_url": reverse("builds:wizard-edit", args=(slug, version)) if gold_version.is_draft else "",
     }, status=status)
@@ -258,7 +236,8 @@ def gold_diff(request, slug):
         errors["from"] = f"{gold_image.slug} has no version {old_text} that you can see."
     if new_text and new is None:
         errors["to"] = f"{gold_image.slug} has no version {new_text} that you can see."
-    result = diffing.diff(_baseline(old), _baseline(new)) if old and new else None
+    result = diffing.diff(compose.baseline(old, settings.AZURE_LOCATION),
+                                        compose.baseline(new, settings.AZURE_LOCATION)) if old and new else None
     return render(request, "builds/gold_diff.html", {
         "gold_image": gold_image, "versions": versions, "old": old, "new": new, "mode": mode, "diff": result,
         "errors": errors, "old_text": old_text, "new_text": new_text,
@@ -271,8 +250,8 @@ def gold_diff(request, slug):
 def gold_lineage(request, slug):
     gold_image = access.get_gold_image(request.user, slug)
     golds = list(access.gold_versions(request.user).filter(gold_image=gold_image))
-    builds = list(access.builds(request.user).filter(gold_version__gold_image=gold_image)
-                  .prefetch_related(_build_layers_prefetch(), "outputs").order_by("-created_at")[:LINEAGE_BUILDS])
+    builds = list(selectors.build_list(request.user, selectors.BuildFilters(gold_image=gold_image.slug))
+                  .prefetch_related("outputs")[:LINEAGE_BUILDS])
     layer_versions = {}
     for build in builds:
         for build_layer in build.build_layers.all():
@@ -313,13 +292,10 @@ def _short_artifact(output: BuildOutput) -> str:
 @full_page
 def layer_list(request):
     roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
-    layers = (access.layers(request.user)
-              .prefetch_related(Prefetch("versions", queryset=LayerVersion.objects.order_by("-major", "-minor",
-                                                                                             "-patch"))))
+    layers = selectors.layer_list(request.user)
     departments = Department.objects.filter(pk__in=roles.editor_departments) if roles.editor else []
     return render(request, "builds/layer_list.html", {
         "layers": layers, "roles": roles, "departments": departments,
-        "create_url": reverse("builds:layer-create"),
     })
 
 
@@ -327,16 +303,13 @@ def layer_list(request):
 @require_GET
 @full_page
 def layer_detail(request, department, slug):
-    layer = access.get_layer(request.user, department, slug)
+    layer = selectors.layer_detail(request.user, department, slug)
     roles = access.roles_of(request.user)
-    versions = layer.versions.order_by("-major", "-minor", "-patch").annotate(
-        build_count=Count("builds", distinct=True))
-    builds = (access.builds(request.user).filter(build_layers__layer_version__layer=layer)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at").distinct()[:10])
+    builds = selectors.with_layers(access.builds(request.user).filter(build_layers__layer_version__layer=layer)
+                                   .order_by("-created_at").distinct())[:10]
     return render(request, "builds/layer_detail.html", {
-        "layer": layer, "versions": versions, "builds": builds, "roles": roles,
+        "layer": layer, "versions": layer.visible_versions, "builds": builds, "roles": roles,
         "can_edit": roles.edits(layer.department_id),
-        "new_version_url": reverse("builds:layer-version-create", args=(department, slug)),
     })
 
 
@@ -364,8 +337,8 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
     accepted = [version for version, ok in choices if ok]
     default = chosen or (accepted[0].version if accepted else "")
     own_problems = services.layer_version_problems(layer_version)
-    builds = (access.builds(request.user).filter(build_layers__layer_version=layer_version)
-              .prefetch_related(_build_layers_prefetch()).order_by("-created_at")[:10])
+    builds = selectors.with_layers(access.builds(request.user).filter(build_layers__layer_version=layer_version)
+                                   .order_by("-created_at"))[:10]
     return render(request, "builds/layer_version.html", {
         "layer_version": layer_version, "layer": layer_version.layer, "choices": choices, "default_gold": default,
         "can_build": roles.edits(layer_version.layer.department_id)
@@ -391,8 +364,8 @@ def layer_version_preview(request, department, slug, version):
     if gold_version is None:
         context["error"] = ("Choose one of the published versions of "
                             f"{layer_version.layer.gold_image.name} to preview against.")
-        return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
-                       status=200 if _is_htmx(request) else 422)
+        return htmx.render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
+                       status=422)
     body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=settings.AZURE_LOCATION))
     problems = schema.check_template(body) + validation.check_layer_tags(layer_version.tags, gold_version.tags)
     if not _accepts(layer_version, gold_version.version):
@@ -401,7 +374,7 @@ def layer_version_preview(request, department, slug, version):
                                           f"{gold_version.version}: a build would be refused."))
     context.update(gold_version=gold_version, template=body, template_sha256=compose.template_sha256(body),
                    problems=problems, errors=schema.errors(problems))
-    return _render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html")
+    return htmx.render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html")
 
 
 # --- Requesting builds ----------------------------------------------------------------------------
@@ -462,10 +435,6 @@ def gold_version_build(request, slug, version):
 # --- Builds ----------------------------------------------------------------------------------------
 
 
-def _build_layers_prefetch() -> Prefetch:
-    return Prefetch("build_layers", queryset=BuildLayer.objects.select_related("layer_version__layer__department"))
-
-
 class BuildFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=[("", "Any state"), ("active", "In progress"),
                                                        *Build.State.choices])
@@ -487,11 +456,14 @@ class BuildFilterForm(forms.Form):
             self.add_error("until", "The end date is before the start date.")
         return cleaned
 
-
-SORTS = {
-    "created": "created_at", "state": "state", "gold": "gold_version__gold_image__slug",
-    "requester": "requested_by__username", "finished": "finished_at", "department": "department__slug",
-}
+    def filters(self, sort: str) -> selectors.BuildFilters:
+        """The filters to apply: none when the form is not bound or not valid."""
+        if not (self.is_bound and self.is_valid()):
+            return selectors.BuildFilters(sort=sort)
+        data = self.cleaned_data
+        return selectors.BuildFilters(state=data["state"], department=data["department"], gold_image=data["gold"],
+                                      requested_by=data["requester"], sort=sort,
+                                      **selectors.BuildFilters.day_range(data["since"], data["until"]))
 
 
 @login_required
@@ -503,33 +475,12 @@ def build_list(request):
                    else Department.objects.filter(pk__in=roles.editor_departments))
     gold_images = access.gold_images(request.user)
     form = BuildFilterForm(request.GET or None, departments=departments, gold_images=gold_images)
-    queryset = access.builds(request.user)
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        if data["state"] == "active":
-            queryset = queryset.filter(state__in=Build.ACTIVE)
-        elif data["state"]:
-            queryset = queryset.filter(state=data["state"])
-        if data["department"]:
-            queryset = queryset.filter(department__slug=data["department"])
-        if data["gold"]:
-            queryset = queryset.filter(gold_version__gold_image__slug=data["gold"])
-        if data["requester"]:
-            queryset = queryset.filter(requested_by__username__iexact=data["requester"].strip())
-        zone = timezone.get_current_timezone()
-        if data["since"]:
-            queryset = queryset.filter(created_at__gte=dt.datetime.combine(data["since"], dt.time.min, zone))
-        if data["until"]:
-            queryset = queryset.filter(created_at__lt=dt.datetime.combine(data["until"] + dt.timedelta(days=1),
-                                                                          dt.time.min, zone))
-    sort = request.GET.get("sort", "-created")
-    key = sort.lstrip("-")
-    if key not in SORTS:
-        sort, key = "-created", "created"
-    descending = sort.startswith("-")
-    order = SORTS[key]
-    queryset = queryset.order_by(f"-{order}" if descending else order, "-id" if descending else "id")
-    page = Paginator(queryset.prefetch_related(_build_layers_prefetch()), PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = form.filters(request.GET.get("sort", "-created"))
+    if form.is_bound and form.errors:
+        messages.error(request, "These filters are not valid, so the list is not filtered: fix the fields marked "
+                                "below.")
+    key, descending = filters.sort_key, filters.descending
+    page = Paginator(selectors.build_list(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
@@ -562,7 +513,7 @@ def _build_context(request, build: Build) -> dict:
         failing, log_excerpt = log_summary.failed_step, log_summary.excerpt[:10]
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
-    newest = _newest_published(versions)
+    newest = selectors.newest_published(versions)
     return {
         "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
@@ -586,7 +537,7 @@ def build_detail(request, build_uuid):
         "provenance_url": reverse("portal:audit-provenance", args=(build.uuid,)),
         **logpanel.live_panel_context(request, build),
     })
-    return _render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
+    return htmx.render(request, "builds/build_detail.html", context, fragment="builds/_build_live.html")
 
 
 @signed_in
@@ -594,9 +545,9 @@ def build_detail(request, build_uuid):
 def build_status(request, build_uuid):
     """The live part of the build page, which the page polls while the build is active."""
     build = access.get_build(request.user, build_uuid)
-    if not _is_htmx(request):
+    if not htmx.is_htmx(request):
         return redirect("builds:build-detail", build_uuid=build.uuid)
-    return _render(request, "builds/_build_live.html", _build_context(request, build))
+    return htmx.render(request, "builds/_build_live.html", _build_context(request, build))
 
 
 @login_required
@@ -620,9 +571,9 @@ def build_cancel(request, build_uuid):
         messages.error(request, exc.message)
     else:
         messages.success(request, "Cancel requested." if build.state != Build.State.CANCELED else "Build canceled.")
-    if _is_htmx(request):
+    if htmx.is_htmx(request):
         build = access.get_build(request.user, build_uuid)
-        return _render(request, "builds/_build_live.html", _build_context(request, build))
+        return htmx.render(request, "builds/_build_live.html", _build_context(request, build))
     return redirect("builds:build-detail", build_uuid=build_uuid)
 
 

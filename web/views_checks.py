@@ -8,13 +8,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
 from builds import access, importer, policies, preflight, schema, services, validation
 from builds.schema import Problem
-from web import forms
-from web.views_wizard import _add_errors, _is_htmx, _unplaced
+from web import forms, htmx
+from web.views_wizard import _add_errors, _unplaced
 
 READERS = (access.SECURITY, access.EDITOR, access.AUDITOR)
 
@@ -84,8 +83,5 @@ def checktemplate_page(request):
             status = 422
     elif request.method == "POST":
         status = 422
-    htmx = _is_htmx(request)
-    response = render(request, "builds/_checktemplate_result.html" if htmx and context["checked"]
-                      else "builds/checktemplate.html", context, status=200 if htmx else status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return htmx.render(request, "builds/checktemplate.html", context, status=htmx.error_status(request, status),
+                       fragment="builds/_checktemplate_result.html" if context["checked"] else None)

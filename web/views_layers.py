@@ -16,8 +16,8 @@ from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
-from web import forms
-from web.views_wizard import _add_errors, _editor_lists, _is_htmx, _page, _unplaced, step_editor
+from web import forms, htmx
+from web.views_wizard import _add_errors, _editor_lists, _page, _unplaced, step_editor
 
 
 def _edit_url(layer_version: LayerVersion) -> str:
@@ -184,9 +184,7 @@ def layer_version_check(request, department, slug, version):
                                                                                     or "eastus"))
         context.update(report=report, checks=report.checks, errors=report.errors,
                        template=compose.without_provenance(body))
-    template = "builds/_layer_edit_check.html" if _is_htmx(request) else "builds/layer_edit_check.html"
-    response = render(request, template, context)
-    response["Vary"] = "HX-Request"
+    response = htmx.render(request, "builds/layer_edit_check.html", context, fragment="builds/_layer_edit_check.html")
     return response
 
 

@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from builds import access, buildlogs, packerlog
+from web import htmx
 from web.logpanel import tail_context as _tail_context
-from web.views_builds import _is_htmx, full_page, signed_in
+from web.views_builds import full_page, signed_in
 
 
 def _int(value, default: int = 0) -> int:
@@ -71,7 +72,7 @@ def build_log(request, build_uuid):
 def build_log_tail(request, build_uuid):
     """New lines after ?after=<raw byte> (numbered from ?line=): the live panel's poll."""
     build = access.get_build(request.user, build_uuid)
-    if not _is_htmx(request):
+    if not htmx.is_htmx(request):
         return redirect("builds:build-detail", build_uuid=build.uuid)
     first_line = _int(request.GET.get("line"), 1) or 1
     found = buildlogs.tail(build, _int(request.GET.get("after")), first_line=first_line)

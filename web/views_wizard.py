@@ -19,20 +19,13 @@ from builds import access, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
-from web import forms, wizard
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+from web import forms, htmx, wizard
 
 
 def _page(request, template: str, fragment: str, context: dict, *, status: int = 200):
     """The full page, or the fragment for htmx (errors answer 200 there, so htmx swaps them in)."""
-    htmx = _is_htmx(request)
-    context = {**context, "htmx": htmx}
-    response = render(request, fragment if htmx else template, context, status=200 if htmx else status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return htmx.render(request, template, {**context, "htmx": htmx.is_htmx(request)}, fragment=fragment,
+                       status=htmx.error_status(request, status))
 
 
 def _back_to(request, url: str):
@@ -220,19 +213,10 @@ def _step_source(request, gold_version):
     if not form.is_valid():
         return _render_step(request, gold_version, "source", {"form": form, **_source_view_context(data, gold_version)},
                             status=422)
-    source = form.to_source()
     location = form.cleaned_data["location"]
-    facts, notes = preflight.source_facts(source, location, subscription=_subscription(gold_version))
-    if facts is not None and facts.found and facts.plan and source["type"] == "PlatformImage":
-        # The wizard knows the plan: fill planInfo in rather than asking for it.
-        source["planInfo"] = dict(zip(("planName", "planProduct", "planPublisher"), facts.plan, strict=True))
-    problems = schema.check_source(source, "properties.source") + notes
-    if facts is not None:
-        problems += validation.check_source(source, facts, location=location,
-                                            os_type=gold_version.gold_image.os_type,
-                                            subscription=_subscription(gold_version))
-    rules = preflight.policy_rules()
-    problems += [p for p in validation.check_policy({"location": location, "properties": {}}, rules)]
+    checked = preflight.check_source_step(form.to_source(), location, os_type=gold_version.gold_image.os_type,
+                                          subscription=_subscription(gold_version))
+    source, facts, problems = checked.source, checked.facts, checked.problems
     errors = schema.errors(problems)
     if errors:
         _add_errors(form, errors)
@@ -558,14 +542,13 @@ def _step_buildvm(request, gold_version):
 
 
 def _review_context(gold_version) -> dict:
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
     report = preflight.review_report(gold_version)
     # Where the build runs (regions, sizes, roles, Azure Policy, staging) is checked again by every
     # build and does not hold publishing up, as in services.gold_version_publish.
     environment = [p for p in report.errors if validation.group_of(p) in preflight.ENVIRONMENT_GROUPS]
-    return {"template": compose.without_provenance(body), "report": report, "checks": report.checks,
-            "errors": [p for p in report.errors if p not in environment], "environment_errors": environment,
-            "warnings": [p for p in report.problems if p.severity != "error"]}
+    return {"template": compose.baseline(gold_version, settings.AZURE_LOCATION), "report": report,
+            "checks": report.checks, "errors": [p for p in report.errors if p not in environment],
+            "environment_errors": environment, "warnings": [p for p in report.problems if p.severity != "error"]}
 
 
 def _step_review(request, gold_version):
@@ -586,8 +569,7 @@ def wizard_publish(request, slug, version):
         return redirect(_step_url(gold_version, wizard.reachable(gold_version.wizard_step)[-1]))
     try:
         services.gold_version_publish(actor=_actor(request), gold_version=gold_version,
-                                      reason=request.POST.get("reason", "").strip()[:500],
-                                      extra_problems=preflight.publish_problems(gold_version))
+                                      reason=request.POST.get("reason", "").strip()[:500])
     except services.ServiceError as exc:
         context = _review_context(gold_version)
         context["problems"] = exc.problems or [Problem("catalog", "", exc.message)]

@@ -323,3 +323,10 @@ def test_a_key_whose_first_request_is_still_running_is_a_conflict(api, bob, worl
     response = api(bob).post(BUILDS, body, format="json", HTTP_IDEMPOTENCY_KEY="run-1")
 
     assert response.status_code == 409 and "still being processed" in response.json()["error"]["message"]
+
+
+def test_an_impossible_date_is_a_400_naming_the_parameter(api, alice, world):
+    response = api(alice).get(BUILDS, {"since": "2026-13-45"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_failed"
+    assert [p["path"] for p in response.json()["error"]["problems"]] == ["since"]

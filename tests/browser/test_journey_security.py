@@ -11,7 +11,7 @@ from tests.support import build_rows
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_security_team_publishes_compares_and_revokes_versions(live_server, page, alice, bob, web):
+def test_the_security_team_publishes_compares_and_revokes_versions(live_server, page, alice, bob, web, azure_emulator):
     image = factories.make_gold_image("ubuntu", actor=alice)
     old = factories.make_gold_version(image, "1.0.0", actor=alice)
     factories.make_gold_version(image, "1.1.0", actor=alice, publish=False, vm_profile={"vmSize": "Standard_D4ds_v5"})

@@ -63,7 +63,7 @@ def test_publishing_refuses_a_baseline_with_schema_errors(alice):
     gold_version = factories.make_gold_version(actor=alice, publish=False, identity="",
                                                customize_before=[{"type": "Shell", "name": "x"}])
     with pytest.raises(services.ServiceError) as caught:
-        services.gold_version_publish(actor=alice, gold_version=gold_version)
+        services.gold_version_publish(actor=alice, gold_version=gold_version, lookups=False)
     assert {(p.rule, p.path) for p in caught.value.problems} == {
         ("schema.missing-field", "identity"), ("schema.script-source", "properties.customize[0].inline")}
     gold_version.refresh_from_db()
@@ -160,7 +160,7 @@ def test_every_catalog_change_writes_exactly_one_event(alice, bob, web):
     gold_version = services.gold_version_create(actor=alice, gold_image=image, version="1.0.0",
                                                 **factories.linux_content())
     services.gold_version_update(actor=alice, gold_version=gold_version, tags={"t": "1"})
-    services.gold_version_publish(actor=alice, gold_version=gold_version)
+    services.gold_version_publish(actor=alice, gold_version=gold_version, lookups=False)
     layer = services.layer_create(actor=bob, department=web, gold_image=image, slug="app", name="App")
     layer_version = services.layer_version_create(actor=bob, layer=layer, version="0.1.0",
                                                   customize=[{"type": "Shell", "name": "a", "inline": ["true"]}])
@@ -170,3 +170,17 @@ def test_every_catalog_change_writes_exactly_one_event(alice, bob, web):
                          "layer.create", "layer_version.create", "layer_version.update", "layer_version.publish"]
     layer_events = AuditEvent.objects.filter(action__startswith="layer")
     assert set(layer_events.values_list("department_id", flat=True)) == {web.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("status", "publish", "deprecate", "revoke"), [
+    ("draft", True, False, False),
+    ("published", False, True, True),
+    ("deprecated", False, False, True),
+    ("revoked", False, False, False),
+])
+def test_which_status_changes_a_version_allows(status, publish, deprecate, revoke):
+    from builds.models import GoldImageVersion
+
+    version = GoldImageVersion(status=status)
+    assert (version.can_publish, version.can_deprecate, version.can_revoke) == (publish, deprecate, revoke)

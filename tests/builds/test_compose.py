@@ -102,6 +102,19 @@ def test_it_does_not_modify_its_inputs(gold, layers):
     assert "artifactTags" not in gold.distribute[0]
 
 
+def test_the_baseline_is_the_gold_version_alone_without_provenance(gold):
+    body = compose.baseline(gold, "eastus")
+    assert step_names(body) == ["b1", "b2", "a1"]
+    assert body["tags"] == {"owner": "security", "department": "baseline"}
+    assert body == compose.without_provenance(compose.compose(gold, [], BuildContext(location="eastus")))
+
+
+def test_the_baseline_with_provenance_is_what_a_gold_only_build_carries(gold):
+    stamped = compose.baseline(gold, "eastus", provenance=True)
+    assert stamped == compose.compose(gold, [], BuildContext(location="eastus"))
+    assert stamped["tags"]["goldsmith.layers"] == ""
+
+
 def test_the_template_name_is_deterministic_and_valid():
     build_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
     name = compose.template_name(build_id, "a-very-long-gold-image-slug-that-goes-on-and-on")

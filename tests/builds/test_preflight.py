@@ -98,3 +98,14 @@ def test_a_placeholder_left_from_a_sample_passes_the_check_but_not_a_build_reque
     assert not schema.errors(preflight.check_body(body, os_type="Linux", lookups=False))
     problems = schema.errors(preflight.check_body(body, os_type="Linux", lookups=False, building=True))
     assert [(p.rule, p.path) for p in problems] == [("build.placeholder", "properties.distribute[0].runOutputName")]
+
+
+def test_the_source_step_check_looks_up_the_source_and_runs_its_rules(azure_emulator):
+    azure_emulator.add_image(location="eastus", publisher="Goldsmith-Tests", offer="step", sku="tl-only",
+                             version="1.0.0", hyperVGeneration="V2", features={"SecurityType": "TrustedLaunch"})
+    good = preflight.check_source_step(factories.linux_content()["source"], "eastus", os_type="Linux")
+    assert good.facts is not None
+    assert not schema.errors(good.problems)
+    refused = preflight.check_source_step({"type": "PlatformImage", "publisher": "Goldsmith-Tests", "offer": "step",
+                                           "sku": "tl-only", "version": "latest"}, "eastus", os_type="Linux")
+    assert "security.source-unsupported" in {p.rule for p in schema.errors(refused.problems)}

@@ -120,3 +120,13 @@ def test_the_query_count_does_not_grow_with_the_number_of_builds(client, alice, 
         response = client.get(URL)
     assert len(response.context["page"].object_list) == 21
     assert Build.objects.count() == 21
+
+
+def test_a_bad_filter_value_is_said_and_nothing_is_filtered(client, alice, bob, setup):
+    build_rows.succeeded(setup["u1"], requested_by=bob)
+    client.force_login(alice)
+    response = client.get(URL, {"since": "2026-13-45", "state": "failed"})
+    page = response.content.decode()
+    assert "These filters are not valid, so the list is not filtered" in page
+    assert "Enter a valid date." in page
+    assert len(response.context["page"].object_list) == 1

@@ -82,7 +82,7 @@ def test_the_diff_names_a_version_it_cannot_show_next_to_the_field(client, bob, 
     assert 'id="from-error"' in page and "no version 1.2.0" in page
 
 
-def test_publishing_asks_for_confirmation_then_publishes_and_audits(client, alice, versions):
+def test_publishing_asks_for_confirmation_then_publishes_and_audits(client, alice, versions, azure_emulator):
     _, _, draft = versions
     client.force_login(alice)
     url = reverse("builds:gold-version-action", args=["ubuntu", "1.2.0", "publish"])
@@ -144,3 +144,19 @@ def test_the_lineage_draws_versions_layers_builds_and_artifacts_with_marks(clien
     assert "<svg" in page and page.count('class="node') == 3 + 1 + 2 + 1
     assert "mark-revoked" in page and "mark-failed" in page
     assert reverse("builds:build-detail", args=[old.uuid]) in page
+
+
+def test_the_page_refuses_to_publish_a_source_image_builder_cannot_use(client, alice, image, azure_emulator):
+    # A TrustedLaunch-only Marketplace image: only the catalog look-up knows, and the service runs it.
+    azure_emulator.add_image(location="eastus", publisher="Goldsmith-Tests", offer="security", sku="tl-only",
+                             version="1.0.0", hyperVGeneration="V2", features={"SecurityType": "TrustedLaunch"})
+    draft = factories.make_gold_version(image, "1.0.0", actor=alice, publish=False, source={
+        "type": "PlatformImage", "publisher": "Goldsmith-Tests", "offer": "security", "sku": "tl-only",
+        "version": "latest"}, security_type="TrustedLaunch")
+    client.force_login(alice)
+    response = client.post(reverse("builds:gold-version-action", args=["ubuntu", "1.0.0", "publish"]), {"reason": ""})
+    assert response.status_code == 422
+    assert "security.source-unsupported" in {p.rule for p in response.context["problems"]}
+    draft.refresh_from_db()
+    assert draft.is_draft
+    assert not AuditEvent.objects.filter(action="gold_version.publish", object_id=str(draft.uuid)).exists()

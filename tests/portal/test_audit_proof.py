@@ -66,7 +66,7 @@ def test_an_update_that_changes_nothing_records_nothing(alice, draft):
 
 def test_gold_version_publish(alice, draft):
     with expect_one_event("gold_version.publish", draft, actor=alice):
-        services.gold_version_publish(actor=alice, gold_version=draft)
+        services.gold_version_publish(actor=alice, gold_version=draft, lookups=False)
 
 
 def test_gold_version_deprecate(alice, gold):
@@ -179,7 +179,7 @@ def test_build_cancel(bob, gold, azure_emulator):
 
 def test_an_event_rolls_back_with_its_change(alice, draft):
     with expect_no_event(), pytest.raises(RuntimeError), transaction.atomic():
-        services.gold_version_publish(actor=alice, gold_version=draft)
+        services.gold_version_publish(actor=alice, gold_version=draft, lookups=False)
         raise RuntimeError("the caller's transaction fails after the service")
     assert GoldImageVersion.objects.get(pk=draft.pk).status == "draft"
 
@@ -196,7 +196,7 @@ def test_gold_version_status_endpoints(client, alice, gold, action, audit_action
     assert response.status_code == 302
 
 
-def test_gold_version_publish_endpoint(client, alice, draft):
+def test_gold_version_publish_endpoint(client, alice, draft, azure_emulator):
     client.force_login(alice)
     with expect_one_event("gold_version.publish", draft, actor=alice):
         assert client.post("/gold/ubuntu/v/1.1.0/publish/", {"reason": ""}).status_code == 302

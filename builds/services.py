@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, lifecycle, preflight, queue, schema, validation, validators
+from builds import compose, importer, lifecycle, preflight, queue, release, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange
@@ -164,9 +164,12 @@ def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
 
 @transaction.atomic
 def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
-                         extra_problems: Iterable[Problem] = ()) -> GoldImageVersion:
+                         extra_problems: Iterable[Problem] = (), detail: dict | None = None) -> GoldImageVersion:
     """Draft -> published, after the baseline passes every schema rule (and any extra checks given).
 
+    Not called by pages, the API or commands: publishing goes through a publish request and its
+    approvals (builds/approvals.py), which call this in the transaction of the last approval
+    and pass `detail` (the request, the approvers, break-glass) for the one audit event.
     Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
     """
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
@@ -181,7 +184,8 @@ def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason
     gold_version.status_reason = reason
     gold_version.save()
     audit.record("gold_version.publish", actor=actor, obj=gold_version,
-                 changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {})})
+                 changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {}),
+                          **(detail or {})})
     return gold_version
 
 
@@ -217,8 +221,11 @@ def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: st
     else:
         gold_version.revoked_by, gold_version.revoked_at = _user(actor), now
     gold_version.save()
+    # Azure hears of it too: every gallery image version built from it (builds/release.py).
+    fan_out = release.plan(gold_version=gold_version, action=action.rpartition(".")[2])
     audit.record(action, actor=actor, obj=gold_version,
-                 changes={"status": [before, status], "reason": [None, reason.strip()]})
+                 changes={"status": [before, status], "reason": [None, reason.strip()],
+                          **({"gallery_versions": [None, fan_out]} if fan_out else {})})
     return gold_version
 
 
@@ -347,7 +354,11 @@ def layer_version_problems(layer_version: LayerVersion) -> list[Problem]:
 
 @transaction.atomic
 def layer_version_publish(*, actor: Actor, layer_version: LayerVersion,
-                          extra_problems: Iterable[Problem] = ()) -> LayerVersion:
+                          extra_problems: Iterable[Problem] = (), detail: dict | None = None) -> LayerVersion:
+    """Draft -> published after the layer's own schema checks (and any extra checks given).
+
+    Like gold_version_publish, reached through a publish request's last approval
+    (builds/approvals.py), which passes `detail` for the one audit event."""
     layer_version = LayerVersion.objects.select_for_update().select_related("layer").get(pk=layer_version.pk)
     if not layer_version.is_draft:
         raise ImmutableVersion(f"{layer_version} is already {layer_version.status}.")
@@ -359,7 +370,7 @@ def layer_version_publish(*, actor: Actor, layer_version: LayerVersion,
     layer_version.published_at = timezone.now()
     layer_version.save()
     audit.record("layer_version.publish", actor=actor, obj=layer_version, department=layer_version.layer.department_id,
-                 changes={"status": ["draft", "published"]})
+                 changes={"status": ["draft", "published"], **(detail or {})})
     return layer_version
 
 
@@ -392,12 +403,15 @@ def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVer
 
 @transaction.atomic
 def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_versions: Iterable[LayerVersion] = (),
-                  department: Department | None = None, rebuild_of: Build | None = None) -> Build:
+                  department: Department | None = None, rebuild_of: Build | None = None,
+                  channel: str = "") -> Build:
     """Request a build of a gold version with department layers (in the order given).
 
     Composes the template, runs every check on the exact body, stores the build and enqueues
-    its submit job when the transaction commits. Raises ServiceError (with the problems) when
-    anything would be refused; nothing is submitted then.
+    its submit job when the transaction commits. `channel` names the release channel the gold
+    version was resolved from (approvals.build_request_on_channel), kept as provenance.
+    Raises ServiceError (with the problems) when anything would be refused; nothing is
+    submitted then.
     """
     layer_versions = list(layer_versions)
     problems = _build_preconditions(gold_version, layer_versions)
@@ -418,7 +432,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
         raise ServiceError("The composed template does not pass the checks; nothing was submitted.", problems)
     build = Build.objects.create(
         uuid=build_id, gold_version=gold_version, requested_by=_user(actor), department=department,
-        rebuild_of=rebuild_of, template=body, template_sha256=compose.template_sha256(body),
+        rebuild_of=rebuild_of, channel=channel, template=body, template_sha256=compose.template_sha256(body),
         template_name=compose.template_name(build_id, gold_version.gold_image.slug),
         subscription_id=gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID,
         resource_group=gold_version.resource_group or settings.AZURE_RESOURCE_GROUP,
@@ -431,6 +445,8 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
                "template_sha256": [None, build.template_sha256]}
     if rebuild_of:
         changes["rebuild_of"] = [None, str(rebuild_of.uuid)]
+    if channel:
+        changes["channel"] = [None, channel]
     audit.record("build.request", actor=actor, obj=build, department=department, changes=changes)
     queue.enqueue_submit(build)
     return build

@@ -8,7 +8,7 @@ Published gold image and layer versions are immutable; the services refuse to ch
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -231,22 +231,27 @@ def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: st
 
 @transaction.atomic
 def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any, publish: bool = False,
-                        resource_group: str = "", name: str = "") -> tuple[GoldImageVersion, list[Problem]]:
+                        resource_group: str = "", name: str = "",
+                        publisher: Callable[[GoldImageVersion, list[Problem]], Any] | None = None,
+                        ) -> tuple[GoldImageVersion, list[Problem]]:
     """Create a gold image version from an existing Image Builder template (any accepted form).
 
     Creates the gold image when it does not exist (OS guessed from the template). Returns the
     version (a draft) and the problems found: the import notes plus every policy and secret
     rule, so a draft with problems says what to fix before it can be published.
 
-    publish=True runs exactly what the wizard's Publish runs (gold_version_publish with
-    preflight.publish_problems: schema, catalog look-ups of the source and targets, security
-    types, build VM, policy, secrets), after declaring the security type and generation the
-    catalog reports for the source, as the wizard's Security step does. Any error raises
-    ServiceError listing every problem and rolls the whole import back: no gold image, no
-    version, no audit event.
+    publish=True runs exactly what the wizard's Publish runs (preflight.publish_problems:
+    schema, catalog look-ups of the source and targets, security types, build VM, policy,
+    secrets), after declaring the security type and generation the catalog reports for the
+    source, as the wizard's Security step does, then hands the draft and those problems to
+    `publisher` (required then): a publish request, or break-glass (builds/approvals.py). Any
+    error raises ServiceError listing every problem and rolls the whole import back: no gold
+    image, no version, no audit event.
     Raises importer.ImportError_ for input that does not match the schema, ServiceError for a
     bad slug, name or version.
     """
+    if publish and publisher is None:
+        raise ValueError("publish=True needs a publisher: publishing goes through a request.")
     parsed = importer.parse(data)
     image = GoldImage.objects.filter(slug=gold_slug).first()
     if image is None:
@@ -260,8 +265,8 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
     gold_version = gold_version_create(actor=actor, gold_image=image, version=version,
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
     if publish:
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported",
-                                            extra_problems=preflight.publish_problems(gold_version))
+        publisher(gold_version, preflight.publish_problems(gold_version))
+        gold_version.refresh_from_db()
         return gold_version, parsed.problems
     rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
              if validation.group_of(problem) in ("policy", "secret")]

@@ -402,3 +402,28 @@ def pending_for(user: Any) -> QuerySet[PublishRequest]:
     if roles.editor:
         return query.filter(kind=Kind.LAYER, department__in=roles.editor_departments)
     return query.none()
+
+
+def gold_version_import_and_request(*, actor: Actor, gold_slug: str, version: str, data: Any,
+                                    resource_group: str = "", name: str = "", comment: str = "",
+                                    break_glass_reason: str = "") -> tuple[GoldImageVersion, PublishRequest]:
+    """`importtemplate --publish`: import, run every publish check, and either request
+    publishing (the version stays a draft until approved) or, with a break-glass reason, publish
+    at once (administrators only). One transaction: any refusal imports nothing.
+    Raises like services.gold_version_import, NotAllowed, ServiceError."""
+    made: list[PublishRequest] = []
+
+    def publisher(draft: GoldImageVersion, problems: list[Problem]) -> None:
+        if break_glass_reason:
+            gold_version_break_glass_publish(actor=actor, gold_version=draft, reason=break_glass_reason,
+                                             extra_problems=problems)
+            made.append(PublishRequest.objects.filter(gold_version=draft, break_glass=True).latest("created_at"))
+        else:
+            made.append(publish_request_create(actor=actor, target=draft, comment=comment or "imported",
+                                               extra_problems=problems))
+
+    with transaction.atomic():
+        gold_version, _ = services.gold_version_import(
+            actor=actor, gold_slug=gold_slug, version=version, data=data, publish=True,
+            resource_group=resource_group, name=name, publisher=publisher)
+    return gold_version, made[0]

@@ -166,6 +166,20 @@ ROWS: dict[str, Row] = {
     "builds:layer-version-publish": Row(
         kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": w.web_draft.version},
         get=POST_ONLY, post="login 403 403 ok 404 403 403"),
+    # --- builds: four-eyes publishing (web_request: bob's pending request for web_draft) ----------
+    "builds:approval-list": Row(get=CATALOG_READ, post="login 403 405 405 405 405 403"),
+    "builds:approval-report": Row(get=AUDIT_READ, post="login 403 405 403 403 405 403"),
+    "builds:approval-detail": Row(kwargs=lambda w: {"request_uuid": w.web_request.uuid}, get=OWN_DEPARTMENT_READ,
+                                  post=GET_ONLY),
+    "builds:approval-decide": Row(kwargs=lambda w: {"request_uuid": w.web_request.uuid}, get=POST_ONLY,
+                                  post="login 403 ok ok 404 403 403",
+                                  note="who may decide is the approval policy's; an empty form changes nothing"),
+    "builds:approval-withdraw": Row(kwargs=lambda w: {"request_uuid": w.web_request.uuid}, get=POST_ONLY,
+                                    post="login 403 403 ok 404 403 403", note="only the author (bob) withdraws"),
+    "builds:approval-promote": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
+                                   get="login 403 ok 403 403 403 403", post="login 403 ok 403 403 403 403"),
+    "builds:approval-break-glass": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version},
+                                       get=ADMIN_ONLY, post=ADMIN_ONLY, note="administrators only, with a reason"),
     # --- builds: builds (web_build belongs to web) -----------------------------------------------
     "builds:build-list": Row(get=CATALOG_READ, post=GET_ONLY),
     "builds:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,

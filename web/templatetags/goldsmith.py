@@ -129,6 +129,7 @@ def main_nav(context) -> dict:
     if roles.security or roles.auditor:
         links.append(("History", reverse("portal:audit-history")))
     if roles.security or roles.editor or roles.auditor:
+        links.append(("Approvals", reverse("builds:approval-list")))
         links.append(("Policy", reverse("builds:policy")))
     if roles.admin:
         links.append(("Operator", reverse("portal:operator")))

@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views
+from api import openapi, views, views_approvals
 
 
 class VersionConverter:
@@ -36,6 +36,15 @@ urlpatterns = [
     path("templates/check/", views.TemplateCheck.as_view(), name="template-check"),
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),
+    path("publish-requests/", views_approvals.PublishRequestList.as_view(), name="publish-request-list"),
+    path("publish-requests/<uuid:request_uuid>/", views_approvals.PublishRequestDetail.as_view(),
+         name="publish-request"),
+    path("publish-requests/<uuid:request_uuid>/approve/", views_approvals.PublishRequestApprove.as_view(),
+         name="publish-request-approve"),
+    path("publish-requests/<uuid:request_uuid>/reject/", views_approvals.PublishRequestReject.as_view(),
+         name="publish-request-reject"),
+    path("publish-requests/<uuid:request_uuid>/withdraw/", views_approvals.PublishRequestWithdraw.as_view(),
+         name="publish-request-withdraw"),
     path("openapi.json", openapi.SchemaView.as_view(), name="openapi"),
     path("docs/", openapi.DocsView.as_view(url_name="api:openapi"), name="docs"),
 ]

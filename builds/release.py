@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -67,8 +69,12 @@ def plan(*, gold_version: GoldImageVersion, action: str) -> int:
     if last and action in (Action.DEPRECATE, Action.REVOKE):
         return 0  # they happen once in a version's life
     round_ = last + 1
-    rows = [ReleaseStep(gold_version=gold_version, action=action, round=round_, output=output)
-            for output in artifacts(gold_version)]
+    outputs = list(artifacts(gold_version))
+    # The latest intent wins: a pending promotion or demotion of the same versions would undo it.
+    ReleaseStep.objects.filter(output__in=outputs, action__in=(Action.PROMOTE, Action.DEMOTE),
+                               state=ReleaseStep.State.PENDING).update(
+        state=ReleaseStep.State.DONE, error=f"superseded by {action}", done_at=timezone.now())
+    rows = [ReleaseStep(gold_version=gold_version, action=action, round=round_, output=output) for output in outputs]
     ReleaseStep.objects.bulk_create(rows)
     if rows:
         queue.enqueue_release(gold_version, action, round_)
@@ -85,16 +91,20 @@ def wanted(step: ReleaseStep) -> Wanted:
     return Wanted(step.action == Action.DEMOTE, None)
 
 
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _same_time(text: str, when: dt.datetime) -> bool:
     if not text:
         return False
     try:
-        seen = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        seen = dt.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
     except ValueError:
         return False
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=dt.UTC)
-    return abs((seen - when).total_seconds()) < 1
+    return abs((seen - when.replace(microsecond=0)).total_seconds()) < 1
 
 
 def satisfied(state: azure.GalleryVersionState, want: Wanted) -> bool:
@@ -126,7 +136,7 @@ def apply(gold_version_id: int, action: str, round_: int) -> Progress:
             if state is not None and not satisfied(state, want):
                 azure.gallery_version_update(
                     resource_id, exclude_from_latest=want.exclude_from_latest,
-                    end_of_life_date=want.end_of_life.isoformat() if want.end_of_life else None)
+                    end_of_life_date=_iso(want.end_of_life) if want.end_of_life else None)
                 ReleaseStep.objects.filter(pk=step.pk).update(patched=True)
                 patched += 1
                 faultpoints.reached("release.patched")
@@ -177,7 +187,9 @@ def reconcile() -> int:
         gold_version = GoldImageVersion.objects.filter(pk=gold_version_id).first()
         if gold_version is None or queue.release_job_alive(gold_version, action, round_):
             continue
-        queue.enqueue_release(gold_version, action, round_, on_commit=False)
+        # A fresh id: the lost job's id may still name a failed job.
+        job_id = f"{queue.release_job_id(gold_version, action, round_)}-r{int(time.time())}"
+        queue.enqueue_release(gold_version, action, round_, on_commit=False, job_id=job_id)
         enqueued += 1
     return enqueued
 

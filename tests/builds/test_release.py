@@ -7,44 +7,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from azure.mgmt.compute import models
 
 from builds import approvals, jobs, release, services
 from builds.models import ArtifactState, Build, ReleaseStep
 from portal.models import AuditEvent
 from tests import factories
 from tests.support.build_rows import make_build
-from tests.support.emulator import SUBSCRIPTION_ID
+from tests.support.gallery import PATCH, make_gallery_versions, profile_of
 from tests.support.workers import WorkerProcess, run_sweeps
-
-RG = "goldsmith-galleries"
-GALLERY = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RG}/providers/Microsoft.Compute/galleries/release_gallery"
-SOURCE = (f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/goldsmith-images/providers/Microsoft.Compute/"
-          "images/ubuntu-2204-gen2-base")
-PATCH = "GalleryImageVersions_Update"
-
-
-def make_gallery_versions(emulator, count: int) -> list[str]:
-    """`count` versions of one definition, replicated, as a build would have left them."""
-    emulator.set_time_scale(20000)
-    compute = emulator.compute_client()
-    compute.galleries.begin_create_or_update(RG, "release_gallery", models.Gallery(location="eastus")).result()
-    compute.gallery_images.begin_create_or_update(RG, "release_gallery", "web", models.GalleryImage(
-        location="eastus", properties=models.GalleryImageProperties(
-            os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
-            identifier=models.GalleryImageIdentifier(publisher="Contoso", offer="web", sku="web")))).result()
-    ids = []
-    for index in range(count):
-        name = f"1.0.{index}"
-        compute.gallery_image_versions.begin_create_or_update(RG, "release_gallery", "web", name,
-                                                              models.GalleryImageVersion(
-            location="eastus", properties=models.GalleryImageVersionProperties(
-                publishing_profile=models.GalleryImageVersionPublishingProfile(
-                    target_regions=[models.TargetRegion(name="eastus")]),
-                storage_profile=models.GalleryImageVersionStorageProfile(
-                    source=models.GalleryArtifactVersionFullSource(id=SOURCE))))).result()
-        ids.append(f"{GALLERY}/images/web/versions/{name}")
-    return ids
 
 
 def built_from(gold_version, ids, user):
@@ -60,14 +30,6 @@ def patches(emulator, since: int = 0) -> dict[str, int]:
             name = entry["path"].split("/versions/")[1].split("?")[0]
             counted[name] = counted.get(name, 0) + 1
     return counted
-
-
-def profile_of(emulator, version_id: str) -> dict:
-    """The publishing profile as the SDK reads it (ARM's camelCase keys)."""
-    compute = emulator.compute_client()
-    parts = version_id.split("/")
-    return compute.gallery_image_versions.get(RG, parts[8], parts[10], parts[12]).as_dict()["properties"][
-        "publishingProfile"]
 
 
 @pytest.mark.django_db

@@ -61,7 +61,7 @@ def test_the_whole_wizard_publishes_a_checked_version(client, alice, frank, azur
     response = client.get(step_url("review"))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Publish 1.0.0" in page and "22_04-lts-gen2" in page
+    assert "Request publishing 1.0.0" in page and "22_04-lts-gen2" in page
     draft.refresh_from_db()
     assert draft.wizard_step == "buildvm"
     assert draft.source["sku"] == "22_04-lts-gen2" and draft.security_type == "TrustedLaunch"

@@ -14,7 +14,7 @@ from api import errors
 from api import serializers_approvals as sa
 from api.errors import ProblemsError
 from api.serializers import ErrorSerializer
-from builds import access, approvals, services
+from builds import access, approvals, policies, services
 from builds.models import PublishRequest
 from builds.schema import Problem
 
@@ -121,7 +121,14 @@ class _Decide(APIView):
 
     def post(self, request, request_uuid):
         publish_request = access.get_publish_request(request.user, request_uuid, need="change")
-        comment = _valid(sa.DecisionSerializer, request.data)["comment"]
+        # Who may act is settled before the body is read (four eyes: a 403, whatever was sent).
+        if self.verdict == "withdraw":
+            refusal = "" if publish_request.author_id == request.user.pk else "Only the author may withdraw a request."
+        else:
+            refusal = policies.approval_refusal(request.user, publish_request) if publish_request.is_pending else ""
+        if refusal:
+            access.deny(request.user, refusal, obj=publish_request, department=publish_request.department_id)
+        comment = "" if self.verdict == "withdraw" else _valid(sa.DecisionSerializer, request.data)["comment"]
         try:
             if self.verdict == "approve":
                 approvals.publish_request_approve(actor=request.user, request=publish_request, comment=comment)

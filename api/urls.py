@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views, views_logs, views_notify
+from api import openapi, views, views_approvals, views_logs, views_notify
 
 
 class VersionConverter:
@@ -39,6 +39,15 @@ urlpatterns = [
     path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),
     path("notify/endpoints/", views_notify.EndpointList.as_view(), name="notify-endpoint-list"),
     path("notify/endpoints/<uuid:endpoint_uuid>/", views_notify.EndpointDetail.as_view(), name="notify-endpoint-detail"),
+    path("publish-requests/", views_approvals.PublishRequestList.as_view(), name="publish-request-list"),
+    path("publish-requests/<uuid:request_uuid>/", views_approvals.PublishRequestDetail.as_view(),
+         name="publish-request"),
+    path("publish-requests/<uuid:request_uuid>/approve/", views_approvals.PublishRequestApprove.as_view(),
+         name="publish-request-approve"),
+    path("publish-requests/<uuid:request_uuid>/reject/", views_approvals.PublishRequestReject.as_view(),
+         name="publish-request-reject"),
+    path("publish-requests/<uuid:request_uuid>/withdraw/", views_approvals.PublishRequestWithdraw.as_view(),
+         name="publish-request-withdraw"),
     path("openapi.json", openapi.SchemaView.as_view(), name="openapi"),
     path("docs/", openapi.DocsView.as_view(url_name="api:openapi"), name="docs"),
 ]

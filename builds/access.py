@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from builds.models import Build, GoldImage, GoldImageVersion, Layer, LayerVersion
+from builds.models import Build, GoldImage, GoldImageVersion, Layer, LayerVersion, PublishRequest
 from portal.access import (  # noqa: F401 - re-exported: the one access module views use
     ADMIN,
     AUDITOR,
@@ -240,3 +240,38 @@ def get_build(user: Any, build_uuid: Any, need: str = "view") -> Build:
     if need != "view" and not (roles.security or in_department):
         deny(user, f"may not {need} this build", obj=build, department=build.department_id)
     return build
+
+
+# --- Publish requests (four eyes) -------------------------------------------------------------
+
+
+def publish_requests(user: Any) -> QuerySet[PublishRequest]:
+    """Requests the user may see: all for security and auditors; the layer requests of their
+    departments for editors (gold requests name drafts, which editors never see)."""
+    roles = roles_of(user)
+    queryset = PublishRequest.objects.select_related(
+        "gold_version__gold_image", "layer_version__layer__department", "layer_version__layer__gold_image",
+        "author", "channel", "department")
+    if roles.security or roles.auditor:
+        return queryset
+    if roles.editor:
+        return queryset.filter(kind=PublishRequest.Kind.LAYER, department_id__in=roles.editor_departments)
+    return queryset.none()
+
+
+def get_publish_request(user: Any, request_uuid: Any, need: str = "view") -> PublishRequest:
+    """The request with that uuid. Http404 when missing, malformed or out of the user's sight
+    (another department's layer, a gold request for an editor); PermissionDenied when the user
+    sees it but may not `need` it ("change": decide or withdraw, for security and the
+    department's editors; the approval rules themselves are builds/policies.py's)."""
+    roles = _first_gate(user, need)
+    parsed = _uuid_or_none(request_uuid)
+    found = publish_requests(user).filter(uuid=parsed).first() if parsed else None
+    if found is None:
+        exists = PublishRequest.objects.filter(uuid=parsed).first() if parsed else None
+        if exists is not None:
+            deny(user, "publish request out of sight", obj=exists, department=exists.department_id, status=404)
+        raise Http404("No such publish request.")
+    if need != "view" and not (roles.security or roles.edits(found.department_id)):
+        deny(user, f"may not {need} this publish request", obj=found, department=found.department_id)
+    return found

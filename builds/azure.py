@@ -1442,3 +1442,65 @@ def gallery_version_replication(version_id: str) -> Replication | None:
                                       details=str(item.get("details") or ""))
                     for item in status.get("summary") or [])
     return Replication(found.get("id") or version_id, str(status.get("aggregatedState") or "Unknown"), regions)
+
+
+# --- Gallery image versions: release changes -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GalleryVersionState:
+    """A gallery image version as Azure reports it now (read with $expand=ReplicationStatus)."""
+
+    id: str
+    exclude_from_latest: bool
+    end_of_life_date: str  # as Azure sent it; "" when none
+    provisioning_state: str
+    replication: str  # aggregatedState: Completed, InProgress, Failed; "" when not reported
+
+
+def _version_parts(version_id: str) -> tuple[str, str, str, str, str]:
+    parts = _GALLERY_IMAGE.match(version_id or "")
+    if not parts or not parts.group(5) or parts.group(5).lower() == "latest":
+        raise AzureError("InvalidId", f"'{version_id}' is not a gallery image version id.", permanent=True)
+    return parts.group(1, 2, 3, 4, 5)
+
+
+def gallery_version_state(version_id: str) -> GalleryVersionState | None:
+    """One ARM read, never cached (a release step compares it with what it wants); None when the
+    version does not exist. Raises AzureError."""
+    sub, group, gallery, image, version = _version_parts(version_id)
+    with _azure_errors:
+        try:
+            found = compute(sub).gallery_image_versions.get(group, gallery, image, version,
+                                                            expand="ReplicationStatus").as_dict()
+        except ResourceNotFoundError:
+            return None
+    props = found.get("properties") or found
+    profile = props.get("publishingProfile") or props.get("publishing_profile") or {}
+    replication = props.get("replicationStatus") or props.get("replication_status") or {}
+    end_of_life = profile.get("endOfLifeDate") or profile.get("end_of_life_date") or ""
+    return GalleryVersionState(
+        id=found.get("id") or version_id,
+        exclude_from_latest=bool(profile.get("excludeFromLatest", profile.get("exclude_from_latest"))),
+        end_of_life_date=end_of_life if isinstance(end_of_life, str) else end_of_life.isoformat(),
+        provisioning_state=str(props.get("provisioningState") or props.get("provisioning_state") or ""),
+        replication=str(replication.get("aggregatedState") or replication.get("aggregated_state") or ""))
+
+
+def gallery_version_update(version_id: str, *, exclude_from_latest: bool | None = None,
+                           end_of_life_date: str | None = None) -> None:
+    """One PATCH of the version's publishingProfile (only the fields given), without waiting for
+    the operation: callers read the version back. Raises AzureError (code "NotFound" when the
+    version is gone)."""
+    sub, group, gallery, image, version = _version_parts(version_id)
+    profile: dict[str, Any] = {}
+    if exclude_from_latest is not None:
+        profile["excludeFromLatest"] = exclude_from_latest
+    if end_of_life_date is not None:
+        profile["endOfLifeDate"] = end_of_life_date
+    body = {"properties": {"publishingProfile": profile}}
+    with _azure_errors:
+        try:
+            compute(sub).gallery_image_versions.begin_update(group, gallery, image, version, body, polling=False)
+        except ResourceNotFoundError as exc:
+            raise AzureError("NotFound", _message(exc), permanent=True, status=404) from exc

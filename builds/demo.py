@@ -24,6 +24,9 @@ DEMO_USERS = [
     {"username": "carol", "password": DEMO_PASSWORD, "role": "editor", "department": "data", "name": "Carol Data"},
     {"username": "dave", "password": DEMO_PASSWORD, "role": "auditor", "department": "", "name": "Dave Auditor"},
     {"username": "erin", "password": DEMO_PASSWORD, "role": "admin", "department": "", "name": "Erin Admin"},
+    # Second pairs of eyes: frank approves alice's gold versions, grace bob's layers.
+    {"username": "frank", "password": DEMO_PASSWORD, "role": "security", "department": "", "name": "Frank Security"},
+    {"username": "grace", "password": DEMO_PASSWORD, "role": "editor", "department": "web", "name": "Grace Web"},
 ]
 
 GALLERY_RESOURCE_GROUP = "goldsmith-galleries"
@@ -134,7 +137,7 @@ def seed_demo() -> list[str]:
             created.append(f"user {user.username}")
         Membership.objects.get_or_create(user=user, role=person["role"],
                                          department=departments.get(person["department"]))
-        users[person["role"]] = user
+        users.setdefault(person["role"], user)  # the first of each role (alice, bob) makes the demo data
     security = users["security"]
     for slug, name, os_type, description, content in GOLD_IMAGES:
         image = GoldImage.objects.filter(slug=slug).first()
@@ -144,8 +147,10 @@ def seed_demo() -> list[str]:
             created.append(f"gold image {slug}")
         if not image.versions.exists():
             version = services.gold_version_create(actor=security, gold_image=image, version="1.0.0", **content())
+            # Bootstrap data: published directly (no request), as if approved before Goldsmith ran;
+            # the seed runs before (or without) Azure, so without catalog look-ups.
             services.gold_version_publish(actor=security, gold_version=version, reason="demo baseline",
-                                          lookups=False)  # the seed runs before (or without) Azure
+                                          lookups=False)
             created.append(f"gold image version {version}")
     for department, slug, name, gold_slug, content in LAYERS:
         layer = Layer.objects.filter(department=departments[department], slug=slug).first()

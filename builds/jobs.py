@@ -13,8 +13,8 @@ import logging
 import django_rq
 from django.core.management import call_command
 
-from builds import lifecycle, monitor
-from builds.models import Build
+from builds import lifecycle, monitor, queue, release
+from builds.models import Build, GoldImageVersion
 from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
     QUEUE,
     cancel_job_alive,
@@ -66,6 +66,19 @@ def _retry_later(result: lifecycle.StepResult, func, build_id: int, step: str) -
     django_rq.get_queue(QUEUE).enqueue_at(when, func, build_id, job_id=f"build-{step}-{build.uuid}-{when:%Y%m%d%H%M%S}")
 
 
+def release_apply(gold_version_id: int, action: str, round_: int) -> None:
+    """The release fan-out of one gold version (builds/release.py); after a transient Azure
+    error it schedules itself again under a job id carrying the time."""
+    progress = release.apply(gold_version_id, action, round_)
+    if progress.retry_in is None:
+        return
+    version = GoldImageVersion.objects.filter(pk=gold_version_id).first()
+    if version is not None:
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=progress.retry_in)
+        job_id = f"{queue.release_job_id(version, action, round_)}-{when:%Y%m%d%H%M%S}"
+        queue.enqueue_release(version, action, round_, delay=progress.retry_in, on_commit=False, job_id=job_id)
+
+
 def builds_sweep() -> dict:
     report = monitor.sweep()
     return {"groups": report.groups, "builds": report.builds, "changed": report.changed,
@@ -73,7 +86,8 @@ def builds_sweep() -> dict:
 
 
 def builds_reconcile() -> int:
-    return monitor.reconcile()
+    """Re-enqueue lost submit jobs, then lost release fan-outs."""
+    return monitor.reconcile() + release.reconcile()
 
 
 def sessions_clear() -> None:

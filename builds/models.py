@@ -238,6 +238,8 @@ class Build(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="builds")
     rebuild_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The release channel the gold version was resolved from at request time ("" when pinned).
+    channel = models.CharField(max_length=50, blank=True)
 
     template = models.JSONField()  # the composed body, frozen at request time
     template_sha256 = models.CharField(max_length=64)
@@ -415,3 +417,159 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return f"policy {self.name} v{self.version}"
+
+
+class Channel(models.Model):
+    """A named release channel of one gold image (`production`, `candidate` ...) pointing at one
+    published version. Builds that follow a channel resolve it when they are requested; moving
+    a channel is a publish request of kind `promotion` (four eyes, like publishing)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_image = models.ForeignKey(GoldImage, on_delete=models.PROTECT, related_name="channels")
+    name = models.SlugField(max_length=50, validators=[validate_slug])
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.PROTECT, related_name="channels",
+                                     null=True, blank=True)
+    promoted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                    null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    PRODUCTION = "production"
+
+    class Meta:
+        ordering = ["gold_image", "name"]
+        constraints = [models.UniqueConstraint(fields=["gold_image", "name"], name="channel_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.gold_image.slug}:{self.name}"
+
+
+class PublishRequest(models.Model):
+    """A request to publish a gold or layer version (or to promote a gold version to a channel),
+    waiting for the approvals builds/policies.py asks for. The content hash is taken when the
+    request is made; a decision on different content is refused and the request superseded."""
+
+    class Kind(models.TextChoices):
+        GOLD = "gold", "Gold image version"
+        LAYER = "layer", "Layer version"
+        PROMOTION = "promotion", "Channel promotion"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        SUPERSEDED = "superseded", "Superseded"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.PROTECT, related_name="publish_requests",
+                                     null=True, blank=True)
+    layer_version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="publish_requests",
+                                      null=True, blank=True)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="requests", null=True, blank=True)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    comment = models.TextField(blank=True)
+    content_sha256 = models.CharField(max_length=64)
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    checks = models.JSONField(default=list, blank=True)  # problems (warnings) found at submission
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
+    break_glass = models.BooleanField(default=False)  # published by an administrator without approvals
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(gold_version__isnull=False, layer_version__isnull=True)
+                           | models.Q(gold_version__isnull=True, layer_version__isnull=False)),
+                name="publish_request_one_target"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.PROMOTION:
+            return f"promote {self.gold_version} to {self.channel.name if self.channel else '?'}"
+        return f"publish {self.target}"
+
+    @property
+    def target(self) -> GoldImageVersion | LayerVersion:
+        return self.gold_version if self.gold_version_id else self.layer_version
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == self.State.PENDING
+
+
+class PublishDecision(models.Model):
+    """One approver's verdict on one request, with the content hash they saw."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    request = models.ForeignKey(PublishRequest, on_delete=models.PROTECT, related_name="decisions")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    comment = models.TextField(blank=True)
+    content_sha256 = models.CharField(max_length=64)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["request", "at", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "approver"], name="publish_decision_once")]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.approver} on {self.request_id}"
+
+
+class ArtifactState(models.Model):
+    """What Azure last said about a build's gallery image version (read back after a change)."""
+
+    output = models.OneToOneField(BuildOutput, on_delete=models.CASCADE, related_name="azure_state")
+    resource_id = models.CharField(max_length=600)
+    exclude_from_latest = models.BooleanField(null=True)
+    end_of_life_date = models.CharField(max_length=40, blank=True)  # as Azure sent it
+    replication = models.CharField(max_length=20, blank=True)  # aggregatedState
+    read_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.resource_id
+
+
+class ReleaseStep(models.Model):
+    """Progress of a release fan-out (deprecate, revoke, promote, demote): one row per version
+    and gallery image version, so a killed worker resumes where it stopped and no artifact is
+    changed twice (builds/release.py)."""
+
+    class Action(models.TextChoices):
+        DEPRECATE = "deprecate", "Deprecate"
+        REVOKE = "revoke", "Revoke"
+        PROMOTE = "promote", "Promote"
+        DEMOTE = "demote", "Demote"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.CASCADE, related_name="release_steps")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    round = models.PositiveIntegerField(default=1)  # a promotion after a demotion is a new round
+    output = models.ForeignKey(BuildOutput, on_delete=models.CASCADE, related_name="release_steps")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, db_index=True)
+    patched = models.BooleanField(default=False)  # this step sent its PATCH (Azure accepted it)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gold_version", "action", "round", "output"]
+        constraints = [models.UniqueConstraint(fields=["gold_version", "action", "round", "output"],
+                                               name="release_step_once")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.output} ({self.state})"

@@ -6,6 +6,7 @@ reading the policy that applies is builds/preflight.policy_rules().
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -17,6 +18,7 @@ from builds.preflight import DEFAULT_POLICY
 from builds.schema import Problem
 from builds.services import ServiceError, _user
 from portal import audit
+from portal.access import roles_of
 from portal.audit import Actor
 
 
@@ -60,3 +62,64 @@ def policy_names() -> list[str]:
     names = set(Policy.objects.values_list("name", flat=True))
     names.add(DEFAULT_POLICY)
     return sorted(names)
+
+
+# --- Approval policy (four eyes) -------------------------------------------------------------------
+#
+# Who may ask for a version to be published, who may approve, and how many approvals publish
+# it. Whoever made the request, or created the version, never approves it: publishing always
+# takes a second person. Break-glass (builds/approvals.py) is the administrators' way round,
+# with a mandatory reason, marked everywhere.
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    kind: str
+    approvals: int  # approvals that publish (or promote); one rejection ends the request
+    requesters: str  # who may request: "security" or "department" (the layer's editors)
+    approvers: str  # who may approve: "security", or "department" (its editors or the security team)
+
+    @property
+    def description(self) -> str:
+        who = {"security": "members of the security team",
+               "department": "editors of the layer's department or members of the security team"}[self.approvers]
+        count = "one approval" if self.approvals == 1 else f"{self.approvals} approvals"
+        return f"{count} from {who}, other than the requester and the version's author"
+
+
+APPROVAL_RULES = {
+    "gold": ApprovalRule("gold", approvals=1, requesters="security", approvers="security"),
+    "layer": ApprovalRule("layer", approvals=1, requesters="department", approvers="department"),
+    "promotion": ApprovalRule("promotion", approvals=1, requesters="security", approvers="security"),
+}
+
+
+def approval_rule(kind: str) -> ApprovalRule:
+    return APPROVAL_RULES[kind]
+
+
+def request_refusal(user: Any, kind: str, department_id: int | None) -> str:
+    """Why `user` may not request publishing of this kind ("" when they may)."""
+    roles = roles_of(user)
+    if approval_rule(kind).requesters == "security":
+        return "" if roles.security else "Only the security team may request this."
+    return "" if roles.edits(department_id) else "Only editors of the layer's department may request this."
+
+
+def approval_refusal(user: Any, request: Any) -> str:
+    """Why `user` may not decide on the publish request ("" when they may). The four-eyes rule
+    comes first, so the author hears it even when they also hold an approving role."""
+    if request.author_id == user.pk:
+        return "You made this request: somebody else must approve it (four eyes)."
+    target = request.target
+    if target.created_by_id == user.pk and request.kind != "promotion":
+        return f"You created {target}: somebody else must approve it (four eyes)."
+    roles = roles_of(user)
+    rule = approval_rule(request.kind)
+    allowed = roles.security or (rule.approvers == "department" and roles.edits(request.department_id))
+    if not allowed:
+        who = "the security team" if rule.approvers == "security" else "the department's editors or the security team"
+        return f"Only {who} may approve this request."
+    if request.decisions.filter(approver=user).exists():
+        return "You have already decided on this request."
+    return ""

@@ -17,10 +17,10 @@ from django.utils import timezone
 from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 
-from builds.models import Build
+from builds.models import Build, GoldImageVersion
 
 QUEUE = "builds"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -28,6 +28,7 @@ _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DE
 SUBMIT = "builds.jobs.build_submit"
 CANCEL = "builds.jobs.build_cancel"
 CLEANUP = "builds.jobs.build_cleanup"
+RELEASE = "builds.jobs.release_apply"
 # A worker running a job heartbeats every DEFAULT_JOB_MONITORING_INTERVAL seconds (30); one
 # silent for that plus a margin for clocks and a slow Redis is dead.
 WORKER_SILENT_SECONDS = DEFAULT_JOB_MONITORING_INTERVAL + 15
@@ -82,6 +83,55 @@ def enqueue_cancel(build: Build, *, delay: float | None = None, on_commit: bool 
 
 def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
     _enqueue(CLEANUP, build, cleanup_job_id(build), delay=delay, on_commit=on_commit)
+
+
+def release_job_id(gold_version: GoldImageVersion, action: str, round_: int) -> str:
+    """One fan-out job per version, action and round (builds/release.py)."""
+    return f"release-{action}-{gold_version.uuid}-{round_}"
+
+
+def enqueue_release(gold_version: GoldImageVersion, action: str, round_: int, *, delay: float | None = None,
+                    on_commit: bool = True, job_id: str = "") -> None:
+    """Enqueue the release fan-out (on commit by default); nothing when its job is alive."""
+    job_id = job_id or release_job_id(gold_version, action, round_)
+    args = (gold_version.pk, action, round_)
+
+    def send() -> None:
+        queue = django_rq.get_queue(QUEUE)
+        if _alive_on_worker(job_id, queue.connection):
+            return
+        if delay:
+            queue.enqueue_in(dt.timedelta(seconds=delay), RELEASE, *args, job_id=job_id, result_ttl=3600,
+                             failure_ttl=7 * 86400)
+        else:
+            queue.enqueue(RELEASE, *args, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400)
+
+    if on_commit:
+        transaction.on_commit(send)
+    else:
+        send()
+
+
+def release_job_alive(gold_version: GoldImageVersion, action: str, round_: int) -> bool:
+    """Whether the fan-out's job, or a retry it scheduled, is queued, scheduled, or running on a
+    worker that still heartbeats (a job left "started" by a killed worker is dead)."""
+    connection = django_rq.get_connection(QUEUE)
+    prefix = release_job_id(gold_version, action, round_)
+    queue = django_rq.get_queue(QUEUE)
+    retries = [job_id for job_id in ScheduledJobRegistry(queue=queue).get_job_ids() + list(queue.get_job_ids())
+               if job_id.startswith(prefix + "-")]
+    return any(_alive_on_worker(job_id, connection) for job_id in [prefix, *retries])
+
+
+def _alive_on_worker(job_id: str, connection) -> bool:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        return bool(job.worker_name) and _worker_alive(job.worker_name, connection)
+    return status in _ALIVE
 
 
 def submit_job_alive(build: Build) -> bool:

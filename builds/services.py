@@ -8,14 +8,14 @@ Published gold image and layer versions are immutable; the services refuse to ch
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, lifecycle, preflight, queue, schema, validation, validators
+from builds import compose, importer, lifecycle, preflight, queue, release, schema, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
@@ -179,11 +179,13 @@ def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
 
 
 def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
-                         lookups: bool = True) -> GoldImageVersion:
+                         lookups: bool = True, detail: dict | None = None) -> GoldImageVersion:
     """Draft -> published, after the baseline passes every rule: the schema, and
     preflight.publish_problems (catalog look-ups of the source and targets, security types,
     build VM, policy, secrets). Every way to publish (the gold version page, the wizard,
-    importtemplate) comes here, so none can skip a rule.
+    importtemplate) reaches it through a publish request and its approvals (builds/approvals.py),
+    which call this in the transaction of the last approval with `detail` (the request, the
+    approvers, break-glass) for the one audit event; so none can skip a rule.
 
     `lookups=False` skips the catalog look-ups only (what runs without Azure or the emulator:
     tests' factories, the demo seed); every other rule still runs. The look-ups run before
@@ -191,12 +193,12 @@ def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason
     Raises ServiceError listing the problems, or ImmutableVersion if it is not a draft.
     """
     checks = preflight.publish_problems(gold_version, lookups=lookups) if gold_version.is_draft else []
-    return _gold_version_publish(actor=actor, gold_version=gold_version, reason=reason, checks=checks)
+    return _gold_version_publish(actor=actor, gold_version=gold_version, reason=reason, checks=checks, detail=detail)
 
 
 @transaction.atomic
 def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str,
-                          checks: list[Problem]) -> GoldImageVersion:
+                          checks: list[Problem], detail: dict | None = None) -> GoldImageVersion:
     gold_version = GoldImageVersion.objects.select_for_update().get(pk=gold_version.pk)
     if not gold_version.is_draft:
         raise ImmutableVersion(f"{gold_version} is already {gold_version.status}.")
@@ -209,7 +211,8 @@ def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reaso
     gold_version.status_reason = reason
     gold_version.save()
     audit.record("gold_version.publish", actor=actor, obj=gold_version,
-                 changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {})})
+                 changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {}),
+                          **(detail or {})})
     events.version_event(gold_version, "version.published", actor=actor, reason=reason)
     return gold_version
 
@@ -245,30 +248,38 @@ def _gold_status_change(actor: Actor, gold_version: GoldImageVersion, status: st
     else:
         gold_version.revoked_by, gold_version.revoked_at = _user(actor), now
     gold_version.save()
+    # Azure hears of it too: every gallery image version built from it (builds/release.py).
+    fan_out = release.plan(gold_version=gold_version, action=action.rpartition(".")[2])
     audit.record(action, actor=actor, obj=gold_version,
-                 changes={"status": [before, status], "reason": [None, reason.strip()]})
+                 changes={"status": [before, status], "reason": [None, reason.strip()],
+                          **({"gallery_versions": [None, fan_out]} if fan_out else {})})
     events.version_event(gold_version, f"version.{status}", actor=actor, reason=reason.strip())
     return gold_version
 
 
 @transaction.atomic
 def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any, publish: bool = False,
-                        resource_group: str = "", name: str = "") -> tuple[GoldImageVersion, list[Problem]]:
+                        resource_group: str = "", name: str = "",
+                        publisher: Callable[[GoldImageVersion, list[Problem]], Any] | None = None,
+                        ) -> tuple[GoldImageVersion, list[Problem]]:
     """Create a gold image version from an existing Image Builder template (any accepted form).
 
     Creates the gold image when it does not exist (OS guessed from the template). Returns the
     version (a draft) and the problems found: the import notes plus every policy and secret
     rule, so a draft with problems says what to fix before it can be published.
 
-    publish=True runs exactly what the wizard's Publish runs (gold_version_publish with
-    preflight.publish_problems: schema, catalog look-ups of the source and targets, security
-    types, build VM, policy, secrets), after declaring the security type and generation the
-    catalog reports for the source, as the wizard's Security step does. Any error raises
-    ServiceError listing every problem and rolls the whole import back: no gold image, no
-    version, no audit event.
+    publish=True runs exactly what the wizard's Publish runs (preflight.publish_problems:
+    schema, catalog look-ups of the source and targets, security types, build VM, policy,
+    secrets), after declaring the security type and generation the catalog reports for the
+    source, as the wizard's Security step does, then hands the draft and those problems to
+    `publisher` (required then): a publish request, or break-glass (builds/approvals.py). Any
+    error raises ServiceError listing every problem and rolls the whole import back: no gold
+    image, no version, no audit event.
     Raises importer.ImportError_ for input that does not match the schema, ServiceError for a
     bad slug, name or version.
     """
+    if publish and publisher is None:
+        raise ValueError("publish=True needs a publisher: publishing goes through a request.")
     parsed = importer.parse(data)
     image = GoldImage.objects.filter(slug=gold_slug).first()
     if image is None:
@@ -283,7 +294,8 @@ def gold_version_import(*, actor: Actor, gold_slug: str, version: str, data: Any
                                        import_notes=[problem.as_dict() for problem in parsed.problems], **fields)
     warnings = gold_version.warnings
     if publish:
-        gold_version = gold_version_publish(actor=actor, gold_version=gold_version, reason="imported")
+        publisher(gold_version, preflight.publish_problems(gold_version))
+        gold_version.refresh_from_db()
         return gold_version, parsed.problems + warnings
     rules = [problem for problem in preflight.publish_problems(gold_version, lookups=False)
              if validation.group_of(problem) in ("policy", "secret")]
@@ -395,7 +407,11 @@ def layer_version_problems(layer_version: LayerVersion) -> list[Problem]:
 
 @transaction.atomic
 def layer_version_publish(*, actor: Actor, layer_version: LayerVersion,
-                          extra_problems: Iterable[Problem] = ()) -> LayerVersion:
+                          extra_problems: Iterable[Problem] = (), detail: dict | None = None) -> LayerVersion:
+    """Draft -> published after the layer's own schema checks (and any extra checks given).
+
+    Like gold_version_publish, reached through a publish request's last approval
+    (builds/approvals.py), which passes `detail` for the one audit event."""
     layer_version = LayerVersion.objects.select_for_update().select_related("layer").get(pk=layer_version.pk)
     if not layer_version.is_draft:
         raise ImmutableVersion(f"{layer_version} is already {layer_version.status}.")
@@ -407,7 +423,7 @@ def layer_version_publish(*, actor: Actor, layer_version: LayerVersion,
     layer_version.published_at = timezone.now()
     layer_version.save()
     audit.record("layer_version.publish", actor=actor, obj=layer_version, department=layer_version.layer.department_id,
-                 changes={"status": ["draft", "published"]})
+                 changes={"status": ["draft", "published"], **(detail or {})})
     return layer_version
 
 
@@ -440,12 +456,15 @@ def build_problems(gold_version: GoldImageVersion, layer_versions: list[LayerVer
 
 @transaction.atomic
 def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_versions: Iterable[LayerVersion] = (),
-                  department: Department | None = None, rebuild_of: Build | None = None) -> Build:
+                  department: Department | None = None, rebuild_of: Build | None = None,
+                  channel: str = "") -> Build:
     """Request a build of a gold version with department layers (in the order given).
 
     Composes the template, runs every check on the exact body, stores the build and enqueues
-    its submit job when the transaction commits. Raises ServiceError (with the problems) when
-    anything would be refused; nothing is submitted then.
+    its submit job when the transaction commits. `channel` names the release channel the gold
+    version was resolved from (approvals.build_request_on_channel), kept as provenance.
+    Raises ServiceError (with the problems) when anything would be refused; nothing is
+    submitted then.
     """
     layer_versions = list(layer_versions)
     problems = build_preconditions(gold_version, layer_versions)
@@ -466,7 +485,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
         raise ServiceError("The composed template does not pass the checks; nothing was submitted.", problems)
     build = Build.objects.create(
         uuid=build_id, gold_version=gold_version, requested_by=_user(actor), department=department,
-        rebuild_of=rebuild_of, template=body, template_sha256=compose.template_sha256(body),
+        rebuild_of=rebuild_of, channel=channel, template=body, template_sha256=compose.template_sha256(body),
         template_name=compose.template_name(build_id, gold_version.gold_image.slug),
         subscription_id=gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID,
         resource_group=gold_version.resource_group or settings.AZURE_RESOURCE_GROUP,
@@ -479,6 +498,8 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
                "template_sha256": [None, build.template_sha256]}
     if rebuild_of:
         changes["rebuild_of"] = [None, str(rebuild_of.uuid)]
+    if channel:
+        changes["channel"] = [None, channel]
     audit.record("build.request", actor=actor, obj=build, department=department, changes=changes)
     queue.enqueue_submit(build)
     return build

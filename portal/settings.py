@@ -358,6 +358,8 @@ BUILD_MAX_ATTEMPTS = env_int("BUILD_MAX_ATTEMPTS", 50, minimum=1)
 BUILD_RECONCILE_SECONDS = env_int("BUILD_RECONCILE_SECONDS", 60, minimum=1)
 BUILD_CANCEL_STUCK_MINUTES = env_int("BUILD_CANCEL_STUCK_MINUTES", 60, minimum=1)
 BUILD_MISSING_GRACE_SECONDS = env_int("BUILD_MISSING_GRACE_SECONDS", 600, minimum=0)
+# Days between a gold version's deprecation and the endOfLifeDate set on its gallery image versions.
+RELEASE_DEPRECATION_EOL_DAYS = env_int("RELEASE_DEPRECATION_EOL_DAYS", 30, minimum=0)
 
 # --- Notifications (notify/, docs/events.md) ----------------------------------------------
 # E-mail goes through Django's SMTP backend. In the sandbox `make run` starts a local SMTP sink

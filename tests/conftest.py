@@ -1,7 +1,9 @@
 """Shared fixtures: personas (one per role), the emulator (tests/support/emulator.py), Redis.
 
 Personas: alice (security team), bob (editor in web), carol (editor in data: "another
-department" for bob's objects), dave (auditor), erin (admin), sam (staff flag but no role).
+department" for bob's objects), dave (auditor), erin (admin), sam (staff flag but no role);
+for four-eyes publishing, frank (security team, alice's approver) and grace (editor in web,
+bob's approver).
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def dave(db):
 @pytest.fixture
 def erin(db):
     return factories.make_user("erin", role="admin")
+
+
+@pytest.fixture
+def frank(db):
+    return factories.make_user("frank", role="security")
+
+
+@pytest.fixture
+def grace(web):
+    return factories.make_user("grace", role="editor", department=web)
 
 
 @pytest.fixture

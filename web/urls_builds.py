@@ -57,3 +57,17 @@ urlpatterns += [
     path("policy/<slug:name>/", views_checks.policy_page, name="policy-named"),
     path("check/", views_checks.checktemplate_page, name="checktemplate"),
 ]
+
+# Four-eyes publishing, channel promotions, break-glass and the approvals report (web/views_approvals.py).
+from web import views_approvals  # noqa: E402
+
+urlpatterns += [
+    path("approvals/", views_approvals.approval_list, name="approval-list"),
+    path("approvals/report/", views_approvals.approval_report, name="approval-report"),
+    path("approvals/<uuid:request_uuid>/", views_approvals.approval_detail, name="approval-detail"),
+    path("approvals/<uuid:request_uuid>/decide/", views_approvals.approval_decide, name="approval-decide"),
+    path("approvals/<uuid:request_uuid>/withdraw/", views_approvals.approval_withdraw, name="approval-withdraw"),
+    path("approvals/promote/<slug:slug>/<str:version>/", views_approvals.approval_promote, name="approval-promote"),
+    path("approvals/break-glass/<slug:slug>/<str:version>/", views_approvals.approval_break_glass,
+         name="approval-break-glass"),
+]

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from builds import (
     access,
+    approvals,
     buildlog,
     buildlogs,
     compose,
@@ -165,10 +166,14 @@ class ReasonForm(forms.Form):
 
 
 GOLD_ACTIONS = {
-    "publish": {"service": services.gold_version_publish, "title": "Publish", "done": "published",
-                "reason_required": False, "busy": "Publishing…",
-                "explain": "Publishing freezes this version: it can never change again, and departments can build "
-                           "from it and base layers on it."},
+    "publish": {"service": lambda *, actor, gold_version, reason: approvals.publish_request_create(
+                    actor=actor, target=gold_version, comment=reason),
+                "title": "Request publishing", "done": "published",
+                "success": "Publishing is requested: another member of the security team approves it.",
+                "reason_required": False, "busy": "Requesting…",
+                "explain": "Another member of the security team must approve before this version is published "
+                           "(four eyes). Publishing freezes it: it can never change again, and departments can "
+                           "build from it and base layers on it."},
     "deprecate": {"service": services.gold_version_deprecate, "title": "Deprecate", "done": "deprecated",
                   "reason_required": True, "busy": "Deprecating…",
                   "explain": "A deprecated version can still be built, but every image and layer derived from it is "
@@ -205,7 +210,7 @@ def gold_version_action(request, slug, version, action):
                 form.add_error(None, exc.message)
             status = htmx.error_status(request)
         else:
-            messages.success(request, f"{gold_version} is now {spec['done']}.")
+            messages.success(request, spec.get("success") or f"{gold_version} is now {spec['done']}.")
             return redirect("builds:gold-version", slug=slug, version=version)
     derived_builds = access.builds(request.user).filter(gold_version=gold_version).count()
     derived_layers = [lv for lv in access.layer_versions(request.user)

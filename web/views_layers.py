@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import access, compose, preflight, schema, services, validation
+from builds import access, approvals, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.versions import VersionError, VersionRange
@@ -191,7 +191,8 @@ def layer_version_check(request, department, slug, version):
 @login_required
 @require_POST
 def layer_version_publish(request, department, slug, version):
-    """Publish the draft when its steps pass and it composes cleanly on the newest gold version it accepts."""
+    """Request publishing of the draft when its steps pass and it composes cleanly on the newest gold
+    version it accepts; another person's approval publishes it (builds/approvals.py)."""
     layer_version = _draft(request, department, slug, version)
     if not layer_version.is_draft:
         raise Http404("Only drafts are published.")
@@ -206,13 +207,17 @@ def layer_version_publish(request, department, slug, version):
         extra += [p for p in preflight.check_layer_version(layer_version, choices[0], environment=False).problems
                   if not p.rule.startswith("schema.")]
     try:
-        services.layer_version_publish(actor=request.user, layer_version=layer_version, extra_problems=extra)
+        publish_request = approvals.publish_request_create(actor=request.user, target=layer_version,
+                                                           extra_problems=extra)
     except services.ServiceError as exc:
         for problem in exc.problems:
             messages.error(request, f"{problem.path}: {problem.message}" if problem.path else problem.message)
+        if not exc.problems:
+            messages.error(request, exc.message)
         return redirect(_edit_url(layer_version))
-    messages.success(request, f"{layer_version} is published.")
-    return redirect(reverse("builds:layer-version", args=[department, slug, version]))
+    messages.success(request, f"Publishing {layer_version} is requested: another editor of the department or "
+                              "the security team approves it (four eyes).")
+    return redirect(reverse("builds:approval-detail", args=[publish_request.uuid]))
 
 
 def _accepts(layer_version, version: str) -> bool:

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from builds import access, ops, selectors
+from builds import access, approvals, ops, selectors
 from builds.models import Build
 from web.views_builds import full_page
 
@@ -23,6 +23,8 @@ def home(request):
     if only_auditor:
         return redirect(reverse("portal:audit-history"))
     context: dict = {"roles": roles}
+    if roles.security or roles.editor:
+        context["approval_queue"] = list(approvals.pending_for(request.user)[:10])
     if roles.security or roles.auditor:
         versions = access.gold_versions(request.user).order_by("gold_image__slug", "-major", "-minor", "-patch")
         images: dict[int, dict] = {}

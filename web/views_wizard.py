@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import access, compose, preflight, schema, services, validation
+from builds import access, approvals, compose, preflight, schema, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
@@ -568,14 +568,15 @@ def wizard_publish(request, slug, version):
         messages.info(request, "Go through every step before publishing.")
         return redirect(_step_url(gold_version, wizard.reachable(gold_version.wizard_step)[-1]))
     try:
-        services.gold_version_publish(actor=_actor(request), gold_version=gold_version,
-                                      reason=request.POST.get("reason", "").strip()[:500])
+        publish_request = approvals.publish_request_create(
+            actor=_actor(request), target=gold_version, comment=request.POST.get("reason", "").strip()[:500])
     except services.ServiceError as exc:
         context = _review_context(gold_version)
         context["problems"] = exc.problems or [Problem("catalog", "", exc.message)]
         return _render_step(request, gold_version, "review", context, status=422)
-    messages.success(request, f"{gold_version} is published.")
-    return redirect(reverse("builds:gold-version", args=[slug, version]))
+    messages.success(request, f"Publishing {gold_version} is requested: another member of the security team "
+                              "approves it (four eyes).")
+    return redirect(reverse("builds:approval-detail", args=[publish_request.uuid]))
 
 
 _HANDLERS = {"source": _step_source, "security": _step_security, "customize": _step_customize,

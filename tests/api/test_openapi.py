@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from builds.models import Build
+from builds.models import Build, PublishRequest
 from notify.models import Endpoint
 from portal import audit
 from tests.api.conftest import client_with, token_of
@@ -166,6 +166,12 @@ def test_real_responses_of_every_operation_match_the_document(alice, bob, carol,
                                                        "event_types": ["build.failed"], "scope": "department:web"}),
         (as_bob, "post", "/api/v1/notify/endpoints/", {"kind": "email", "url": "x", "event_types": []}),
         (as_bob, "get", "/api/v1/notify/endpoints/", None),
+        (as_bob, "post", "/api/v1/publish-requests/", {"layer": "web/nginx", "version": "1.1.0"}),
+        (as_bob, "post", "/api/v1/publish-requests/", {"version": "1.1.0"}),
+        (as_bob, "post", "/api/v1/publish-requests/", {"gold_image": "ubuntu", "version": "1.1.0"}),
+        (as_dave, "get", "/api/v1/publish-requests/?state=pending", None),
+        (as_bob, "post", "/api/v1/publish-requests/", {"layer": "web/nginx", "version": "9.9.9"}),
+        (as_alice, "post", "/api/v1/publish-requests/", {"layer": "web/nginx", "version": "1.0.0"}),
     ]
     for client, method, path, body in calls:
         with django_capture_on_commit_callbacks(execute=True):
@@ -177,6 +183,17 @@ def test_real_responses_of_every_operation_match_the_document(alice, bob, carol,
     for client, method in ((as_carol, "get"), (as_bob, "get"), (as_carol, "delete"), (as_bob, "delete")):
         checker.check(method, getattr(client, method)(endpoint))
 
+    publish_request = PublishRequest.objects.get(layer_version=world.web_draft)
+    one = f"/api/v1/publish-requests/{publish_request.uuid}/"
+    for client, path, body in [(as_bob, one, None), (as_bob, f"{one}approve/", {}),
+                               (as_alice, f"{one}reject/", {"comment": ""}),
+                               (as_carol, f"{one}withdraw/", None), (as_bob, f"{one}withdraw/", None),
+                               (as_bob, f"{one}withdraw/", None)]:
+        method = "get" if path == one else "post"
+        response = getattr(client, method)(path, body, format="json") if body is not None \
+            else getattr(client, method)(path)
+        checker.check(method, response)
+    assert PublishRequest.objects.get(pk=publish_request.pk).state == "withdrawn"
     assert Build.objects.filter(state=Build.State.CANCELED).exists()
     operations = {(method, path) for method, path, _ in checker.seen}
     documented = {(method, path) for path, ops in checker.document["paths"].items() for method in ops}

@@ -1,5 +1,5 @@
 """The security team's journey from sign-in to result on the gold image pages: publish a new
-version, compare it with the old one, revoke the old one with a reason and see every derived
+version (alice asks, frank approves), compare it with the old one, revoke the old one with a reason and see every derived
 build flagged in the lineage. (Creating a gold image through the wizard: test_journey_wizard.py.)"""
 
 import pytest
@@ -11,7 +11,8 @@ from tests.support import build_rows
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_security_team_publishes_compares_and_revokes_versions(live_server, page, alice, bob, web, azure_emulator):
+def test_the_security_team_publishes_compares_and_revokes_versions(live_server, page, alice, frank, bob, web,
+                                                                   azure_emulator):
     image = factories.make_gold_image("ubuntu", actor=alice)
     old = factories.make_gold_version(image, "1.0.0", actor=alice)
     factories.make_gold_version(image, "1.1.0", actor=alice, publish=False, vm_profile={"vmSize": "Standard_D4ds_v5"})
@@ -25,11 +26,18 @@ def test_the_security_team_publishes_compares_and_revokes_versions(live_server, 
     check_accessibility(page, "gold-list")
     page.get_by_role("link", name="Test gold image").click()
     page.get_by_role("link", name="1.1.0", exact=True).first.click()
-    page.get_by_role("link", name="Publish…").click()
+    # Four eyes: alice asks, frank approves.
+    page.get_by_role("link", name="Request publishing…").click()
     page.fill("textarea[name=reason]", "bigger build VM")
-    page.get_by_role("button", name="Publish 1.1.0").click()
-    page.get_by_text("ubuntu@1.1.0 is now published.").wait_for()
+    page.get_by_role("button", name="Request publishing 1.1.0").click()
+    page.get_by_text("Publishing is requested").wait_for()
     check_accessibility(page, "gold-version")
+    page.context.clear_cookies()
+    sign_in(page, frank)
+    page.get_by_role("link", name="publish ubuntu@1.1.0").click()
+    page.get_by_label("Approve and publish when enough approvals are in").check()
+    page.get_by_role("button", name="Record my decision").click()
+    page.get_by_text("Approved: ubuntu@1.1.0 is published.").wait_for()
 
     page.goto("/gold/ubuntu/")
     page.select_option("#diff-from", "1.0.0")

@@ -4,14 +4,15 @@ set the build VM, review the checks and publish."""
 
 import pytest
 
-from builds.models import GoldImageVersion
+from builds import approvals
+from builds.models import GoldImageVersion, PublishRequest
 from tests.browser.support import check_accessibility, sign_in
 from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page, alice):
+def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page, alice, frank):
     sign_in(page, alice)
     page.goto("/wizard/")
     page.fill("input[name=slug]", "ubuntu-2204")
@@ -79,8 +80,10 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
     page.wait_for_selector("ul.checks li.passed:has-text('Security type and Hyper-V generation')")
     assert page.locator("ul.checks li.failed").count() == 0
     check_accessibility(page, "wizard-review")
-    page.get_by_role("button", name="Publish 1.0.0").click()
-    page.wait_for_url("**/gold/ubuntu-2204/v/1.0.0/")
+    page.get_by_role("button", name="Request publishing 1.0.0").click()
+    page.wait_for_url("**/approvals/*/")
+    # Four eyes: frank approves (his journey is test_journey_approvals.py).
+    approvals.publish_request_approve(actor=frank, request=PublishRequest.objects.get())
     version = GoldImageVersion.objects.get(gold_image__slug="ubuntu-2204")
     assert version.status == "published" and version.security_type == "TrustedLaunch"
     assert version.customize_before[0]["name"] == "harden"

@@ -1,12 +1,14 @@
-"""importtemplate --publish runs the wizard's publish checks and writes nothing when they fail."""
+"""importtemplate --publish runs the wizard's publish checks and writes nothing when they fail;
+when they pass it requests publishing (four eyes), or publishes at once with --break-glass."""
 
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from builds.models import GoldImage, GoldImageVersion
+from builds.models import GoldImage, GoldImageVersion, PublishRequest
 from portal.models import AuditEvent
 from tests.support.aib import GEN1_DEFINITION, gallery_target, shell, template_body
 
@@ -27,7 +29,7 @@ def run(*args):
     return 0, out.getvalue(), ""
 
 
-def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_path, azure_emulator):
+def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_path, azure_emulator, alice):
     body = template_body(source=TL_ONLY, distribute=[gallery_target(definition=GEN1_DEFINITION)], customize=[
         {"type": "Shell", "name": "fetch", "scriptUri": "http://files.example.com/setup.sh"},
         shell("configure", "export PASSWORD=Hunter2-Hunter2", "echo done"),
@@ -35,7 +37,7 @@ def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_pa
          "destination": "/etc/app.conf"}])
     path = tmp_path / "t.json"
     path.write_text(json.dumps(body))
-    code, out, err = run(str(path), "--gold-image", "hardened", "--version", "1.0.0", "--publish")
+    code, out, err = run(str(path), "--gold-image", "hardened", "--version", "1.0.0", "--publish", "--user", "alice")
     print(out)
     assert code == 1
     assert "Nothing was imported" in err
@@ -51,16 +53,48 @@ def test_it_refuses_to_publish_what_the_wizard_refuses_and_writes_nothing(tmp_pa
     assert not AuditEvent.objects.exists()
 
 
-def test_it_publishes_a_clean_template_declared_as_the_catalog_says(tmp_path, azure_emulator):
+def test_it_requests_publishing_of_a_clean_template_declared_as_the_catalog_says(tmp_path, azure_emulator, alice,
+                                                                                 frank):
+    # Changed with four-eyes publishing: --publish used to publish at once; it now makes a
+    # request that somebody else approves.
     path = tmp_path / "t.json"
     path.write_text(json.dumps(template_body()))
-    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish")
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish", "--user", "alice")
     assert code == 0, out
     gold_version = GoldImageVersion.objects.get(gold_image__slug="jammy", version="1.0.0")
-    assert gold_version.status == "published"
+    assert gold_version.status == "draft"
     assert (gold_version.security_type, gold_version.hyper_v_generation) == ("TrustedLaunch", "V2")
+    request = PublishRequest.objects.get(gold_version=gold_version)
+    assert out.splitlines() == ["Imported jammy@1.0.0 as draft.",
+                                f"Publish request {request.uuid} is waiting for approval."]
     assert list(AuditEvent.objects.values_list("action", flat=True)) == [
-        "gold_image.create", "gold_version.import", "gold_version.publish"]
+        "gold_image.create", "gold_version.import", "publish_request.create"]
+
+    call_command("approve", str(request.uuid), "--user", "frank", stdout=StringIO())
+    gold_version.refresh_from_db()
+    assert gold_version.status == "published"
+
+
+def test_publish_needs_a_user_who_may_request_it(tmp_path, azure_emulator, bob):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template_body()))
+    code, _, err = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish")
+    assert (code, err) == (1, "--publish needs --user: a publish request has an author.")
+    code, _, err = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish", "--user", "bob")
+    assert code == 1
+    assert "security team" in err
+    assert not GoldImage.objects.exists()
+
+
+def test_break_glass_publishes_at_once_for_an_administrator(tmp_path, azure_emulator, erin):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(template_body()))
+    code, out, _ = run(str(path), "--gold-image", "jammy", "--version", "1.0.0", "--publish", "--user", "erin",
+                       "--break-glass", "INC-4711: the old image leaks keys")
+    assert code == 0, out
+    assert out.strip() == "Imported jammy@1.0.0 as published (BREAK-GLASS, no approvals)."
+    event = AuditEvent.objects.get(action="gold_version.publish")
+    assert event.changes["break_glass"] == [None, True]
 
 
 def test_without_publish_it_imports_a_draft_listing_its_problems(tmp_path):

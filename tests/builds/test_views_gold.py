@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from builds import compose
+from builds import approvals, compose
 from builds.models import GoldImageVersion
 from portal.models import AuditEvent
 from tests import factories
@@ -82,14 +82,17 @@ def test_the_diff_names_a_version_it_cannot_show_next_to_the_field(client, bob, 
     assert 'id="from-error"' in page and "no version 1.2.0" in page
 
 
-def test_publishing_asks_for_confirmation_then_publishes_and_audits(client, alice, versions, azure_emulator):
+def test_publishing_asks_for_confirmation_then_publishes_and_audits(client, alice, frank, versions, azure_emulator):
     _, _, draft = versions
     client.force_login(alice)
     url = reverse("builds:gold-version-action", args=["ubuntu", "1.2.0", "publish"])
     page = client.get(url).content.decode()
-    assert "Publish Test gold image 1.2.0?" in page and "Reason (optional)" in page
+    assert "Request publishing Test gold image 1.2.0?" in page and "Reason (optional)" in page
     response = client.post(url, {"reason": "quarterly patch"})
     assert response.status_code == 302
+    # Four eyes: the page makes a request; frank's approval publishes.
+    assert draft.publish_requests.get().comment == "quarterly patch"
+    approvals.publish_request_approve(actor=frank, request=draft.publish_requests.get())
     draft.refresh_from_db()
     assert draft.status == GoldImageVersion.Status.PUBLISHED
     assert AuditEvent.objects.filter(action="gold_version.publish", object_id=str(draft.uuid)).exists()

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from builds import policies
-from builds.models import Layer, LayerVersion
+from builds import approvals, policies
+from builds.models import Layer, LayerVersion, PublishRequest
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -143,7 +143,7 @@ def test_the_check_composes_on_a_gold_version_with_every_check(client, bob, draf
     assert "passes every check" in page and "Layers only extend the baseline" in page
 
 
-def test_publish_runs_every_rule(client, bob, draft, azure_emulator):
+def test_publish_runs_every_rule(client, bob, grace, draft, azure_emulator):
     client.force_login(bob)
     client.post(edit_url(), {"op": "save", "list": "customize", "type": "Shell", "name": "app", "inline": "echo"})
     client.post(edit_url(), {"op": "details", "accepts": "^2.0", "tags": ""})
@@ -152,9 +152,14 @@ def test_publish_runs_every_rule(client, bob, draft, azure_emulator):
     draft.refresh_from_db()
     assert draft.is_draft
     client.post(edit_url(), {"op": "details", "accepts": "^1.0", "tags": ""})
+    # Four eyes: publishing makes a request; another editor of web approves it.
     response = client.post(reverse("builds:layer-version-publish", args=["web", "app", "1.0.0"]))
+    request = PublishRequest.objects.get(layer_version=draft)
+    assert response.status_code == 302
+    assert response.url == reverse("builds:approval-detail", args=[request.uuid])
+    approvals.publish_request_approve(actor=grace, request=request)
     draft.refresh_from_db()
-    assert response.status_code == 302 and draft.status == "published"
+    assert draft.status == "published"
     assert client.get(edit_url()).status_code == 302  # published versions are not edited
 
 

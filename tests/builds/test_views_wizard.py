@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from builds import policies
-from builds.models import GoldImage, GoldImageVersion
+from builds import approvals, policies
+from builds.models import GoldImage, GoldImageVersion, PublishRequest
 from portal.models import AuditEvent
 from tests import factories
 from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
@@ -54,7 +54,7 @@ def walk_to(client, step):
     assert response.status_code == 302, response.content.decode()[:3000]
 
 
-def test_the_whole_wizard_publishes_a_checked_version(client, alice, azure_emulator):
+def test_the_whole_wizard_publishes_a_checked_version(client, alice, frank, azure_emulator):
     client.force_login(alice)
     draft = start(client)
     assert draft.status == "draft" and draft.wizard_step == ""
@@ -62,15 +62,21 @@ def test_the_whole_wizard_publishes_a_checked_version(client, alice, azure_emula
     response = client.get(step_url("review"))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Publish 1.0.0" in page and "22_04-lts-gen2" in page
+    assert "Request publishing 1.0.0" in page and "22_04-lts-gen2" in page
     draft.refresh_from_db()
     assert draft.wizard_step == "buildvm"
     assert draft.source["sku"] == "22_04-lts-gen2" and draft.security_type == "TrustedLaunch"
     assert [s["name"] for s in draft.customize_before] == ["update"]
     assert draft.customize_before[0]["inline"] == ["sudo apt-get update", "sudo apt-get -y upgrade"]
     assert draft.distribute[0]["targetRegions"] == [{"name": "eastus"}]
+    # Four eyes: the wizard's Publish makes a request; frank's approval publishes.
     response = client.post(reverse("builds:wizard-publish", args=["ubuntu", "1.0.0"]), {"reason": "first"})
     assert response.status_code == 302
+    request = PublishRequest.objects.get(gold_version=draft)
+    assert response.url == reverse("builds:approval-detail", args=[request.uuid])
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+    approvals.publish_request_approve(actor=frank, request=request)
     draft.refresh_from_db()
     assert draft.status == "published"
     assert AuditEvent.objects.filter(action="gold_version.publish", object_id=str(draft.uuid)).exists()

@@ -196,10 +196,15 @@ def test_gold_version_status_endpoints(client, alice, gold, action, audit_action
     assert response.status_code == 302
 
 
-def test_gold_version_publish_endpoint(client, alice, draft, azure_emulator):
+def test_gold_version_publish_endpoint(client, alice, frank, draft, azure_emulator):
+    # Four eyes: the page records the request; the approval records the publication.
     client.force_login(alice)
-    with expect_one_event("gold_version.publish", draft, actor=alice):
+    with expect_one_event("publish_request.create", actor=alice):
         assert client.post("/gold/ubuntu/v/1.1.0/publish/", {"reason": ""}).status_code == 302
+    client.force_login(frank)
+    request = draft.publish_requests.get()
+    with expect_one_event("gold_version.publish", draft, actor=frank):
+        assert client.post(f"/approvals/{request.uuid}/decide/", {"verdict": "approve"}).status_code == 302
 
 
 def test_gold_build_endpoint(client, alice, gold, azure_emulator):

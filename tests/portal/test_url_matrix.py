@@ -24,6 +24,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from builds import approvals
 from builds.models import Build, Policy
 from notify import events
 from notify.delivery import UNSUBSCRIBE_SALT
@@ -122,8 +123,9 @@ def build_world(personas: dict) -> SimpleNamespace:
     gold (slug "ubuntu") with published 1.0.0 and draft 1.1.0; web_layer (web/nginx) with
     web_version 1.0.0 (published) and web_draft 1.1.0; data_layer (data/tools) with 1.0.0;
     builds web_build (web, with nginx@1.0.0), data_build (data), security_build (gold only);
-    bob_token (an API token of bob's); web_endpoint (bob's disabled web webhook) with web_delivery;
-    bob_unsubscribe (a token of bob's unsubscribe link); audit_event (the newest audit event); any_pk(model).
+    bob_token (an API token of bob's); web_request (bob's pending publish request for web_draft);
+    web_endpoint (bob's disabled web webhook) with web_delivery; bob_unsubscribe (a token of bob's
+    unsubscribe link); audit_event (the newest audit event); any_pk(model).
     """
     alice, bob, carol = personas["alice"], personas["bob"], personas["carol"]
     web, data = bob.memberships.get().department, carol.memberships.get().department
@@ -143,6 +145,7 @@ def build_world(personas: dict) -> SimpleNamespace:
         data_build=make_build(published, [data_version], requested_by=carol, department=data),
         security_build=make_build(published, requested_by=alice),
         bob_token=tokens.token_create(actor=bob, user=bob, name="matrix")[0],
+        web_request=approvals.publish_request_create(actor=bob, target=web_draft, extra_problems=[]),
     )
     world.web_endpoint = Endpoint.objects.create(kind="webhook", url="https://hooks.example.com/web", owner=bob,
                                                  department=web, event_types=["build.failed"], enabled=False)

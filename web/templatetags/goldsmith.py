@@ -129,6 +129,7 @@ def main_nav(context) -> dict:
     if roles.security or roles.auditor:
         links.append(("History", reverse("portal:audit-history")))
     if roles.security or roles.editor or roles.auditor:
+        links.append(("Approvals", reverse("builds:approval-list")))
         links.append(("Policy", reverse("builds:policy")))
         links.append(("Check a template", reverse("builds:checktemplate")))  # web/views_checks.py READERS
     if roles.admin:

@@ -1,0 +1,202 @@
+"""The release fan-out: a gold version's deprecation, revocation, promotion to `production` or
+demotion from it, applied to every gallery image version built from it.
+
+`plan` (called by the service that changes the version or the channel, in its transaction)
+writes one ReleaseStep row per gallery image version and enqueues the fan-out job when the
+transaction commits. `apply` (the job, through builds/jobs.py) works through the pending rows.
+
+Idempotency: each step reads the version first (one GET with $expand=ReplicationStatus) and
+sends its PATCH only when Azure does not already show the wanted publishing profile, then
+marks the row done with the read-back. A worker killed after the PATCH and before the row is
+marked finds the change made on the next read and marks it done without a second PATCH; a
+worker killed anywhere else resumes at the first pending row. Job ids derive from the gold
+version, the action and the round, so enqueuing twice runs one job, and `reconcile` (from the
+scheduler's reconcile) re-enqueues a fan-out whose job was lost with its worker or Redis.
+
+What each action wants of every gallery image version:
+
+| action | excludeFromLatest | endOfLifeDate |
+| --- | --- | --- |
+| deprecate | unchanged | deprecation time + RELEASE_DEPRECATION_EOL_DAYS |
+| revoke | true | revocation time |
+| promote (into production) | false | unchanged |
+| demote (out of production) | true | unchanged |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from builds import azure, faultpoints, queue
+from builds.models import ArtifactState, Build, BuildOutput, GoldImageVersion, ReleaseStep
+from portal import audit
+
+log = logging.getLogger(__name__)
+
+Action = ReleaseStep.Action
+# Steps that fail transiently this many times in a row are marked failed (shown on the page).
+MAX_ATTEMPTS = 8
+_GALLERY_VERSION = "/galleries/"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    exclude_from_latest: bool | None
+    end_of_life: dt.datetime | None
+
+
+def artifacts(gold_version: GoldImageVersion) -> QuerySet[BuildOutput]:
+    """The gallery image versions built from the gold version (whatever the layers)."""
+    return (BuildOutput.objects.filter(build__gold_version=gold_version, artifact_id__icontains="/versions/")
+            .filter(artifact_id__icontains=_GALLERY_VERSION)
+            .exclude(build__state__in=(Build.State.FAILED, Build.State.CANCELED)).order_by("pk"))
+
+
+def plan(*, gold_version: GoldImageVersion, action: str) -> int:
+    """Write the steps of `action` for every gallery artifact of the version and enqueue the job
+    on commit. Returns how many steps were written. Call it inside the changing transaction."""
+    last = (ReleaseStep.objects.filter(gold_version=gold_version, action=action)
+            .aggregate(last=Max("round"))["last"] or 0)
+    if last and action in (Action.DEPRECATE, Action.REVOKE):
+        return 0  # they happen once in a version's life
+    round_ = last + 1
+    outputs = list(artifacts(gold_version))
+    # The latest intent wins: a pending promotion or demotion of the same versions would undo it.
+    ReleaseStep.objects.filter(output__in=outputs, action__in=(Action.PROMOTE, Action.DEMOTE),
+                               state=ReleaseStep.State.PENDING).update(
+        state=ReleaseStep.State.DONE, error=f"superseded by {action}", done_at=timezone.now())
+    rows = [ReleaseStep(gold_version=gold_version, action=action, round=round_, output=output) for output in outputs]
+    ReleaseStep.objects.bulk_create(rows)
+    if rows:
+        queue.enqueue_release(gold_version, action, round_)
+    return len(rows)
+
+
+def wanted(step: ReleaseStep) -> Wanted:
+    version = step.gold_version
+    if step.action == Action.DEPRECATE:
+        days = settings.RELEASE_DEPRECATION_EOL_DAYS
+        return Wanted(None, (version.deprecated_at or step.created_at) + dt.timedelta(days=days))
+    if step.action == Action.REVOKE:
+        return Wanted(True, version.revoked_at or step.created_at)
+    return Wanted(step.action == Action.DEMOTE, None)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _same_time(text: str, when: dt.datetime) -> bool:
+    if not text:
+        return False
+    try:
+        seen = dt.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
+    except ValueError:
+        return False
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=dt.UTC)
+    return abs((seen - when.replace(microsecond=0)).total_seconds()) < 1
+
+
+def satisfied(state: azure.GalleryVersionState, want: Wanted) -> bool:
+    if want.exclude_from_latest is not None and state.exclude_from_latest != want.exclude_from_latest:
+        return False
+    return want.end_of_life is None or _same_time(state.end_of_life_date, want.end_of_life)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int = 0
+    patched: int = 0
+    failed: int = 0
+    retry_in: float | None = None
+
+
+def apply(gold_version_id: int, action: str, round_: int) -> Progress:
+    """Work through the pending steps of one fan-out; returns what happened and, after a
+    transient Azure error, when to run again (the rows keep the progress)."""
+    done = patched = failed = 0
+    steps = (ReleaseStep.objects.filter(gold_version_id=gold_version_id, action=action, round=round_,
+                                        state=ReleaseStep.State.PENDING)
+             .select_related("gold_version", "output").order_by("pk"))
+    for step in steps:
+        want = wanted(step)
+        resource_id = step.output.artifact_id
+        try:
+            state = azure.gallery_version_state(resource_id)
+            if state is not None and not satisfied(state, want):
+                azure.gallery_version_update(
+                    resource_id, exclude_from_latest=want.exclude_from_latest,
+                    end_of_life_date=_iso(want.end_of_life) if want.end_of_life else None)
+                ReleaseStep.objects.filter(pk=step.pk).update(patched=True)
+                patched += 1
+                faultpoints.reached("release.patched")
+                state = azure.gallery_version_state(resource_id)
+        except azure.AzureError as exc:
+            if exc.permanent or step.attempts + 1 >= MAX_ATTEMPTS:
+                _finish(step, None, error=f"{exc.code}: {exc.message}", failed=True)
+                failed += 1
+                continue
+            ReleaseStep.objects.filter(pk=step.pk).update(attempts=step.attempts + 1, error=f"{exc.code}: {exc}")
+            return Progress(done, patched, failed, retry_in=max(exc.retry_after or 0, 5.0))
+        _finish(step, state, error="" if state is not None else "The gallery image version no longer exists.")
+        done += 1
+    return Progress(done, patched, failed)
+
+
+@transaction.atomic
+def _finish(step: ReleaseStep, state: azure.GalleryVersionState | None, *, error: str, failed: bool = False) -> None:
+    """Mark the step done (or failed) with what Azure showed; one audit event. A version that
+    no longer exists is done: nobody can use it any more."""
+    claimed = ReleaseStep.objects.filter(pk=step.pk, state=ReleaseStep.State.PENDING).update(
+        state=ReleaseStep.State.FAILED if failed else ReleaseStep.State.DONE, error=error, done_at=timezone.now())
+    if not claimed:
+        return
+    now = timezone.now()
+    ArtifactState.objects.update_or_create(output=step.output, defaults={
+        "resource_id": step.output.artifact_id, "read_at": now, "error": error,
+        **({"exclude_from_latest": state.exclude_from_latest, "end_of_life_date": state.end_of_life_date,
+            "replication": state.replication} if state is not None else {})})
+    changes: dict = {"action": [None, step.action], "gold_version": [None, str(step.gold_version)]}
+    if state is not None:
+        changes["excludeFromLatest"] = [None, state.exclude_from_latest]
+        changes["endOfLifeDate"] = [None, state.end_of_life_date or None]
+    if error:
+        changes["error"] = [None, error]
+    audit.record("artifact.release", actor=audit.worker_actor(), obj=step.output, object_type="buildoutput",
+                 object_id=str(step.output.pk), label=step.output.artifact_id,
+                 department=step.output.build.department_id, changes=changes,
+                 outcome="failure" if failed else "success")
+
+
+def reconcile() -> int:
+    """Enqueue the fan-outs that have pending steps and no live job; return how many."""
+    enqueued = 0
+    pending = (ReleaseStep.objects.filter(state=ReleaseStep.State.PENDING)
+               .values_list("gold_version", "action", "round").distinct())
+    for gold_version_id, action, round_ in pending:
+        gold_version = GoldImageVersion.objects.filter(pk=gold_version_id).first()
+        if gold_version is None or queue.release_job_alive(gold_version, action, round_):
+            continue
+        # A fresh id: the lost job's id may still name a failed job.
+        job_id = f"{queue.release_job_id(gold_version, action, round_)}-r{int(time.time())}"
+        queue.enqueue_release(gold_version, action, round_, on_commit=False, job_id=job_id)
+        enqueued += 1
+    return enqueued
+
+
+def summary(gold_version: GoldImageVersion) -> dict[str, dict[str, int]]:
+    """Per action, how many steps are pending, done and failed (for pages)."""
+    out: dict[str, dict[str, int]] = {}
+    for action, state in ReleaseStep.objects.filter(gold_version=gold_version).values_list("action", "state"):
+        out.setdefault(action, {"pending": 0, "done": 0, "failed": 0})[state] += 1
+    return out

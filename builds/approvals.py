@@ -267,7 +267,10 @@ def _publish(actor: Actor, request: PublishRequest, target, detail: dict) -> Non
     if request.kind == Kind.PROMOTION:
         _promote(actor, request.channel, target, detail)
     elif request.kind == Kind.GOLD:
-        services.gold_version_publish(actor=actor, gold_version=target, reason=request.comment[:500], detail=detail)
+        # The catalog look-ups ran when the request was made, on this exact content (the hash
+        # says so); the rules that need no Azure run again here, inside the lock.
+        services.gold_version_publish(actor=actor, gold_version=target, reason=request.comment[:500], detail=detail,
+                                      lookups=False)
     else:
         services.layer_version_publish(actor=actor, layer_version=target, detail=detail)
 
@@ -324,7 +327,9 @@ def _break_glass(actor: Actor, gold_version: GoldImageVersion, reason: str, prob
     detail = {"break_glass": [None, True], "request": [None, str(request.uuid)],
               "content_sha256": [None, request.content_sha256],
               **({"supersedes": [None, superseded]} if superseded else {})}
-    return services.gold_version_publish(actor=actor, gold_version=target, reason=reason[:500], detail=detail)
+    # `problems` holds the look-ups' answers already (before the lock); see _publish.
+    return services.gold_version_publish(actor=actor, gold_version=target, reason=reason[:500], detail=detail,
+                                         lookups=False)
 
 
 # --- Channels -------------------------------------------------------------------------------------

@@ -458,5 +458,7 @@ SPECTACULAR_SETTINGS = {
         "LayerVersionStatusEnum": "builds.models.LayerVersion.Status",
         "OsTypeEnum": "builds.models.OsType",
         "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
+        "PublishRequestKindEnum": "builds.models.PublishRequest.Kind",
+        "EndpointKindEnum": "notify.models.Endpoint.Kind",
     },
 }

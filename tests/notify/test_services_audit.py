@@ -92,3 +92,15 @@ def test_subscriptions_set_records_one_event_with_what_changed(world):
                                    chosen={("build.failed", "department"), ("build.succeeded", "mine")})
     assert caught.event.changes["added"] == [None, ["build.succeeded (mine)"]]
     assert caught.event.changes["via"] == [None, "profile"]
+
+
+def test_docs_audit_md_lists_every_notification_action():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "".join(path.read_text() for path in sorted((root / "notify").glob("*.py")))
+    actions = set(re.findall(r'audit\.record\(\s*"(notify\.[a-z_]+)"', code))
+    assert len(actions) == 6, actions
+    page = (root / "docs" / "audit.md").read_text()
+    assert sorted(action for action in actions if f"| `{action}` |" not in page) == []

@@ -30,6 +30,7 @@ GOOD_DEPLOYMENT = {
     "AZURE_TENANT_ID": "0b6c2c69-54a4-4e2c-9a7e-6f1f4b0c1e11",
     "AZURE_SUBSCRIPTION_ID": "5f0c2d2e-7c5d-4b8e-9a61-2f3a9b8c7d6e",
     "AZURE_TEMPLATE_IDENTITY": IDENTITY,
+    "NOTIFY_BASE_URL": "https://portal.example.com",
 }
 
 
@@ -214,3 +215,21 @@ def test_fault_points_in_a_deployed_portal_are_an_error(monkeypatch, settings):
     assert [e.id for e in checks.check_fault_points()] == ["goldsmith.E011"]
     monkeypatch.delenv("GOLDSMITH_FAULT_POINTS")
     assert checks.check_fault_points() == []
+
+
+@pytest.mark.parametrize(
+    ("deployed", "base_url", "expected"),
+    [
+        (True, "https://portal.example.com", []),
+        (True, "http://127.0.0.1:8000", ["goldsmith.E030"]),  # the sandbox default
+        (True, "https://localhost", ["goldsmith.E030"]),
+        (True, "", ["goldsmith.E030"]),
+        (True, "portal.example.com", ["goldsmith.E030"]),  # no scheme: links would be relative
+        (False, "http://127.0.0.1:8000", []),
+    ],
+)
+def test_a_deployed_portal_needs_its_public_address_for_links_in_messages(deployed, base_url, expected):
+    from notify import checks as notify_checks
+
+    with override_settings(DEPLOYED=deployed, NOTIFY_BASE_URL=base_url):
+        assert ids(notify_checks.check_base_url()) == expected

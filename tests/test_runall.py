@@ -53,6 +53,7 @@ def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
         GOLDSMITH_WEB_PORT=str(web_port),
         GOLDSMITH_EMULATOR_PORT=str(free_port_pair(web_port)),
         GOLDSMITH_AZURITE_PORT=str(free_port()),
+        EMAIL_PORT=str(free_port()),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     log = tmp_path / "runall.log"
@@ -119,6 +120,36 @@ def test_it_runs_everything_and_stops_cleanly_on_sigterm(tmp_path):
     assert not any(is_alive(pid) for pid in pids.values())
     assert not (tmp_path / "var" / "redis.sock").exists()
     assert "worker     | " in log.read_text()  # children's lines carry their name
+
+
+def test_it_starts_the_mail_sink_and_keeps_each_message_in_var_mail(tmp_path):
+    import smtplib
+    from email.message import EmailMessage
+    from email.parser import BytesParser
+    from email.policy import default as default_policy
+
+    proc, log, port = start_runall(tmp_path, "--no-emulator")
+    try:
+        text = wait_for_banner(proc, log)
+        pids = child_pids(text)
+        assert "mail" in pids
+        assert f"Sent mail: http://127.0.0.1:{port}/sandbox/mail/" in text
+        smtp_port = int(re.search(r"SMTP sink on 127.0.0.1:(\d+)", text).group(1))
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "goldsmith@localhost", "bob@example.com", "Hello"
+        message.set_content("A build failed.")
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            client.send_message(message, to_addrs=["bob@example.com", "hidden@example.com"])
+        kept = list((tmp_path / "var" / "mail").glob("*.eml"))
+        assert len(kept) == 1
+        found = BytesParser(policy=default_policy).parsebytes(kept[0].read_bytes())
+        assert found["Subject"] == "Hello"
+        assert found["X-Envelope-To"] == "bob@example.com, hidden@example.com"
+        assert found.get_content().strip() == "A build failed."
+    finally:
+        code = stop(proc)
+    assert code == 0, log.read_text()
+    assert not is_alive(pids["mail"])
 
 
 def wait_for_text(proc: subprocess.Popen, log: Path, text: str, timeout: float = 60) -> str:

@@ -1,7 +1,8 @@
 """`manage.py runall`: the whole portal in one terminal, for `make run`.
 
 Starts a private Redis (unless REDIS_URL is set), the Azure emulator (unless it is not
-installed or AZURE_ARM_ENDPOINT points elsewhere), then the web server, an RQ worker and the
+installed or AZURE_ARM_ENDPOINT points elsewhere), the sandbox's SMTP sink (when e-mail goes
+to the local default), then the web server, an RQ worker and the
 periodic scheduler, each child's output prefixed with its name. Ctrl-C or SIGTERM stops them
 all and exits 0. A child that dies once everything is up is started again with a growing
 delay (portal/supervisor.py); one that keeps crashing stops the rest, and the exit code is 1.
@@ -82,13 +83,38 @@ def start_everything(supervisor: Supervisor, options: dict) -> None:
     if options["prepare"]:
         prepare(supervisor, manage, env, base)
 
+    mail = start_mail_sink(supervisor, var_dir, env, base)
     supervisor.spawn("web", [*manage, "runserver", f"{HOST}:{web_port}", "--noreload"], env=env, cwd=base)
     supervisor.spawn("worker", [*manage, "rqworker", "builds", "default", "--with-scheduler"], env=env, cwd=base)
     supervisor.spawn("scheduler", [*manage, "rqcron", "builds.cron"], env=env, cwd=base)
 
     supervisor.wait_until(lambda: http_answers(HOST, web_port, "/healthz"), timeout=60, what="the web server")
-    print_banner(supervisor, web_port,
+    print_banner(supervisor, web_port, mail=mail,
                  entra=start_emulator_here and env.get("ENTRA_AUTHORITY_HOST") == emulator_url(emulator_port))
+
+
+def start_mail_sink(supervisor: Supervisor, var_dir: Path, env: dict, base: str) -> bool:
+    """In the sandbox, e-mail goes to the local default (EMAIL_HOST 127.0.0.1): start the SMTP sink
+    there (portal/mailsink.py), which keeps each message in NOTIFY_SANDBOX_MAILDIR for the "Sent
+    mail" page. Returns whether it started; elsewhere mail goes to the configured server."""
+    smtp = settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend"
+    if not (smtp and settings.EMAIL_HOST == HOST and settings.NOTIFY_ALLOW_LOOPBACK_HTTP):
+        return False
+    port = settings.EMAIL_PORT
+    require_free_port(port, "EMAIL_PORT")
+    argv = [sys.executable, "-m", "portal.mailsink", "--host", HOST, "--port", str(port),
+            "--dir", str(Path(settings.NOTIFY_SANDBOX_MAILDIR).resolve())]
+    supervisor.spawn("mail", argv, env=env, cwd=base, service=True)
+    supervisor.wait_until(lambda: port_answers(HOST, port), timeout=10, what="the SMTP sink")
+    return True
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def emulator_wanted(port: int) -> bool:
@@ -244,7 +270,7 @@ def describe(user: dict) -> str:
     return f"{role} in {department}" if department else role
 
 
-def print_banner(supervisor: Supervisor, web_port: int, *, entra: bool = False) -> None:
+def print_banner(supervisor: Supervisor, web_port: int, *, entra: bool = False, mail: bool = False) -> None:
     lines = ["", f"Goldsmith is running at http://{HOST}:{web_port}"]
     users = demo_users()
     if users:
@@ -253,6 +279,8 @@ def print_banner(supervisor: Supervisor, web_port: int, *, entra: bool = False) 
     if entra:
         lines.append("Or choose \"Sign in with Microsoft\" and pick alice@contoso.example (or bob, carol, dave, erin)"
                      " on the emulator's Entra ID page.")
+    if mail:
+        lines.append(f"Sent mail: http://{HOST}:{web_port}/sandbox/mail/")
     lines += ["Press Ctrl-C to stop.", ""]
     for line in lines:
         supervisor.say("goldsmith", line)

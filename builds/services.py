@@ -450,7 +450,7 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
                            [Problem("build.department", "layers", "Pick layers of one department.")])
     build_id = uuid.uuid4()
     context = compose.BuildContext(location=gold_version.location or settings.AZURE_LOCATION, build_id=build_id,
-                                   requester=_user(actor).get_username())
+                                   requester=_user(actor).get_username(), subscription=settings.AZURE_SUBSCRIPTION_ID)
     body = compose.compose(gold_version, layer_versions, context)
     problems = schema.errors(build_problems(gold_version, layer_versions, body))
     if problems:

@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from builds import schema, validation
+from builds import compose, schema, validation
 from builds.models import Generation, OsType, SecurityType
 from builds.validators import SLUG_MAX, validate_name, validate_slug, validate_version
 
@@ -261,7 +261,7 @@ OTHER_SIZE = "other"
 _ERROR_HANDLING = [("", "Azure's default (clean up)"), ("cleanup", "Clean up"),
                    ("abort", "Abort: keep the build VM to investigate")]
 STAGING_MODES = [("none", "None: Image Builder creates and deletes its own group"),
-                 ("goldsmith", "A group Goldsmith names for this version (created empty by Image Builder)"),
+                 ("goldsmith", "A new group Goldsmith names for each build (created empty by Image Builder)"),
                  ("own", "Bring your own: an existing empty group in the build region")]
 
 
@@ -314,9 +314,11 @@ class BuildVmForm(forms.Form):
     tags = forms.CharField(label="Tags", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line.")
 
-    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", **kwargs):
+    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", staging_example: str = "",
+                 **kwargs):
         """`sizes`: preflight.vm_size_choices' choices (each with .name and .label); `goldsmith_staging`:
-        the group id the "Goldsmith names it" choice writes (wizard.staging_group_id)."""
+        what the "Goldsmith names it" choice stores (compose.goldsmith_named with the policy's prefix),
+        `staging_example` the id a build gets from it (compose.staging_group without a build)."""
         super().__init__(*args, **kwargs)
         self.size_names = {size.name for size in sizes}
         self.goldsmith_staging = goldsmith_staging
@@ -325,12 +327,11 @@ class BuildVmForm(forms.Form):
                                                 (OTHER_SIZE, "Another size (type it below)")]
         if size_note:
             self.fields["vmSize"].help_text = f"{size_note} {self.fields['vmSize'].help_text}"
-        if goldsmith_staging:
-            self.fields["staging"].help_text = f"Goldsmith's name for this version: {goldsmith_staging}"
+        if staging_example:
+            self.fields["staging"].help_text = f"Goldsmith's name for each build: {staging_example}"
 
     @classmethod
-    def initial_from(cls, gold_version: Any, *, sizes=(), goldsmith_staging: str = "",
-                     identity: str = "") -> dict[str, Any]:
+    def initial_from(cls, gold_version: Any, *, sizes=(), identity: str = "") -> dict[str, Any]:
         profile = gold_version.vm_profile or {}
         vnet = profile.get("vnetConfig") or {}
         size = profile.get("vmSize", "")
@@ -343,8 +344,8 @@ class BuildVmForm(forms.Form):
                 "userAssignedIdentities": "\n".join(profile.get("userAssignedIdentities") or []),
                 "subnetId": vnet.get("subnetId", ""), "containerInstanceSubnetId": vnet.get("containerInstanceSubnetId", ""),
                 "proxyVmSize": vnet.get("proxyVmSize", ""),
-                "staging": "none" if not staging else "goldsmith" if staging == goldsmith_staging else "own",
-                "stagingResourceGroup": staging if staging != goldsmith_staging else "",
+                "staging": compose.staging_mode(staging)[0],
+                "stagingResourceGroup": staging if compose.staging_mode(staging)[0] == "own" else "",
                 "managedResourceTags": format_tags(gold_version.managed_resource_tags),
                 "onCustomizerError": handling.get("onCustomizerError", ""),
                 "onValidationError": handling.get("onValidationError", ""), "vmBoot": boot,
@@ -368,8 +369,6 @@ class BuildVmForm(forms.Form):
                 self.add_error("vmSizeOther", "Type the size, or choose one from the list.")
         if data.get("staging") == "own" and not (data.get("stagingResourceGroup") or "").strip():
             self.add_error("stagingResourceGroup", "Give the id of your staging resource group.")
-        if data.get("staging") == "goldsmith" and not self.goldsmith_staging:
-            self.add_error("staging", "Goldsmith cannot name a group for this version; bring your own.")
         return data
 
     def to_fields(self, gold_version: Any) -> dict[str, Any]:
@@ -390,7 +389,7 @@ class BuildVmForm(forms.Form):
                 vnet[key] = value
         if vnet:
             profile["vnetConfig"] = vnet
-        staging = {"none": "", "goldsmith": self.goldsmith_staging,
+        staging = {"none": "", "goldsmith": self.goldsmith_staging or compose.goldsmith_named(),
                    "own": (data.get("stagingResourceGroup") or "").strip()}[data.get("staging") or "none"]
         handling = {key: data[key] for key in ("onCustomizerError", "onValidationError") if data.get(key)}
         optimize = {key: value for key, value in (gold_version.optimize or {}).items() if key != "vmBoot"}

@@ -525,13 +525,15 @@ def _buildvm_form(request, gold_version, policy):
                                             generation=gold_version.hyper_v_generation,
                                             security_type=gold_version.security_type,
                                             architecture=facts.architecture if facts and facts.found else "")
-    staging = wizard.staging_group_id(_subscription(gold_version), gold_version.gold_image.slug, gold_version.version,
-                                      policy.staging_resource_group_prefix)
-    options = {"sizes": sizes, "size_note": note, "goldsmith_staging": staging}
+    # A Goldsmith-named staging group is named per build (compose.staging_group); the draft keeps
+    # only that choice and the policy's prefix.
+    staging = compose.goldsmith_named(policy.staging_resource_group_prefix)
+    example = compose.staging_group(staging, gold_slug=gold_version.gold_image.slug,
+                                    subscription=_subscription(gold_version), build_id=None)
+    options = {"sizes": sizes, "size_note": note, "goldsmith_staging": staging, "staging_example": example}
     if request.method == "POST":
         return forms.BuildVmForm(request.POST, **options)
-    initial = forms.BuildVmForm.initial_from(gold_version, sizes=sizes, goldsmith_staging=staging,
-                                             identity=settings.AZURE_TEMPLATE_IDENTITY)
+    initial = forms.BuildVmForm.initial_from(gold_version, sizes=sizes, identity=settings.AZURE_TEMPLATE_IDENTITY)
     return forms.BuildVmForm(initial=initial, **options)
 
 

@@ -37,7 +37,6 @@ STEP_PATHS: dict[str, tuple[str, ...]] = {
                 "properties.stagingResourceGroup", "properties.managedResourceTags", "properties.errorHandling",
                 "properties.optimize.vmBoot"),
 }
-STAGING_PREFIX = "goldsmith-staging-"
 # The draft lists the step editors change, per wizard step.
 STEP_LISTS = {"customize": ("customize_before", "customize_after"), "validate": ("validators_before", "validators_after")}
 LIST_KIND = {"customize_before": "customizer", "customize_after": "customizer", "validators_before": "validator",
@@ -45,16 +44,6 @@ LIST_KIND = {"customize_before": "customizer", "customize_after": "customizer", 
 # The declared type that fits a source's SecurityType feature (the wizard's suggestion).
 DECLARED_FOR = {"TrustedLaunchSupported": "TrustedLaunch", "TrustedLaunchAndConfidentialVmSupported": "TrustedLaunch",
                 "ConfidentialVMSupported": "ConfidentialVM"}
-
-
-def staging_group_id(subscription: str, slug: str, version: str, prefix: str = "") -> str:
-    """The staging resource group Goldsmith names for a gold version (Image Builder creates it
-    empty in the build region and deletes it with the template): `<prefix><slug>-<version>`,
-    within Azure's 90 characters; "" without a subscription."""
-    if not subscription:
-        return ""
-    name = f"{prefix or STAGING_PREFIX}{slug}-{version}"[:90].rstrip(".")
-    return f"/subscriptions/{subscription}/resourceGroups/{name}"
 
 
 def step_index(step: str) -> int:

@@ -8,7 +8,6 @@ from builds.models import GoldImage, GoldImageVersion
 from portal.models import AuditEvent
 from tests import factories
 from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
-from web import wizard
 
 pytestmark = pytest.mark.django_db
 
@@ -312,7 +311,7 @@ def test_the_build_vm_step_saves_the_enterprise_settings(client, alice, azure_em
     assert response.status_code == 302, response.content.decode()[-3000:]
     draft.refresh_from_db()
     assert draft.vm_profile["vnetConfig"] == {"subnetId": SUBNET, "proxyVmSize": "Standard_A2_v2"}
-    assert draft.staging_resource_group.endswith("/resourceGroups/goldsmith-staging-ubuntu-1.0.0")
+    assert draft.staging_resource_group == "goldsmith-named"  # named per build, compose.staging_group
     assert draft.managed_resource_tags == {"costCenter": "42"}
     assert draft.error_handling == {"onCustomizerError": "abort", "onValidationError": "cleanup"}
     assert draft.optimize == {"vmBoot": {"state": "Enabled"}}
@@ -339,10 +338,16 @@ def test_the_build_vm_step_puts_policy_problems_next_to_their_fields(client, ali
     assert 'id="id_stagingResourceGroup-errors"' in response.content.decode()
 
 
-@pytest.mark.parametrize("subscription, prefix, wanted", [
-    ("s1", "", "/subscriptions/s1/resourceGroups/goldsmith-staging-ubuntu-1.0.0"),
-    ("s1", "corp-stg-", "/subscriptions/s1/resourceGroups/corp-stg-ubuntu-1.0.0"),
-    ("", "", ""),
-])
-def test_goldsmith_names_a_staging_group_per_version(subscription, prefix, wanted):
-    assert wizard.staging_group_id(subscription, "ubuntu", "1.0.0", prefix) == wanted
+def test_the_goldsmith_named_staging_group_keeps_the_policys_prefix(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "buildvm")
+    policies.policy_update(actor=alice, rules={"staging_resource_group": "named",
+                                               "staging_resource_group_prefix": "corp-stg-"})
+    page = client.get(step_url("buildvm")).content.decode()
+    assert "/resourceGroups/corp-stg-ubuntu-&lt;build-id&gt;" in page
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
+                                                 "staging": "goldsmith"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    draft.refresh_from_db()
+    assert draft.staging_resource_group == "goldsmith-named:corp-stg-"

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from builds import compose, schema
 from builds.schema import Problem
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -32,7 +33,7 @@ STEP_PATHS: dict[str, tuple[str, ...]] = {
     "security": ("security_type", "hyper_v_generation"),
     "customize": ("properties.customize",),
     "validate": ("properties.validate",),
-    "distribute": ("properties.distribute",),
+    "distribute": ("properties.distribute", "properties.additionalDataDisks"),
     "buildvm": ("properties.vmProfile", "identity", "properties.buildTimeoutInMinutes", "tags",
                 "properties.stagingResourceGroup", "properties.managedResourceTags", "properties.errorHandling",
                 "properties.optimize.vmBoot"),
@@ -84,6 +85,23 @@ def field_for(path: str, names: Iterable[str]) -> str | None:
         if part in names:
             return part
     return None
+
+
+def target_field(path: str, names: Iterable[str]) -> str | None:
+    """field_for, with a target region's keys going to their row (`targetRegions-<i>-<key>`,
+    forms.region_field): `…targetRegions[1].replicaCount` is row 1's replica count."""
+    names = set(names)
+    found = re.search(r"\.targetRegions\[(\d+)\](?:\.(\w+))?$", path)
+    if found:
+        name = f"targetRegions-{found.group(1)}-{found.group(2) or 'name'}"
+        if name in names:
+            return name
+    return field_for(path, names)
+
+
+def data_disks_allowed(api_version: str = compose.API_VERSION) -> bool:
+    """Whether the templates Goldsmith writes accept additionalDataDisks (schema.FIELD_SINCE)."""
+    return api_version >= schema.FIELD_SINCE[("additionalDataDisks",)]
 
 
 def split_problems(problems: Iterable[Problem], names: Iterable[str]) -> tuple[dict[str, list[Problem]],

@@ -450,5 +450,6 @@ SPECTACULAR_SETTINGS = {
         "LayerVersionStatusEnum": "builds.models.LayerVersion.Status",
         "OsTypeEnum": "builds.models.OsType",
         "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
+        "ErrorHandlingEnum": ["cleanup", "abort"],  # the policy's on_customizer_error and on_validation_error
     },
 }

@@ -602,7 +602,8 @@ def _step_buildvm(request, gold_version):
 
 
 def _review_context(gold_version) -> dict:
-    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION))
+    body = compose.compose(gold_version, [], compose.BuildContext(location=settings.AZURE_LOCATION,
+                                                                  subscription=settings.AZURE_SUBSCRIPTION_ID))
     report = preflight.review_report(gold_version)
     # Where the build runs (regions, sizes, roles, Azure Policy, staging) is checked again by every
     # build and does not hold publishing up, as in services.gold_version_publish.

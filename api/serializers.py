@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.errors import CODES
-from builds import compose
+from builds import compose, selectors, validation
 from builds.models import Build, GoldImageVersion, LayerVersion, OsType
 from builds.selectors import build_summary
 from portal.models import AuditEvent
@@ -129,7 +128,7 @@ class GoldVersionSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_template(self, version: GoldImageVersion) -> dict:
-        return compose.baseline(version, settings.AZURE_LOCATION)
+        return selectors.baseline(version)
 
 
 # --- Layers ----------------------------------------------------------------------------------------
@@ -169,6 +168,9 @@ class LayerVersionSerializer(serializers.Serializer):
     customize = serializers.ListField(child=serializers.JSONField(), help_text="Image Builder customizer objects.")
     validators = serializers.ListField(child=serializers.JSONField(), help_text="Image Builder validator objects.")
     tags = serializers.DictField(child=serializers.CharField())
+    network = serializers.DictField(
+        child=serializers.CharField(), help_text="The build network the layer chooses: `subnetId` and `proxyVmSize` "
+                                                 "of vmProfile.vnetConfig (empty: the gold version's).")
     created_at = IsoDateTimeField()
     created_by = serializers.CharField(source="created_by.username")
     published_at = IsoDateTimeField(allow_null=True)
@@ -277,14 +279,17 @@ class TemplateCheckParams(serializers.Serializer):
     policy = serializers.SlugField(required=False, max_length=50,
                                    help_text="The build policy to apply (default: the current default policy).")
     offline = serializers.BooleanField(required=False, default=False,
-                                       help_text="Skip the catalog look-ups (source image, security types, gallery "
-                                                 "targets).")
+                                       help_text="Skip every look-up: the catalog (source image, security types, gallery "
+                                                 "targets) and where the build runs (regions, VM sizes, identities, "
+                                                 "permissions, Azure Policy, staging group).")
     os_type = serializers.ChoiceField(choices=OsType.choices, required=False,
                                       help_text="Check steps against this OS family (default: guessed).")
 
 
 class CheckResultSerializer(serializers.Serializer):
-    group = serializers.CharField(help_text="Rule group: schema, source, security, distribute, vm, policy, secret.")
+    group = serializers.ChoiceField(choices=list(validation.GROUPS),
+                                    help_text="Rule group: the first part of a rule id (policy.deny and "
+                                              "policy.not-checked are azure-policy).")
     title = serializers.CharField()
     ran = serializers.BooleanField(help_text="False when the group was skipped (offline, or a shape error).")
     passed = serializers.BooleanField()

@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views, views_approvals, views_logs, views_notify
+from api import openapi, views, views_approvals, views_logs, views_notify, views_preflight
 
 
 class VersionConverter:
@@ -26,6 +26,8 @@ urlpatterns = [
     path("gold-images/<slug:slug>/", views.GoldImageDetail.as_view(), name="gold-detail"),
     path("gold-images/<slug:slug>/versions/<apiversion:version>/", views.GoldVersionDetail.as_view(),
          name="gold-version"),
+    path("gold-images/<slug:slug>/versions/<apiversion:version>/review/", views_preflight.GoldVersionReview.as_view(),
+         name="gold-version-review"),
     path("layers/", views.LayerList.as_view(), name="layer-list"),
     path("layers/<slug:department>/<slug:slug>/", views.LayerDetail.as_view(), name="layer-detail"),
     path("layers/<slug:department>/<slug:slug>/versions/<apiversion:version>/", views.LayerVersionDetail.as_view(),
@@ -35,6 +37,7 @@ urlpatterns = [
     path("builds/<uuid:build_uuid>/cancel/", views.BuildCancel.as_view(), name="build-cancel"),
     path("builds/<uuid:build_uuid>/log", views_logs.BuildLog.as_view(), name="build-log"),
     path("templates/check/", views.TemplateCheck.as_view(), name="template-check"),
+    path("vm-sizes/", views_preflight.VmSizeList.as_view(), name="vm-size-list"),
     path("audit-events/", views.AuditEventList.as_view(), name="audit-event-list"),
     path("audit-events/export.csv", views.AuditExport.as_view(), name="audit-export"),
     path("notify/endpoints/", views_notify.EndpointList.as_view(), name="notify-endpoint-list"),

@@ -28,6 +28,14 @@ PROVENANCE_TAGS = (TAG_GOLD, TAG_LAYERS, TAG_BUILD, TAG_REQUESTER)
 # What a layer version may choose of vmProfile.vnetConfig (LayerVersion.network), when the policy
 # lets departments choose the build network (validation.check_layer_network).
 LAYER_NETWORK_KEYS = ("subnetId", "proxyVmSize")
+# GoldImageVersion.staging_resource_group is "" (Image Builder names its own group), a resource
+# group id (the owner's own empty group) or GOLDSMITH_NAMED[":<prefix>"]: a group Goldsmith names
+# per build (staging_group), so two builds of one version never share one (it must be empty).
+GOLDSMITH_NAMED = "goldsmith-named"
+STAGING_PREFIX = "goldsmith-staging-"
+RESOURCE_GROUP_NAME_MAX = 90
+BUILD_ID_PLACEHOLDER = "<build-id>"
+SUBSCRIPTION_PLACEHOLDER = "<subscription-id>"
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,53 @@ class BuildContext:
     location: str  # used when the gold version names none
     build_id: uuid.UUID | None = None
     requester: str = ""
+    subscription: str = ""  # used when the gold version names none (a Goldsmith-named staging group's id)
 
 
 def template_name(build_id: uuid.UUID, gold_slug: str) -> str:
     """The deterministic Image Builder template name of a build (<= 64 chars, Azure's name pattern)."""
     return f"gs-{gold_slug[:27].strip('-_.')}-{build_id.hex}"
+
+
+def goldsmith_named(prefix: str = "") -> str:
+    """The staging_resource_group value of a group Goldsmith names per build, with the policy's prefix."""
+    return f"{GOLDSMITH_NAMED}:{prefix}" if prefix else GOLDSMITH_NAMED
+
+
+def staging_mode(value: str) -> tuple[str, str]:
+    """("none", ""), ("goldsmith", prefix) or ("own", group id) for a staging_resource_group value."""
+    if not value:
+        return "none", ""
+    mode, sep, prefix = value.partition(":")
+    if mode == GOLDSMITH_NAMED:
+        return "goldsmith", prefix if sep else ""
+    return "own", value
+
+
+def staging_group_name(prefix: str, gold_slug: str, build_id: uuid.UUID | None) -> str:
+    """A build's staging group name, `<prefix><slug>-<build uuid hex>` within Azure's 90 characters.
+
+    Deterministic, like template_name: the uuid is kept whole (the slug is shortened first, then
+    the uuid only when the prefix leaves no room), so two builds never share a group. Without a
+    build (previews, the wizard's checks) the uuid is the placeholder <build-id>.
+    """
+    prefix = prefix or STAGING_PREFIX
+    unique = build_id.hex if build_id else BUILD_ID_PLACEHOLDER
+    room = RESOURCE_GROUP_NAME_MAX - len(prefix) - len(unique) - 1
+    if room <= 0:
+        return (prefix + unique)[:RESOURCE_GROUP_NAME_MAX]
+    slug = gold_slug[:room].strip("-_.")
+    return f"{prefix}{slug}-{unique}" if slug else f"{prefix}{unique}"
+
+
+def staging_group(value: str, *, gold_slug: str, subscription: str, build_id: uuid.UUID | None) -> str:
+    """The template's stagingResourceGroup for a gold version's staging_resource_group value:
+    "" or the owner's group id as they are, a Goldsmith-named group's id for this build."""
+    mode, prefix = staging_mode(value)
+    if mode != "goldsmith":
+        return value
+    name = staging_group_name(prefix, gold_slug, build_id)
+    return f"/subscriptions/{subscription or SUBSCRIPTION_PLACEHOLDER}/resourceGroups/{name}"
 
 
 def layer_label(layer_version: LayerVersion) -> str:
@@ -155,7 +205,9 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
         "errorHandling": gold.error_handling,
         "buildTimeoutInMinutes": gold.build_timeout_minutes,
         "vmProfile": vm_profile(gold, layer_versions),
-        "stagingResourceGroup": gold.staging_resource_group,
+        "stagingResourceGroup": staging_group(gold.staging_resource_group or "", gold_slug=gold.gold_image.slug,
+                                              subscription=gold.subscription_id or context.subscription,
+                                              build_id=context.build_id),
         "managedResourceTags": gold.managed_resource_tags,
     }
     properties.update({key: value for key, value in optional.items() if value not in (None, "", {}, [])})
@@ -168,15 +220,17 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
     return copy.deepcopy(body)
 
 
-def baseline(gold_version: GoldImageVersion, location: str, *, provenance: bool = False) -> dict:
+def baseline(gold_version: GoldImageVersion, location: str, *, subscription: str = "",
+             provenance: bool = False) -> dict:
     """The gold version's own template: no layers and, unless `provenance`, no provenance tags.
 
     The one entry for what the gold version pages, the API, the wizard's review and the diff
     show (without provenance: the same for every build), and for what publishing checks (with
     provenance: exactly what a gold-only build would carry, so tag limits count them).
-    `location` is used when the gold version names none.
+    `location` (and `subscription`, for a Goldsmith-named staging group's id) are used when the
+    gold version names none.
     """
-    body = compose(gold_version, [], BuildContext(location=location))
+    body = compose(gold_version, [], BuildContext(location=location, subscription=subscription))
     return body if provenance else without_provenance(body)
 
 

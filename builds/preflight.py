@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -289,7 +290,9 @@ def check_build(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVe
     look-up is a `source.lookup-failed` error problem).
     """
     if body is None:
-        body = compose.compose(gold_version, list(layer_versions), compose.BuildContext(location=settings.AZURE_LOCATION))
+        # As a build would compose it: a build id names its own staging group (compose.staging_group).
+        body = compose.compose(gold_version, list(layer_versions), compose.BuildContext(
+            location=settings.AZURE_LOCATION, build_id=uuid.uuid4(), subscription=settings.AZURE_SUBSCRIPTION_ID))
     problems = build_report(gold_version, layer_versions, policy=policy, body=body, lookups=lookups).problems
     return schema.dedupe(problems + schema.placeholders(body))
 
@@ -302,7 +305,8 @@ def build_report(gold_version: GoldImageVersion, layer_versions: Sequence[LayerV
     which publishing a version does not need."""
     rules = policy_rules(policy)
     layer_versions = list(layer_versions)
-    expected = compose.compose(gold_version, layer_versions, compose.BuildContext(location=settings.AZURE_LOCATION))
+    expected = compose.compose(gold_version, layer_versions, compose.BuildContext(
+        location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID))
     body = expected if body is None else body
     os_type = gold_version.gold_image.os_type
     subscription = gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID

@@ -14,11 +14,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
-from builds import access, azure, buildlog
+from builds import access, azure, buildlog, compose
 from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
@@ -306,3 +307,19 @@ def build_log_text(build: Build, location: str) -> str | None:
     if text is not None and build.is_terminal:
         cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
     return text
+
+
+# --- Composition as pages and the API show it ------------------------------------------------------
+
+
+def preview_context(**extra) -> compose.BuildContext:
+    """What a preview composes with: the configured region and subscription (a Goldsmith-named
+    staging group's id needs it); a build adds its id and requester."""
+    return compose.BuildContext(location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID, **extra)
+
+
+def baseline(gold_version: GoldImageVersion, *, provenance: bool = False) -> dict:
+    """compose.baseline in the configured region and subscription: what gold version pages, the
+    wizard's review, diffs and the API show."""
+    return compose.baseline(gold_version, settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
+                            provenance=provenance)

@@ -460,5 +460,6 @@ SPECTACULAR_SETTINGS = {
         "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
         "PublishRequestKindEnum": "builds.models.PublishRequest.Kind",
         "EndpointKindEnum": "notify.models.Endpoint.Kind",
+        "ErrorHandlingEnum": ["cleanup", "abort"],  # the policy's on_customizer_error and on_validation_error
     },
 }

@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from builds import schema, validation
+from builds import compose, schema, validation
 from builds.models import Generation, OsType, SecurityType
 from builds.validators import SLUG_MAX, validate_name, validate_slug, validate_version
 
@@ -194,34 +194,118 @@ def _names_list(text: str) -> list[str]:
     return [part for part in re.split(r"[\s,]+", text or "") if part]
 
 
+MAX_REGION_ROWS = 60
+_STORAGE_CHOICES = [("", "Default (Standard_LRS)"), *((kind, kind) for kind in schema.STORAGE_ACCOUNT_TYPES)]
+_REGION_KEYS = ("name", "replicaCount", "storageAccountType")
+
+
+def region_field(index: int, key: str) -> str:
+    """The form field of one target region's key (`targetRegions-<index>-<key>`)."""
+    return f"targetRegions-{index}-{key}"
+
+
 class SharedImageTargetForm(forms.Form):
+    """A gallery target: definition, target regions (an editable list of rows, each with its
+    name, replica count and storage account type), versioning and exclusion from latest."""
+
     target_type = "SharedImage"
     runOutputName = forms.CharField(label="Run output name", max_length=64)
     galleryImageId = forms.CharField(label="Gallery image definition", max_length=URL_MAX,
                                      help_text="Pick from the catalog or paste a definition id.",
                                      widget=forms.TextInput(attrs={**RESOURCE_ID, "list": "gallery-definitions"}))
-    targetRegions = forms.CharField(label="Replicate to regions", max_length=1000, required=False,
-                                    help_text="Comma-separated, e.g. eastus, westeurope. Empty: the definition's region.")
-    replicaCount = forms.IntegerField(label="Replicas per region", min_value=1, max_value=100, required=False)
-    storageAccountType = forms.ChoiceField(label="Storage", required=False, choices=[
-        ("", "Default (Standard_LRS)"), ("Standard_LRS", "Standard_LRS"), ("Standard_ZRS", "Standard_ZRS"),
-        ("Premium_LRS", "Premium_LRS")])
+    versioning = forms.ChoiceField(label="Version numbers", required=False, choices=[
+        ("", "Image Builder's default"), ("Latest", "Latest: the next number after the newest version"),
+        ("Source", "Source: the source image's version number")])
+    major = forms.IntegerField(label="Major version (with Latest)", required=False, min_value=-1,
+                               help_text="Count from the newest version of this major; -1 or empty: of any major.")
     excludeFromLatest = forms.BooleanField(label="Exclude from latest", required=False)
+
+    def __init__(self, *args, rows: int | None = None, **kwargs):
+        """`rows`: how many region rows to show; by default as many as the data (or initial) has."""
+        super().__init__(*args, **kwargs)
+        if rows is None:
+            rows = self.rows_in(self.data if self.is_bound else self.initial)
+        self.rows = max(0, min(rows, MAX_REGION_ROWS))
+        for index in range(self.rows):
+            self.fields[region_field(index, "name")] = forms.CharField(
+                label="Region", max_length=40, required=False, help_text="e.g. westeurope")
+            self.fields[region_field(index, "replicaCount")] = forms.IntegerField(
+                label="Replicas", min_value=1, max_value=100, required=False, help_text="1-100; empty: 1.")
+            self.fields[region_field(index, "storageAccountType")] = forms.ChoiceField(
+                label="Storage account type", required=False, choices=_STORAGE_CHOICES)
+
+    @staticmethod
+    def rows_in(data: Any) -> int:
+        """The number of region rows submitted (the highest row index + 1)."""
+        found = [int(m.group(1)) for key in (data or {}) if (m := re.fullmatch(r"targetRegions-(\d+)-\w+", key))]
+        return max(found) + 1 if found else 0
+
+    def main_fields(self) -> list:
+        return [self[name] for name in ("runOutputName", "galleryImageId", "versioning", "major", "excludeFromLatest")]
+
+    def region_rows(self) -> list[list]:
+        return [[self[region_field(index, key)] for key in _REGION_KEYS] for index in range(self.rows)]
+
+    @classmethod
+    def initial_from(cls, target: dict) -> dict[str, Any]:
+        versioning = target.get("versioning") if isinstance(target.get("versioning"), dict) else {}
+        initial = {key: target.get(key, "") for key in ("runOutputName", "galleryImageId")}
+        initial.update({"versioning": versioning.get("scheme", ""), "major": versioning.get("major"),
+                        "excludeFromLatest": bool(target.get("excludeFromLatest"))})
+        for index, region in enumerate(target.get("targetRegions") or []):
+            for key in _REGION_KEYS:
+                initial[region_field(index, key)] = region.get(key, "") if isinstance(region, dict) else ""
+        return initial
+
+    @classmethod
+    def edit_rows(cls, data: Any, op: str) -> dict[str, Any]:
+        """The submitted values with a region row added (`add-region`) or removed
+        (`remove-region-<index>`, later rows move up), to show again without saving."""
+        values = {key: data.get(key) for key in data if key not in ("csrfmiddlewaretoken", "op")}
+        rows = [{key: values.pop(region_field(index, key), "") for key in _REGION_KEYS}
+                for index in range(cls.rows_in(data))]
+        if op == "add-region":
+            rows.append({key: "" for key in _REGION_KEYS})
+        elif (found := re.fullmatch(r"remove-region-(\d+)", op)) and int(found.group(1)) < len(rows):
+            del rows[int(found.group(1))]
+        for index, row in enumerate(rows):
+            values.update({region_field(index, key): value for key, value in row.items()})
+        values["excludeFromLatest"] = values.get("excludeFromLatest") in ("on", "true", "True", True)
+        return values
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for index in range(self.rows):
+            name = (data.get(region_field(index, "name")) or "").strip()
+            if not name and (data.get(region_field(index, "replicaCount")) or
+                             data.get(region_field(index, "storageAccountType"))):
+                self.add_error(region_field(index, "name"), "Name the region, or remove the row.")
+        if data.get("major") is not None and data.get("versioning") != "Latest":
+            self.add_error("major", "A major version goes only with Latest.")
+        return data
 
     def to_target(self) -> dict[str, Any]:
         data = self.cleaned_data
         target: dict[str, Any] = {"type": "SharedImage", "runOutputName": data["runOutputName"],
                                   "galleryImageId": data["galleryImageId"]}
         regions = []
-        for name in _names_list(data.get("targetRegions", "")):
-            region: dict[str, Any] = {"name": name.lower()}
-            if data.get("replicaCount"):
-                region["replicaCount"] = data["replicaCount"]
-            if data.get("storageAccountType"):
-                region["storageAccountType"] = data["storageAccountType"]
+        for index in range(self.rows):
+            name = re.sub(r"\s+", "", data.get(region_field(index, "name")) or "").lower()
+            if not name:
+                continue
+            region: dict[str, Any] = {"name": name}
+            if data.get(region_field(index, "replicaCount")):
+                region["replicaCount"] = data[region_field(index, "replicaCount")]
+            if data.get(region_field(index, "storageAccountType")):
+                region["storageAccountType"] = data[region_field(index, "storageAccountType")]
             regions.append(region)
         if regions:
             target["targetRegions"] = regions
+        if data.get("versioning") == "Latest":
+            target["versioning"] = {"scheme": "Latest", **({"major": data["major"]}
+                                                            if data.get("major") is not None else {})}
+        elif data.get("versioning") == "Source":
+            target["versioning"] = {"scheme": "Source"}
         if data.get("excludeFromLatest"):
             target["excludeFromLatest"] = True
         return target
@@ -233,6 +317,10 @@ class ManagedImageTargetForm(forms.Form):
     imageId = forms.CharField(label="Managed image id", max_length=URL_MAX, widget=forms.TextInput(attrs=RESOURCE_ID),
                               help_text="/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/images/<name>")
     location = forms.CharField(label="Region", max_length=40)
+
+    @classmethod
+    def initial_from(cls, target: dict) -> dict[str, Any]:
+        return {key: target.get(key, "") for key in ("runOutputName", "imageId", "location")}
 
     def to_target(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -246,6 +334,10 @@ class VhdTargetForm(forms.Form):
     uri = forms.CharField(label="Blob URL", max_length=URL_MAX, required=False, widget=forms.TextInput(attrs=RESOURCE_ID),
                           help_text="Empty: the VHD stays in the build's staging storage account.")
 
+    @classmethod
+    def initial_from(cls, target: dict) -> dict[str, Any]:
+        return {key: target.get(key, "") for key in ("runOutputName", "uri")}
+
     def to_target(self) -> dict[str, Any]:
         target = {"type": "VHD", "runOutputName": self.cleaned_data["runOutputName"]}
         if self.cleaned_data.get("uri"):
@@ -257,11 +349,46 @@ TARGET_FORMS: dict[str, type[forms.Form]] = {
     "SharedImage": SharedImageTargetForm, "ManagedImage": ManagedImageTargetForm, "VHD": VhdTargetForm}
 
 
+class DataDisksForm(forms.Form):
+    """The build VM's additional data disks (properties.additionalDataDisks), sizes in GB."""
+
+    additionalDataDisks = forms.CharField(
+        label="Additional data disks (GB)", max_length=1000, required=False,
+        help_text="Sizes in GB, separated by commas, e.g. 64, 128. Empty: none.")
+
+    def __init__(self, *args, policy: Any = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if policy is not None and not policy.additional_data_disks:
+            self.fields["additionalDataDisks"].help_text += " The build policy does not allow data disks."
+        elif policy is not None and policy.max_data_disk_size_gb:
+            self.fields["additionalDataDisks"].help_text += f" At most {policy.max_data_disk_size_gb} GB each."
+
+    @staticmethod
+    def initial_from(extra_properties: dict) -> dict[str, str]:
+        disks = (extra_properties or {}).get("additionalDataDisks") or []
+        return {"additionalDataDisks": ", ".join(str(disk.get("sizeGB", "")) for disk in disks
+                                                   if isinstance(disk, dict))}
+
+    def clean_additionalDataDisks(self) -> list[dict[str, int]]:
+        disks = []
+        for part in _names_list(self.cleaned_data.get("additionalDataDisks", "")):
+            if not re.fullmatch(r"\d{1,5}", part):
+                raise ValidationError(f"'{part}' is not a size in GB; write whole numbers such as 64, 128.")
+            disks.append({"sizeGB": int(part)})
+        return disks
+
+    def to_extra_properties(self, extra_properties: dict) -> dict[str, Any]:
+        extra = {key: value for key, value in (extra_properties or {}).items() if key != "additionalDataDisks"}
+        if self.cleaned_data.get("additionalDataDisks"):
+            extra["additionalDataDisks"] = self.cleaned_data["additionalDataDisks"]
+        return extra
+
+
 OTHER_SIZE = "other"
 _ERROR_HANDLING = [("", "Azure's default (clean up)"), ("cleanup", "Clean up"),
                    ("abort", "Abort: keep the build VM to investigate")]
 STAGING_MODES = [("none", "None: Image Builder creates and deletes its own group"),
-                 ("goldsmith", "A group Goldsmith names for this version (created empty by Image Builder)"),
+                 ("goldsmith", "A new group Goldsmith names for each build (created empty by Image Builder)"),
                  ("own", "Bring your own: an existing empty group in the build region")]
 
 
@@ -314,9 +441,11 @@ class BuildVmForm(forms.Form):
     tags = forms.CharField(label="Tags", widget=forms.Textarea, max_length=TEXT_MAX, required=False,
                            help_text="One name=value per line.")
 
-    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", **kwargs):
+    def __init__(self, *args, sizes=(), size_note: str = "", goldsmith_staging: str = "", staging_example: str = "",
+                 **kwargs):
         """`sizes`: preflight.vm_size_choices' choices (each with .name and .label); `goldsmith_staging`:
-        the group id the "Goldsmith names it" choice writes (wizard.staging_group_id)."""
+        what the "Goldsmith names it" choice stores (compose.goldsmith_named with the policy's prefix),
+        `staging_example` the id a build gets from it (compose.staging_group without a build)."""
         super().__init__(*args, **kwargs)
         self.size_names = {size.name for size in sizes}
         self.goldsmith_staging = goldsmith_staging
@@ -325,12 +454,11 @@ class BuildVmForm(forms.Form):
                                                 (OTHER_SIZE, "Another size (type it below)")]
         if size_note:
             self.fields["vmSize"].help_text = f"{size_note} {self.fields['vmSize'].help_text}"
-        if goldsmith_staging:
-            self.fields["staging"].help_text = f"Goldsmith's name for this version: {goldsmith_staging}"
+        if staging_example:
+            self.fields["staging"].help_text = f"Goldsmith's name for each build: {staging_example}"
 
     @classmethod
-    def initial_from(cls, gold_version: Any, *, sizes=(), goldsmith_staging: str = "",
-                     identity: str = "") -> dict[str, Any]:
+    def initial_from(cls, gold_version: Any, *, sizes=(), identity: str = "") -> dict[str, Any]:
         profile = gold_version.vm_profile or {}
         vnet = profile.get("vnetConfig") or {}
         size = profile.get("vmSize", "")
@@ -343,8 +471,8 @@ class BuildVmForm(forms.Form):
                 "userAssignedIdentities": "\n".join(profile.get("userAssignedIdentities") or []),
                 "subnetId": vnet.get("subnetId", ""), "containerInstanceSubnetId": vnet.get("containerInstanceSubnetId", ""),
                 "proxyVmSize": vnet.get("proxyVmSize", ""),
-                "staging": "none" if not staging else "goldsmith" if staging == goldsmith_staging else "own",
-                "stagingResourceGroup": staging if staging != goldsmith_staging else "",
+                "staging": compose.staging_mode(staging)[0],
+                "stagingResourceGroup": staging if compose.staging_mode(staging)[0] == "own" else "",
                 "managedResourceTags": format_tags(gold_version.managed_resource_tags),
                 "onCustomizerError": handling.get("onCustomizerError", ""),
                 "onValidationError": handling.get("onValidationError", ""), "vmBoot": boot,
@@ -368,8 +496,6 @@ class BuildVmForm(forms.Form):
                 self.add_error("vmSizeOther", "Type the size, or choose one from the list.")
         if data.get("staging") == "own" and not (data.get("stagingResourceGroup") or "").strip():
             self.add_error("stagingResourceGroup", "Give the id of your staging resource group.")
-        if data.get("staging") == "goldsmith" and not self.goldsmith_staging:
-            self.add_error("staging", "Goldsmith cannot name a group for this version; bring your own.")
         return data
 
     def to_fields(self, gold_version: Any) -> dict[str, Any]:
@@ -390,7 +516,7 @@ class BuildVmForm(forms.Form):
                 vnet[key] = value
         if vnet:
             profile["vnetConfig"] = vnet
-        staging = {"none": "", "goldsmith": self.goldsmith_staging,
+        staging = {"none": "", "goldsmith": self.goldsmith_staging or compose.goldsmith_named(),
                    "own": (data.get("stagingResourceGroup") or "").strip()}[data.get("staging") or "none"]
         handling = {key: data[key] for key in ("onCustomizerError", "onValidationError") if data.get(key)}
         optimize = {key: value for key, value in (gold_version.optimize or {}).items() if key != "vmBoot"}

@@ -137,7 +137,7 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
     roles = access.roles_of(request.user)
     siblings = list(access.gold_versions(request.user).filter(gold_image=gold_version.gold_image))
     newest = selectors.newest_published(siblings)
-    body = compose.baseline(gold_version, settings.AZURE_LOCATION)
+    body = selectors.baseline(gold_version)
     derived_layers = (access.layer_versions(request.user).filter(layer__gold_image=gold_version.gold_image)
                       .exclude(status=LayerVersion.Status.DRAFT))
     accepting = [lv for lv in derived_layers if _accepts(lv, gold_version.version)]
@@ -241,8 +241,7 @@ def gold_diff(request, slug):
         errors["from"] = f"{gold_image.slug} has no version {old_text} that you can see."
     if new_text and new is None:
         errors["to"] = f"{gold_image.slug} has no version {new_text} that you can see."
-    result = diffing.diff(compose.baseline(old, settings.AZURE_LOCATION),
-                                        compose.baseline(new, settings.AZURE_LOCATION)) if old and new else None
+    result = diffing.diff(selectors.baseline(old), selectors.baseline(new)) if old and new else None
     return render(request, "builds/gold_diff.html", {
         "gold_image": gold_image, "versions": versions, "old": old, "new": new, "mode": mode, "diff": result,
         "errors": errors, "old_text": old_text, "new_text": new_text,
@@ -371,7 +370,7 @@ def layer_version_preview(request, department, slug, version):
                             f"{layer_version.layer.gold_image.name} to preview against.")
         return htmx.render(request, "builds/layer_preview.html", context, fragment="builds/_preview.html",
                        status=422)
-    body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=settings.AZURE_LOCATION))
+    body = compose.compose(gold_version, [layer_version], selectors.preview_context())
     problems = schema.check_template(body) + validation.check_layer_tags(layer_version.tags, gold_version.tags)
     if not _accepts(layer_version, gold_version.version):
         problems.insert(0, schema.Problem("build.layer-range", "gold",

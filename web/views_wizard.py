@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builds import access, approvals, compose, preflight, schema, services, validation
+from builds import access, approvals, compose, preflight, schema, selectors, services, validation
 from builds.models import GoldImageVersion
 from builds.schema import Problem
 from builds.validation import Declared
@@ -96,15 +96,15 @@ def wizard_new_version(request, slug):
                   status=422 if request.method == "POST" else 200)
 
 
-def _add_errors(form, problems) -> None:
+def _add_errors(form, problems, locate=wizard.field_for) -> None:
     for problem in problems:
-        name = wizard.field_for(problem.path, form.fields)
+        name = locate(problem.path, form.fields)
         if name and name in form.fields:
             form.add_error(name, problem.message)
 
 
-def _unplaced(form, problems) -> list[Problem]:
-    return [p for p in problems if wizard.field_for(p.path, form.fields) not in form.fields]
+def _unplaced(form, problems, locate=wizard.field_for) -> list[Problem]:
+    return [p for p in problems if locate(p.path, form.fields) not in form.fields]
 
 
 # --- Steps ---------------------------------------------------------------------------------------
@@ -443,25 +443,41 @@ def _step_validate(request, gold_version):
 # Distribute -------------------------------------------------------------------------------------
 
 
+def _target_editor(request, gold_version, targets: list) -> tuple[str, str, object | None]:
+    """The target type, index ("" for a new one) and form the page opens (`?add=` or `?edit=`)."""
+    if (edit := request.GET.get("edit")) is not None:
+        try:
+            index = wizard.parse_index(edit)
+            target = targets[index] if index is not None else None
+        except (wizard.ListEditError, IndexError):
+            target = None
+        kind = target.get("type") if isinstance(target, dict) else None
+        if kind in forms.TARGET_FORMS:
+            return kind, str(index), forms.TARGET_FORMS[kind](initial=forms.TARGET_FORMS[kind].initial_from(target))
+    wanted = request.GET.get("add", "")
+    if wanted not in forms.TARGET_FORMS:
+        return "", "", None
+    initial = {"runOutputName": f"{wanted.lower()}-{len(targets) + 1}", "location": gold_version.location}
+    if wanted == "SharedImage":
+        initial[forms.region_field(0, "name")] = gold_version.location
+    return wanted, "", forms.TARGET_FORMS[wanted](initial=initial)
+
+
 def _step_distribute(request, gold_version):
     url = _step_url(gold_version, "distribute")
     targets = list(gold_version.distribute or [])
     definitions, note = preflight.gallery_definitions()
-    context = {"targets": targets, "definitions": definitions, "catalog_note": note, "form": None, "add": ""}
-    wanted = request.GET.get("add") or request.POST.get("target_type", "")
-    if wanted in forms.TARGET_FORMS:
-        context["add"] = wanted
-        initial = {"runOutputName": f"{wanted.lower()}-{len(targets) + 1}", "location": gold_version.location}
-        context["form"] = forms.TARGET_FORMS[wanted](initial=initial)
+    disks = forms.DataDisksForm(request.POST if request.POST.get("op") == "next" else None,
+                                initial=forms.DataDisksForm.initial_from(gold_version.extra_properties),
+                                policy=preflight.policy_rules()) if wizard.data_disks_allowed() else None
+    add, index, form = _target_editor(request, gold_version, targets)
+    context = {"targets": targets, "definitions": definitions, "catalog_note": note, "form": form, "add": add,
+               "index": index, "disks_form": disks}
     if request.method == "GET":
         return _render_step(request, gold_version, "distribute", context)
     op = request.POST.get("op", "")
     if op == "next":
-        report = preflight.check_gold_version(gold_version)
-        errors = schema.errors(wizard.for_step(report.problems, "distribute"))
-        if errors:
-            return _render_step(request, gold_version, "distribute", {**context, "problems": errors}, status=422)
-        return _save(request, gold_version, "distribute")
+        return _finish_distribute(request, gold_version, context, disks)
     if op in ("remove", "up", "down"):
         try:
             targets = wizard.edit_list(targets, op, wizard.parse_index(request.POST.get("index")))
@@ -470,29 +486,55 @@ def _step_distribute(request, gold_version):
                                 {**context, "problems": [Problem("distribute.index", "index", str(exc))]}, status=422)
         services.gold_version_update(actor=_actor(request), gold_version=gold_version, distribute=targets)
         return redirect(url)
+    wanted = request.POST.get("target_type", "")
+    context.update(add=wanted, index=request.POST.get("index", ""))
     if wanted not in forms.TARGET_FORMS:
         return _render_step(request, gold_version, "distribute",
                             {**context, "problems": [Problem("distribute.type", "target_type",
                                                              "Choose a gallery, managed image or VHD target.")]},
                             status=422)
-    form = forms.TARGET_FORMS[wanted](request.POST)
-    context["form"] = form
+    if wanted == "SharedImage" and (op == "add-region" or op.startswith("remove-region-")):
+        # Region rows are added and removed by submitting the form: shown again, nothing saved.
+        context["form"] = forms.SharedImageTargetForm(initial=forms.SharedImageTargetForm.edit_rows(request.POST, op))
+        return _render_step(request, gold_version, "distribute", context)
+    form = context["form"] = forms.TARGET_FORMS[wanted](request.POST)
     if not form.is_valid():
         return _render_step(request, gold_version, "distribute", context, status=422)
-    target = form.to_target()
-    candidate = wizard.draft_with(gold_version, distribute=[*targets, target])
-    prefix = f"properties.distribute[{len(targets)}]"
-    problems = [p for p in preflight.check_gold_version(candidate).problems
+    try:
+        position = wizard.parse_index(request.POST.get("index"))
+        changed = wizard.edit_list(targets, "save", position, form.to_target())
+    except wizard.ListEditError as exc:
+        return _render_step(request, gold_version, "distribute",
+                            {**context, "problems": [Problem("distribute.index", "index", str(exc))]}, status=422)
+    prefix = f"properties.distribute[{len(targets) if position is None else position}]"
+    problems = [p for p in preflight.check_gold_version(wizard.draft_with(gold_version, distribute=changed)).problems
                 if p.path == prefix or p.path.startswith((prefix + ".", prefix + "["))]
     errors = schema.errors(problems)
     if errors:
-        _add_errors(form, errors)
-        return _render_step(request, gold_version, "distribute", {**context, "problems": _unplaced(form, errors)},
-                            status=422)
-    services.gold_version_update(actor=_actor(request), gold_version=gold_version, distribute=[*targets, target])
+        _add_errors(form, errors, wizard.target_field)
+        return _render_step(request, gold_version, "distribute",
+                            {**context, "problems": _unplaced(form, errors, wizard.target_field)}, status=422)
+    services.gold_version_update(actor=_actor(request), gold_version=gold_version, distribute=changed)
     for warning in problems:
         messages.warning(request, warning.message)
     return redirect(url)
+
+
+def _finish_distribute(request, gold_version, context, disks):
+    """Continue: the data disks are saved with the step, once every distribute check passes."""
+    changes = {}
+    if disks is not None:
+        if not disks.is_valid():
+            return _render_step(request, gold_version, "distribute", context, status=422)
+        changes["extra_properties"] = disks.to_extra_properties(gold_version.extra_properties)
+    report = preflight.check_gold_version(wizard.draft_with(gold_version, **changes))
+    errors = schema.errors(wizard.for_step(report.problems, "distribute"))
+    if errors:
+        if disks is not None:
+            _add_errors(disks, errors)
+        problems = _unplaced(disks, errors) if disks is not None else errors
+        return _render_step(request, gold_version, "distribute", {**context, "problems": problems}, status=422)
+    return _save(request, gold_version, "distribute", **changes)
 
 
 # Build VM and identity --------------------------------------------------------------------------------
@@ -509,13 +551,15 @@ def _buildvm_form(request, gold_version, policy):
                                             generation=gold_version.hyper_v_generation,
                                             security_type=gold_version.security_type,
                                             architecture=facts.architecture if facts and facts.found else "")
-    staging = wizard.staging_group_id(_subscription(gold_version), gold_version.gold_image.slug, gold_version.version,
-                                      policy.staging_resource_group_prefix)
-    options = {"sizes": sizes, "size_note": note, "goldsmith_staging": staging}
+    # A Goldsmith-named staging group is named per build (compose.staging_group); the draft keeps
+    # only that choice and the policy's prefix.
+    staging = compose.goldsmith_named(policy.staging_resource_group_prefix)
+    example = compose.staging_group(staging, gold_slug=gold_version.gold_image.slug,
+                                    subscription=_subscription(gold_version), build_id=None)
+    options = {"sizes": sizes, "size_note": note, "goldsmith_staging": staging, "staging_example": example}
     if request.method == "POST":
         return forms.BuildVmForm(request.POST, **options)
-    initial = forms.BuildVmForm.initial_from(gold_version, sizes=sizes, goldsmith_staging=staging,
-                                             identity=settings.AZURE_TEMPLATE_IDENTITY)
+    initial = forms.BuildVmForm.initial_from(gold_version, sizes=sizes, identity=settings.AZURE_TEMPLATE_IDENTITY)
     return forms.BuildVmForm(initial=initial, **options)
 
 
@@ -546,7 +590,7 @@ def _review_context(gold_version) -> dict:
     # Where the build runs (regions, sizes, roles, Azure Policy, staging) is checked again by every
     # build and does not hold publishing up, as in services.gold_version_publish.
     environment = [p for p in report.errors if validation.group_of(p) in preflight.ENVIRONMENT_GROUPS]
-    return {"template": compose.baseline(gold_version, settings.AZURE_LOCATION), "report": report,
+    return {"template": selectors.baseline(gold_version), "report": report,
             "checks": report.checks, "errors": [p for p in report.errors if p not in environment],
             "environment_errors": environment, "warnings": [p for p in report.problems if p.severity != "error"]}
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from builds import compose, schema
 from builds.schema import Problem
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -32,12 +33,11 @@ STEP_PATHS: dict[str, tuple[str, ...]] = {
     "security": ("security_type", "hyper_v_generation"),
     "customize": ("properties.customize",),
     "validate": ("properties.validate",),
-    "distribute": ("properties.distribute",),
+    "distribute": ("properties.distribute", "properties.additionalDataDisks"),
     "buildvm": ("properties.vmProfile", "identity", "properties.buildTimeoutInMinutes", "tags",
                 "properties.stagingResourceGroup", "properties.managedResourceTags", "properties.errorHandling",
                 "properties.optimize.vmBoot"),
 }
-STAGING_PREFIX = "goldsmith-staging-"
 # The draft lists the step editors change, per wizard step.
 STEP_LISTS = {"customize": ("customize_before", "customize_after"), "validate": ("validators_before", "validators_after")}
 LIST_KIND = {"customize_before": "customizer", "customize_after": "customizer", "validators_before": "validator",
@@ -45,16 +45,6 @@ LIST_KIND = {"customize_before": "customizer", "customize_after": "customizer", 
 # The declared type that fits a source's SecurityType feature (the wizard's suggestion).
 DECLARED_FOR = {"TrustedLaunchSupported": "TrustedLaunch", "TrustedLaunchAndConfidentialVmSupported": "TrustedLaunch",
                 "ConfidentialVMSupported": "ConfidentialVM"}
-
-
-def staging_group_id(subscription: str, slug: str, version: str, prefix: str = "") -> str:
-    """The staging resource group Goldsmith names for a gold version (Image Builder creates it
-    empty in the build region and deletes it with the template): `<prefix><slug>-<version>`,
-    within Azure's 90 characters; "" without a subscription."""
-    if not subscription:
-        return ""
-    name = f"{prefix or STAGING_PREFIX}{slug}-{version}"[:90].rstrip(".")
-    return f"/subscriptions/{subscription}/resourceGroups/{name}"
 
 
 def step_index(step: str) -> int:
@@ -95,6 +85,23 @@ def field_for(path: str, names: Iterable[str]) -> str | None:
         if part in names:
             return part
     return None
+
+
+def target_field(path: str, names: Iterable[str]) -> str | None:
+    """field_for, with a target region's keys going to their row (`targetRegions-<i>-<key>`,
+    forms.region_field): `…targetRegions[1].replicaCount` is row 1's replica count."""
+    names = set(names)
+    found = re.search(r"\.targetRegions\[(\d+)\](?:\.(\w+))?$", path)
+    if found:
+        name = f"targetRegions-{found.group(1)}-{found.group(2) or 'name'}"
+        if name in names:
+            return name
+    return field_for(path, names)
+
+
+def data_disks_allowed(api_version: str = compose.API_VERSION) -> bool:
+    """Whether the templates Goldsmith writes accept additionalDataDisks (schema.FIELD_SINCE)."""
+    return api_version >= schema.FIELD_SINCE[("additionalDataDisks",)]
 
 
 def split_problems(problems: Iterable[Problem], names: Iterable[str]) -> tuple[dict[str, list[Problem]],

@@ -64,6 +64,11 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
     page.get_by_role("button", name="Add target").click()
     page.wait_for_selector("#id_galleryImageId-errors")
     page.fill("input[name=galleryImageId]", GEN2_DEFINITION)
+    page.get_by_role("button", name="Add a region").click()
+    page.locator("input[name='targetRegions-1-name']").wait_for()
+    page.fill("input[name='targetRegions-1-name']", "westeurope")
+    page.fill("input[name='targetRegions-1-replicaCount']", "2")
+    check_accessibility(page, "wizard-distribute")
     page.get_by_role("button", name="Add target").click()
     page.wait_for_selector("ol.steps li:has-text('SharedImage')")
     page.get_by_role("button", name="Continue").click()
@@ -87,3 +92,4 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
     version = GoldImageVersion.objects.get(gold_image__slug="ubuntu-2204")
     assert version.status == "published" and version.security_type == "TrustedLaunch"
     assert version.customize_before[0]["name"] == "harden"
+    assert version.distribute[0]["targetRegions"] == [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 2}]

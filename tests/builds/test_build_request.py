@@ -46,6 +46,19 @@ def test_it_stores_the_composed_template_and_enqueues_the_submit_job(layered, bo
     assert queued_job_ids() == {jobs.submit_job_id(build)}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_builds_of_one_version_get_their_own_staging_groups(bob, web, clean_queue, azure_emulator):
+    gold_version = factories.make_gold_version(staging_resource_group=compose.goldsmith_named("corp-stg-"))
+    first = services.build_request(actor=bob, gold_version=gold_version, department=web)
+    second = services.build_request(actor=bob, gold_version=gold_version, department=web)
+    groups = [build.template["properties"]["stagingResourceGroup"] for build in (first, second)]
+    assert groups[0] != groups[1]
+    for build, group in zip((first, second), groups, strict=True):
+        assert group == compose.staging_group(gold_version.staging_resource_group, gold_slug=gold_version.gold_image.slug,
+                                              subscription=build.subscription_id, build_id=build.uuid)
+        assert group.endswith(f"/resourceGroups/corp-stg-{gold_version.gold_image.slug}-{build.uuid.hex}")
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("case, rule", [
     ("revoked", "build.gold-status"),

@@ -202,3 +202,41 @@ def _layer(index, steps):
     # Unsaved rows: composition is pure and needs no database.
     layer = Layer(slug=f"layer{index}", department=Department(slug="web"))
     return LayerVersion(layer=layer, version="1.0.0", customize=steps, validators=[], tags={})
+
+
+BUILD = uuid.UUID("0123456789abcdef0123456789abcdef")
+
+
+@pytest.mark.parametrize("value, build_id, subscription, wanted", [
+    ("", BUILD, "s1", ""),
+    ("/subscriptions/s1/resourceGroups/mine", BUILD, "s1", "/subscriptions/s1/resourceGroups/mine"),
+    ("goldsmith-named", BUILD, "s1", f"/subscriptions/s1/resourceGroups/goldsmith-staging-ubuntu-{BUILD.hex}"),
+    ("goldsmith-named:corp-stg-", BUILD, "s1", f"/subscriptions/s1/resourceGroups/corp-stg-ubuntu-{BUILD.hex}"),
+    ("goldsmith-named", None, "s1", "/subscriptions/s1/resourceGroups/goldsmith-staging-ubuntu-<build-id>"),
+    ("goldsmith-named", BUILD, "", f"/subscriptions/<subscription-id>/resourceGroups/goldsmith-staging-ubuntu-"
+                                   f"{BUILD.hex}"),
+])
+def test_a_goldsmith_named_staging_group_is_named_per_build(value, build_id, subscription, wanted):
+    assert compose.staging_group(value, gold_slug="ubuntu", subscription=subscription, build_id=build_id) == wanted
+
+
+@pytest.mark.parametrize("prefix, slug, wanted", [
+    ("", "a" * 50, f"goldsmith-staging-{'a' * 39}-{BUILD.hex}"),  # the slug gives way, the uuid stays whole
+    ("p" * 57, "ubuntu", f"{'p' * 57}{BUILD.hex}"),  # no room for the slug
+    ("p" * 80, "ubuntu", f"{'p' * 80}{BUILD.hex[:10]}"),  # a policy prefix of 80 leaves 10 characters
+    ("x-", "-ubuntu-", f"x-ubuntu-{BUILD.hex}"),
+])
+def test_a_staging_group_name_fits_azures_90_characters(prefix, slug, wanted):
+    name = compose.staging_group_name(prefix, slug, BUILD)
+    assert name == wanted
+    assert len(name) <= compose.RESOURCE_GROUP_NAME_MAX
+
+
+@pytest.mark.parametrize("value, mode", [
+    ("", ("none", "")), ("goldsmith-named", ("goldsmith", "")), ("goldsmith-named:corp-", ("goldsmith", "corp-")),
+    ("/subscriptions/s/resourceGroups/g", ("own", "/subscriptions/s/resourceGroups/g")),
+])
+def test_staging_mode_reads_what_the_wizard_stored(value, mode):
+    assert compose.staging_mode(value) == mode
+    if mode[0] == "goldsmith":
+        assert compose.goldsmith_named(mode[1]) == value

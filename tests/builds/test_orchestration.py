@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from builds import azure, lifecycle, monitor, services
+from builds import azure, compose, lifecycle, monitor, services
 from builds.models import Build
 from tests import factories
 from tests.support.workers import run_sweeps
@@ -386,3 +386,16 @@ def test_the_backoff_doubles_per_attempt_up_to_its_cap_and_never_undercuts_retry
     assert 45 <= twentieth <= 75  # capped at 60 s, not 5 * 2^19
     slow = azure.AzureError("ServiceUnavailable", "busy", permanent=False, status=503, retry_after=200)
     assert lifecycle.backoff(1, slow) >= 200
+
+
+def test_two_concurrent_builds_of_one_version_each_get_a_goldsmith_named_staging_group(azure_emulator, alice):
+    """Per version, the second template would find the first's group in use (BadStagingResourceGroup)."""
+    azure_emulator.set_time_scale(20000)
+    gold_version = factories.make_gold_version(actor=alice, staging_resource_group=compose.goldsmith_named())
+    builds = [services.build_request(actor=alice, gold_version=gold_version) for _ in range(2)]
+    assert [lifecycle.submit(build.pk) for build in builds] == [lifecycle.DONE, lifecycle.DONE]
+    finished = [finish(build) for build in builds]
+    assert [build.state for build in finished] == [Build.State.SUCCEEDED, Build.State.SUCCEEDED]
+    groups = {build.staging_resource_group.lower() for build in finished}
+    assert groups == {build.template["properties"]["stagingResourceGroup"].lower() for build in builds}
+    assert len(groups) == 2

@@ -8,7 +8,6 @@ from builds.models import GoldImage, GoldImageVersion, PublishRequest
 from portal.models import AuditEvent
 from tests import factories
 from tests.support.aib import GEN1_DEFINITION, GEN2_DEFINITION
-from web import wizard
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +44,7 @@ def walk_to(client, step):
     if step == "distribute":
         return
     client.post(step_url("distribute"), {"op": "save", "target_type": "SharedImage", "runOutputName": "gallery",
-                                         "galleryImageId": GEN2_DEFINITION, "targetRegions": "eastus"})
+                                         "galleryImageId": GEN2_DEFINITION, "targetRegions-0-name": "eastus"})
     client.post(step_url("distribute"), {"op": "next"})
     if step == "buildvm":
         return
@@ -222,6 +221,114 @@ def test_the_distribute_step_refuses_a_definition_of_the_other_generation(client
     assert response.status_code == 422 and "at least one distribution target" in response.content.decode()
 
 
+GALLERY = {"op": "save", "target_type": "SharedImage", "runOutputName": "g1", "galleryImageId": GEN2_DEFINITION}
+
+
+def test_the_distribute_step_saves_regions_versioning_and_data_disks(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "distribute")
+    page = client.get(step_url("distribute"), {"add": "SharedImage"}).content.decode()
+    assert 'name="targetRegions-0-name" value="eastus"' in page and '<option value="Premium_LRS">' in page
+    response = client.post(step_url("distribute"), {
+        **GALLERY, "targetRegions-0-name": "eastus", "targetRegions-0-replicaCount": "2",
+        "targetRegions-0-storageAccountType": "Standard_ZRS", "targetRegions-1-name": "West Europe",
+        "versioning": "Latest", "major": "1"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    response = client.post(step_url("distribute"), {"op": "next", "additionalDataDisks": "64, 128"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    draft.refresh_from_db()
+    assert draft.distribute == [{
+        "type": "SharedImage", "runOutputName": "g1", "galleryImageId": GEN2_DEFINITION,
+        "targetRegions": [{"name": "eastus", "replicaCount": 2, "storageAccountType": "Standard_ZRS"},
+                          {"name": "westeurope"}],
+        "versioning": {"scheme": "Latest", "major": 1}}]
+    assert draft.extra_properties == {"additionalDataDisks": [{"sizeGB": 64}, {"sizeGB": 128}]}
+    assert draft.wizard_step == "distribute"
+    page = client.get(step_url("distribute")).content.decode()
+    assert 'value="64, 128"' in page and "eastus \u00d72 Standard_ZRS" in page
+
+
+def test_region_rows_are_added_and_removed_without_saving(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "distribute")
+    rows = {"targetRegions-0-name": "eastus", "targetRegions-0-replicaCount": "3",
+            "targetRegions-1-name": "westeurope", "targetRegions-1-storageAccountType": "Premium_LRS"}
+    response = client.post(step_url("distribute"), {**GALLERY, **rows, "op": "add-region"})
+    page = response.content.decode()
+    assert response.status_code == 200 and 'name="targetRegions-2-name"' in page
+    assert 'name="targetRegions-3-name"' not in page and "errorlist" not in page
+    response = client.post(step_url("distribute"), {**GALLERY, **rows, "op": "remove-region-0"})
+    page = response.content.decode()
+    assert 'name="targetRegions-0-name" value="westeurope"' in page and 'name="targetRegions-1-name"' not in page
+    assert '<option value="Premium_LRS" selected>' in page
+    draft.refresh_from_db()
+    assert draft.distribute == []
+
+
+def test_a_target_is_edited_in_place(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "buildvm")
+    page = client.get(step_url("distribute"), {"edit": "0"}).content.decode()
+    assert 'name="targetRegions-0-name" value="eastus"' in page and 'name="index" value="0"' in page
+    response = client.post(step_url("distribute"), {**GALLERY, "index": "0", "runOutputName": "gallery",
+                                                    "targetRegions-0-name": "eastus", "versioning": "Source"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    draft.refresh_from_db()
+    assert len(draft.distribute) == 1 and draft.distribute[0]["versioning"] == {"scheme": "Source"}
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"targetRegions-0-replicaCount": "0"}, "targetRegions-0-replicaCount"),
+    ({"targetRegions-0-replicaCount": "101"}, "targetRegions-0-replicaCount"),
+    ({"targetRegions-0-storageAccountType": "Premium_ZRS"}, "targetRegions-0-storageAccountType"),
+    ({"targetRegions-1-name": "EastUS"}, "targetRegions-1-name"),  # schema.region-duplicate
+    ({"targetRegions-1-replicaCount": "2"}, "targetRegions-1-name"),
+    ({"versioning": "Latest", "major": "-2"}, "major"),
+    ({"major": "3"}, "major"),
+])
+def test_the_distribute_step_puts_each_refusal_next_to_its_field(client, alice, azure_emulator, fields, field):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "distribute")
+    response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus", **fields})
+    assert response.status_code == 422
+    assert f'id="id_{field}-errors"' in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.distribute == []
+
+
+def test_the_distribute_step_shows_the_policy_next_to_each_field(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "distribute")
+    policies.policy_update(actor=alice, rules={"max_replica_count": 2, "allowed_storage_account_types": ["Standard_ZRS"],
+                                               "gallery_versioning": "Source", "max_data_disk_size_gb": 100})
+    response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus",
+                                                    "targetRegions-0-replicaCount": "3"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    for field in ("targetRegions-0-replicaCount", "targetRegions-0-storageAccountType", "versioning"):
+        assert f'id="id_{field}-errors"' in page, field
+    assert "at most 2 replicas" in page and "does not allow Standard_LRS" in page
+    response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus",
+                                                    "targetRegions-0-storageAccountType": "Standard_ZRS",
+                                                    "versioning": "Source"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    response = client.post(step_url("distribute"), {"op": "next", "additionalDataDisks": "64, 128"})
+    page = response.content.decode()
+    assert response.status_code == 422 and 'id="id_additionalDataDisks-errors"' in page and "at most 100 GB" in page
+    policies.policy_update(actor=alice, rules={"additional_data_disks": False})
+    response = client.post(step_url("distribute"), {"op": "next", "additionalDataDisks": "64"})
+    assert response.status_code == 422 and "does not allow additional data disks" in response.content.decode()
+    response = client.post(step_url("distribute"), {"op": "next", "additionalDataDisks": "lots"})
+    assert response.status_code == 422 and "not a size in GB" in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.extra_properties == {} and draft.wizard_step == "validate"
+
+
 def test_the_build_vm_step_refuses_a_size_that_cannot_host_gen2(client, alice, azure_emulator):
     client.force_login(alice)
     start(client)
@@ -318,7 +425,7 @@ def test_the_build_vm_step_saves_the_enterprise_settings(client, alice, azure_em
     assert response.status_code == 302, response.content.decode()[-3000:]
     draft.refresh_from_db()
     assert draft.vm_profile["vnetConfig"] == {"subnetId": SUBNET, "proxyVmSize": "Standard_A2_v2"}
-    assert draft.staging_resource_group.endswith("/resourceGroups/goldsmith-staging-ubuntu-1.0.0")
+    assert draft.staging_resource_group == "goldsmith-named"  # named per build, compose.staging_group
     assert draft.managed_resource_tags == {"costCenter": "42"}
     assert draft.error_handling == {"onCustomizerError": "abort", "onValidationError": "cleanup"}
     assert draft.optimize == {"vmBoot": {"state": "Enabled"}}
@@ -345,10 +452,16 @@ def test_the_build_vm_step_puts_policy_problems_next_to_their_fields(client, ali
     assert 'id="id_stagingResourceGroup-errors"' in response.content.decode()
 
 
-@pytest.mark.parametrize("subscription, prefix, wanted", [
-    ("s1", "", "/subscriptions/s1/resourceGroups/goldsmith-staging-ubuntu-1.0.0"),
-    ("s1", "corp-stg-", "/subscriptions/s1/resourceGroups/corp-stg-ubuntu-1.0.0"),
-    ("", "", ""),
-])
-def test_goldsmith_names_a_staging_group_per_version(subscription, prefix, wanted):
-    assert wizard.staging_group_id(subscription, "ubuntu", "1.0.0", prefix) == wanted
+def test_the_goldsmith_named_staging_group_keeps_the_policys_prefix(client, alice, azure_emulator):
+    client.force_login(alice)
+    draft = start(client)
+    walk_to(client, "buildvm")
+    policies.policy_update(actor=alice, rules={"staging_resource_group": "named",
+                                               "staging_resource_group_prefix": "corp-stg-"})
+    page = client.get(step_url("buildvm")).content.decode()
+    assert "/resourceGroups/corp-stg-ubuntu-&lt;build-id&gt;" in page
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
+                                                 "staging": "goldsmith"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    draft.refresh_from_db()
+    assert draft.staging_resource_group == "goldsmith-named:corp-stg-"

@@ -27,5 +27,7 @@ class Command(BaseCommand):
         problems = services.build_preconditions(gold_version, layers)
         if problems:
             raise CommandError("\n".join(problem.message for problem in problems))
-        body = compose.compose(gold_version, layers, compose.BuildContext(location=settings.AZURE_LOCATION))
+        # A Goldsmith-named staging group is per build: its name keeps the <build-id> placeholder here.
+        body = compose.compose(gold_version, layers, compose.BuildContext(
+            location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID))
         self.stdout.write(json.dumps(body, indent=2))

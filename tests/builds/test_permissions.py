@@ -108,3 +108,15 @@ def test_the_fix_is_the_exact_az_command():
     assert problem.rule == "permission.missing"
     assert problem.message.endswith(f'az role assignment create --assignee pid-1 --role "Network Contributor" '
                                     f"--scope {VNET}")
+
+
+@pytest.mark.parametrize(("props", "scope"), [
+    ({}, f"/subscriptions/{SUB}"),  # Image Builder names the group at run time: only the subscription covers it
+    ({"stagingResourceGroup": f"{RG}/stage"}, f"{RG}/stage"),
+])
+def test_the_portal_needs_storage_blob_data_reader_where_the_build_log_is_written(props, scope):
+    [row] = [row for row in perms.requirements(body(**props), subscription=SUB, resource_group="images")
+             if row.who == perms.PORTAL and row.data]
+    assert (row.scope, row.role, row.actions, row.severity) == (scope, "Storage Blob Data Reader",
+                                                                (perms.BLOB_READ,), "warning")
+    assert perms.problem(row, "p", row.actions).severity == "warning"

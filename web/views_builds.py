@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from builds import access, buildlog, buildlogs, compose, diffing, lineage, schema, services, timeline, validation
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
+from builds.replication import for_build as gallery_replication
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
 from web import logpanel
@@ -563,7 +564,9 @@ def _build_context(request, build: Build) -> dict:
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
     newest = _newest_published(versions)
+    replicas = gallery_replication(build)
     return {
+        "replication": replicas, "replicating": any(item.pending for item in replicas),
         "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
         "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,

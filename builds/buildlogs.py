@@ -412,6 +412,40 @@ def summary(build: Build) -> Summary:
     return result
 
 
+STEP_READS = 4  # ranged reads (of READ_BYTES) one call of sections() makes at most on a live log
+_STEP_SUB_STATES = {"customizing", "optimizing", "validating", "distributing"}
+
+
+def sections(build: Build) -> tuple[packerlog.Section, ...]:
+    """The log's steps so far, for the build page's timeline. A finished build's come from
+    summary(); a running build's are read on from where the last call stopped (the reader's
+    state is cached with its raw offset), so a refresh costs one ranged read of the new bytes,
+    never a read of the whole log. () when there is no log (yet) or it cannot be read."""
+    if build.is_terminal or kept(build) is not None:
+        found = summary(build)
+        return found.sections if found.available else ()
+    if not build.run_started or (build.sub_state or "").lower() not in _STEP_SUB_STATES:
+        return ()
+    try:
+        where = location(build)
+        if where is None or not where.blob:
+            return ()
+        key = f"buildlog:steps:{build.uuid}:{where.blob}"
+        offset, redactor, reader = cache.get(key) or (0, LogRedactor(), packerlog.Reader(build.template))
+        for _read in range(STEP_READS):
+            chunk = azure.read_log(where, offset, READ_BYTES)
+            offset += len(chunk.data)
+            # Lines are redacted before the reader keeps any (its excerpt goes into the cache).
+            for text in redactor.feed(chunk.data).decode("utf-8", errors="replace").splitlines():
+                reader.feed(text)
+            if offset >= chunk.size or not chunk.data:
+                break
+    except azure.AzureError:
+        return ()
+    cache.set(key, (offset, redactor, reader), timeout=24 * 3600)
+    return tuple(reader.sections)
+
+
 # --- Keeping a copy -------------------------------------------------------------------------------
 
 

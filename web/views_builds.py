@@ -565,9 +565,10 @@ def _build_context(request, build: Build) -> dict:
                     .only("version", "status", "major", "minor", "patch"))
     newest = _newest_published(versions)
     replicas = gallery_replication(build)
+    steps = timeline.steps(buildlogs.sections(build), now=now, active=build.is_active)
     return {
         "replication": replicas, "replicating": any(item.pending for item in replicas),
-        "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
+        "build": build, "events": events, "timeline": timeline.layout(found, steps=steps), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
         "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,
         "can_rebuild": may_act and build.is_terminal, "failing": failing, "log_location": log_location,

@@ -286,3 +286,30 @@ def test_the_live_fragment_returns_only_new_lines_and_a_paged_search(failed_buil
     assert "live-line" not in rest and "log-poll" not in rest  # finished and read to the end: no more polling
     hits = client.get(reverse("builds:build-log", args=[failed_build.uuid]), {"q": "PASS"}).content.decode()
     assert "DB_PASS=[REDACTED]" in hits
+
+
+def test_the_timeline_shows_the_steps_read_on_from_the_last_refresh(azure_storage, alice, client):
+    from django.urls import reverse
+
+    azure_storage.settings(provision_seconds=0)
+    azure_storage.freeze()
+    build = running(azure_storage, request_build(alice, [shell("first", "echo one"), shell("second", "echo two")]))
+    azure_storage.advance_simulated(BEFORE_CUSTOMIZING + 60)
+    monitor.sweep()
+    build = Build.objects.get(pk=build.pk)
+    assert build.sub_state == "Customizing"
+    client.force_login(alice)
+    status = reverse("builds:build-status", args=[build.uuid])
+
+    page = client.get(status, HTTP_HX_REQUEST="true").content.decode()
+    assert '<g class="step" data-step="first" data-kind="customizer" data-outcome="active">' in page
+    assert 'data-step="second"' not in page
+    assert '<li class="step step-active" data-step="first">' in page  # the phone's list too
+
+    azure_storage.advance_simulated(180)
+    blob = azure.request_counts["blob"]
+    page = client.get(status, HTTP_HX_REQUEST="true").content.decode()
+    assert azure.request_counts["blob"] - blob == 1  # the new bytes only, not the log again
+    assert '<g class="step" data-step="first" data-kind="customizer" data-outcome="done">' in page
+    assert "· exit 0" in page
+    assert 'data-step="second"' in page

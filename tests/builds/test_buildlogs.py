@@ -313,3 +313,22 @@ def test_the_timeline_shows_the_steps_read_on_from_the_last_refresh(azure_storag
     assert '<g class="step" data-step="first" data-kind="customizer" data-outcome="done">' in page
     assert "· exit 0" in page
     assert 'data-step="second"' in page
+
+
+def test_the_provenance_page_links_the_kept_log_and_shows_its_sha256(failed_build, client, alice):
+    import hashlib
+
+    from django.urls import reverse
+
+    client.force_login(alice)
+    provenance = f"/audit/builds/{failed_build.uuid}/"
+    assert "it is kept at cleanup" in client.get(provenance).content.decode()
+
+    kept = buildlogs.keep(failed_build)
+    page = client.get(provenance).content.decode()
+    download = reverse("builds:build-log-download", args=[failed_build.uuid])
+    assert f'<dd class="hash" id="log-sha256">{kept.sha256}</dd>' in page
+    assert f'href="{download}"' in page
+    assert f'href="{reverse("builds:build-log", args=[failed_build.uuid])}"' in page
+    text = b"".join(client.get(download).streaming_content)
+    assert hashlib.sha256(text).hexdigest() == kept.sha256  # the link gives what the hash says

@@ -352,24 +352,28 @@ def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
 def tail_start(build: Build) -> Tail:
     """The live panel's first read: the whole log when it is short (one read), else its last
     START_BYTES or so, from the first whole line in them (two reads), so a page opened on a
-    big running log shows where it is now instead of catching up TAIL_BYTES per refresh. The
-    lines are numbered when the timeline's reader (sections()) has counted them up to near the
-    end, else numbered 0 (unknown)."""
+    big running log shows where it is now instead of catching up TAIL_BYTES per refresh. Those
+    lines are numbered when the timeline's reader (sections()) has counted the log up to them,
+    else numbered 0 (unknown)."""
     found, missing = _live_location(build, 0)
     if found is None:
         return missing
     try:
-        counted = _steps_state(build, found)
-        at, line = (counted[0] - counted[1].pending, counted[2].line_count + 1) if counted else (0, 1)
-        chunk = azure.read_log(found, at, TAIL_BYTES)
-        if at + len(chunk.data) >= chunk.size or chunk.size - at <= TAIL_BYTES:
-            return _tail_lines(build, at, chunk, line)
-        start = max(at, chunk.size - START_BYTES)
+        chunk = azure.read_log(found, 0, START_BYTES)
+        if len(chunk.data) >= chunk.size:
+            return _tail_lines(build, 0, chunk, 1)
+        start = chunk.size - START_BYTES
         chunk = azure.read_log(found, start, TAIL_BYTES)
     except azure.AzureError as exc:
         return Tail((), 0, 0, False, f"The log could not be read: {exc.message}")
     cut = chunk.data.find(b"\n") + 1  # skip the line the range began inside
-    return _tail_lines(build, start + cut, azure.LogChunk(start + cut, chunk.data[cut:], chunk.size), 0)
+    first_line = 0
+    counted = _steps_state(build, found)
+    if counted is not None:
+        counted_to = counted[0] - counted[1].pending  # the end of the last whole line it read
+        if start + cut <= counted_to <= start + len(chunk.data):
+            first_line = counted[2].line_count - chunk.data[cut:counted_to - start].count(b"\n") + 1
+    return _tail_lines(build, start + cut, azure.LogChunk(start + cut, chunk.data[cut:], chunk.size), first_line)
 
 
 def _tail_lines(build: Build, after: int, chunk: azure.LogChunk, first_line: int) -> Tail:

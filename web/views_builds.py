@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, buildlog, buildlogs, compose, diffing, lineage, schema, services, timeline, validation
+from builds import access, buildlogs, compose, diffing, lineage, packerlog, schema, services, timeline, validation
 from builds.models import Build, BuildLayer, BuildOutput, GoldImageVersion, LayerVersion
 from builds.replication import for_build as gallery_replication
 from builds.versions import VersionError, VersionRange
@@ -557,7 +557,7 @@ def _build_context(request, build: Build) -> dict:
                             final_state=build.state, now=now, finished_at=build.finished_at)
     may_act = roles.security or roles.edits(build.department_id)
     failing, log_excerpt = None, ()
-    log_location = build.log_uri or buildlog.log_location(build.error_message)
+    log_location = build.log_uri or packerlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED):
         log_summary = buildlogs.summary(build)
         failing, log_excerpt = log_summary.failed_step, log_summary.excerpt[:10]

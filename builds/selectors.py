@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 
-from django.core.cache import cache
-
-from builds import azure, buildlog
 from builds.models import Build, GoldImageVersion, LayerVersion
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
@@ -99,47 +96,3 @@ def build_summary(build: Build) -> dict:
                     "from_sub_state": e.from_sub_state, "to_sub_state": e.to_sub_state, "detail": e.detail}
                    for e in build.events.all()],
     }
-
-
-# --- Build logs (read from Azure, cached once the build has finished) ----------------------
-
-
-def build_failing_step(build: Build, location: str) -> buildlog.FailingStep | None:
-    """Where the build failed, read from its log (cached: a finished build's log never changes)."""
-    key = f"buildlog:failing:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
-    kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
-    text = build_log_text(build, location)
-    if text is None:
-        return None  # not readable now; try again on the next view
-    found = buildlog.failing_step(text, build.template, kind=kind)
-    cache.set(key, found or "", timeout=LOG_CACHE_SECONDS)
-    return found
-
-
-LOG_CACHE_SECONDS = 7 * 24 * 3600
-LOG_CACHE_CHARS = 500_000
-
-
-def build_log_text(build: Build, location: str) -> str | None:
-    """The build log's text, or None when it cannot be read from here.
-
-    Image Builder deletes the log with the template, which Goldsmith deletes once the build
-    has finished (BUILD_TEMPLATE_RETENTION_HOURS), so the log of a finished build is kept in
-    the cache (its last LOG_CACHE_CHARS characters) the first time a page reads it.
-    """
-    key = f"buildlog:text:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    if not location.startswith("http"):
-        return None
-    try:
-        text = azure.fetch_log(location)
-    except Exception:  # the log is a convenience: the page must render without it
-        return None
-    if text is not None and build.is_terminal:
-        cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
-    return text

@@ -1324,7 +1324,10 @@ def read_log(location: LogLocation, start: int = 0, length: int | None = None) -
         try:
             downloader = blob.download_blob(offset=start, length=length, max_concurrency=1)
             data = downloader.readall()
-            return LogChunk(start, data, downloader.properties.size)
+            # properties.size is the length of the range downloaded; the blob's own size is
+            # after the slash of Content-Range (bytes 0-4194303/52428800).
+            total = (downloader.properties.content_range or "").rsplit("/", 1)[-1]
+            return LogChunk(start, data, int(total) if total.isdigit() else start + len(data))
         except HttpResponseError as exc:
             if exc.status_code == 416:  # nothing at or after start: Content-Range says bytes */<size>
                 total = (exc.response.headers.get("Content-Range") or "").rsplit("/", 1)[-1]

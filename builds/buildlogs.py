@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 READ_BYTES = 4 * 1024 * 1024  # one ranged read of the live log when copying or streaming it
 TAIL_BYTES = 256 * 1024  # the most one refresh of the live panel reads
+START_BYTES = 64 * 1024  # how much of the end of a big running log the live panel opens with
 CHUNK_BYTES = 1024 * 1024  # text per gzip member of a kept copy
 PAGE_LINES = 500
 SEARCH_HITS = 200
@@ -322,19 +323,60 @@ def search(build: Build, query: str, *, limit: int = SEARCH_HITS) -> tuple[tuple
     return tuple(found)
 
 
-def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
-    """The whole lines written after raw byte `after` (at most TAIL_BYTES): one ranged read of
-    the staging blob (plus, the first time, the look-up of where it is)."""
+def _live_location(build: Build, after: int) -> tuple[azure.LogLocation | None, Tail | None]:
+    """The live log's location, or (None, a Tail saying why there is none)."""
     try:
         found = location(build)
     except azure.AzureError as exc:
-        return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+        return None, Tail((), after, 0, False, f"The log could not be read: {exc.message}")
     if found is None or not found.blob:
-        return Tail((), after, 0, False, _no_log_reason(build, found))
+        return None, Tail((), after, 0, False, _no_log_reason(build, found))
+    return found, None
+
+
+def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
+    """The whole lines written after raw byte `after` (at most TAIL_BYTES): one ranged read of
+    the staging blob (plus, the first time, the look-up of where it is). Lines are numbered
+    from `first_line`; 0 means the numbers are unknown (the panel started near the end) and
+    every line gets 0."""
+    found, missing = _live_location(build, after)
+    if found is None:
+        return missing
     try:
         chunk = azure.read_log(found, after, TAIL_BYTES)
     except azure.AzureError as exc:
         return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+    return _tail_lines(build, after, chunk, first_line)
+
+
+def tail_start(build: Build) -> Tail:
+    """The live panel's first read: the whole log when it is short (one read), else its last
+    START_BYTES or so, from the first whole line in them (two reads), so a page opened on a
+    big running log shows where it is now instead of catching up TAIL_BYTES per refresh. Those
+    lines are numbered when the timeline's reader (sections()) has counted the log up to them,
+    else numbered 0 (unknown)."""
+    found, missing = _live_location(build, 0)
+    if found is None:
+        return missing
+    try:
+        chunk = azure.read_log(found, 0, START_BYTES)
+        if len(chunk.data) >= chunk.size:
+            return _tail_lines(build, 0, chunk, 1)
+        start = chunk.size - START_BYTES
+        chunk = azure.read_log(found, start, TAIL_BYTES)
+    except azure.AzureError as exc:
+        return Tail((), 0, 0, False, f"The log could not be read: {exc.message}")
+    cut = chunk.data.find(b"\n") + 1  # skip the line the range began inside
+    first_line = 0
+    counted = _steps_state(build, found)
+    if counted is not None:
+        counted_to = counted[0] - counted[1].pending  # the end of the last whole line it read
+        if start + cut <= counted_to <= start + len(chunk.data):
+            first_line = counted[2].line_count - chunk.data[cut:counted_to - start].count(b"\n") + 1
+    return _tail_lines(build, start + cut, azure.LogChunk(start + cut, chunk.data[cut:], chunk.size), first_line)
+
+
+def _tail_lines(build: Build, after: int, chunk: azure.LogChunk, first_line: int) -> Tail:
     data = chunk.data
     at_end = after + len(data) >= chunk.size
     if not (at_end and build.is_terminal):
@@ -356,7 +398,7 @@ def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
             key_started = None
         lines.append((number, out.decode("utf-8", errors="replace").rstrip("\r\n")))
         consumed += len(raw)
-        number += 1
+        number += 1 if first_line else 0
     if key_started is not None and not (at_end and build.is_terminal):
         consumed, keep_count = key_started  # wait for the key's END line: mask it all at once
         lines = lines[:keep_count]
@@ -410,6 +452,51 @@ def summary(build: Build) -> Summary:
     if build.is_terminal and (result.failed_step or result.excerpt or build.state != Build.State.FAILED):
         cache.set(key, result, timeout=24 * 3600)
     return result
+
+
+# What one call of sections() reads at most of a live log: a refresh stays well under a second,
+# and a big log's steps catch up over a few refreshes (shared by everyone watching).
+STEP_BYTES = 1024 * 1024
+_STEP_SUB_STATES = {"customizing", "optimizing", "validating", "distributing"}
+
+
+def sections(build: Build) -> tuple[packerlog.Section, ...]:
+    """The log's steps so far, for the build page's timeline. A finished build's come from
+    summary(); a running build's are read on from where the last call stopped (the reader's
+    state is cached with its raw offset), so a refresh costs one ranged read of the new bytes,
+    never a read of the whole log. () when there is no log (yet) or it cannot be read."""
+    if build.is_terminal or kept(build) is not None:
+        found = summary(build)
+        return found.sections if found.available else ()
+    if not build.run_started or (build.sub_state or "").lower() not in _STEP_SUB_STATES:
+        return ()
+    try:
+        where = location(build)
+        if where is None or not where.blob:
+            return ()
+        state = _steps_state(build, where)
+        if state is not None and cache.get(_steps_key(build, where) + ":fresh"):
+            return tuple(state[2].sections)  # read less than a second ago (this page, or another viewer)
+        offset, redactor, reader = state or (0, LogRedactor(), packerlog.Reader(build.template))
+        chunk = azure.read_log(where, offset, STEP_BYTES)
+        offset += len(chunk.data)
+        # Lines are redacted before the reader keeps any (its excerpt goes into the cache).
+        for text in redactor.feed(chunk.data).decode("utf-8", errors="replace").splitlines():
+            reader.feed(text)
+    except azure.AzureError:
+        return ()
+    cache.set(_steps_key(build, where), (offset, redactor, reader), timeout=24 * 3600)
+    cache.set(_steps_key(build, where) + ":fresh", True, timeout=1)
+    return tuple(reader.sections)
+
+
+def _steps_key(build: Build, where: azure.LogLocation) -> str:
+    return f"buildlog:steps:{build.uuid}:{where.blob}"
+
+
+def _steps_state(build: Build, where: azure.LogLocation) -> tuple[int, LogRedactor, packerlog.Reader] | None:
+    """(raw offset read to, the redactor holding any unfinished line, the reader) of sections()."""
+    return cache.get(_steps_key(build, where))
 
 
 # --- Keeping a copy -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ _ERRORS = (
     re.compile(r"^ui error: "),
 )
 _BENIGN = re.compile(r"Builds finished but no artifacts were created")  # Azure's docs: harmless on its own
+_LOCATION = re.compile(r"(?:log location|logs are at location):? (\S+?)\.?(?:\s|$)")
 _DEBUG_INFO = re.compile(r"^(?:\S+ plugin: (?:" + _TS + r" )?)?\[(?:INFO|DEBUG|TRACE|WARN)\]")
 
 
@@ -229,3 +230,9 @@ def _time(stamp: str | None) -> dt.datetime | None:
     if not stamp:
         return None
     return dt.datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S").replace(tzinfo=dt.UTC)
+
+
+def log_location(message: str) -> str:
+    """The log URL or path Azure names in an error message ("" when it names none)."""
+    found = _LOCATION.search(message or "")
+    return found.group(1) if found else ""

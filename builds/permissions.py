@@ -60,6 +60,7 @@ class Requirement:
     path: str  # the template path it comes from
     data: bool = False
     fix_scope: str = ""  # the --scope of the fix when it differs from `scope` (blobs: looked up with az)
+    severity: str = "error"  # "warning": the build runs without it, something else is lost (the log)
 
     @property
     def grant_scope(self) -> str:
@@ -137,6 +138,13 @@ def requirements(body: Mapping[str, Any], *, subscription: str, resource_group: 
                                     "Managed Identity Operator",
                                     f"properties.vmProfile.userAssignedIdentities[{index}]"))
     staging = _str(props.get("stagingResourceGroup"))
+    # The portal reads the build log from the staging group's storage account (buildlogs). A group
+    # Image Builder creates has a name no one knows before the run (IT_<group>_<template>_<guid>),
+    # so the role must then come from the subscription. Without it the build still runs, but its
+    # log can be neither shown nor kept: a warning, not a refusal.
+    rows.append(Requirement(PORTAL, "read the build log in the staging resource group's storage",
+                            staging or f"/subscriptions/{subscription}", (BLOB_READ,), "Storage Blob Data Reader",
+                            "properties.stagingResourceGroup", data=True, severity="warning"))
     if staging and staging_exists is not False:
         rows.append(Requirement(TEMPLATE_IDENTITY, "deploy the build VM into the staging resource group", staging,
                                 STAGING_ACTIONS, "Contributor", "properties.stagingResourceGroup"))
@@ -236,7 +244,7 @@ def problem(requirement: Requirement, principal_id: str, lacking: Sequence[str])
     return Problem("permission.missing", requirement.path,
                    f"{who} ({principal_id}) may not {requirement.what}: it lacks the {kind} {', '.join(lacking)} on "
                    f"{requirement.scope}. Grant it the {requirement.role} role there: "
-                   f"{fix_command(principal_id, requirement.role, requirement.grant_scope)}")
+                   f"{fix_command(principal_id, requirement.role, requirement.grant_scope)}", requirement.severity)
 
 
 def describe() -> list[tuple[str, str, str, str, str]]:
@@ -244,6 +252,8 @@ def describe() -> list[tuple[str, str, str, str, str]]:
     return [
         (PORTAL, "always", "the template's resource group", ", ".join(TEMPLATE_ACTIONS), "Contributor"),
         (PORTAL, "always", "the template identity", ", ".join(IDENTITY_ASSIGN), "Managed Identity Operator"),
+        (PORTAL, "always (a warning: reads the build log)", "the stagingResourceGroup, else the subscription",
+         BLOB_READ + " (data)", "Storage Blob Data Reader"),
         (TEMPLATE_IDENTITY, "managed image source", "the image", "Microsoft.Compute/images/read", "Reader"),
         (TEMPLATE_IDENTITY, "gallery source", "the gallery", ", ".join(GALLERY_READ), "Reader"),
         (TEMPLATE_IDENTITY, "scripts or files on *.blob.core.windows.net", "the container", BLOB_READ + " (data)",

@@ -15,11 +15,10 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
-from builds import access, azure, buildlog, compose
+from builds import access, compose
 from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
@@ -263,50 +262,6 @@ def outdated_layers(user, department_ids) -> list[dict]:
         rows.append({"layer": layer, "latest": versions[0] if versions else None, "newest_gold": target,
                      "built_on": built_on, "out_of_date": bool(target and built_on and built_on.semver < target.semver)})
     return rows
-
-
-# --- Build logs (read from Azure, cached once the build has finished) ----------------------
-
-
-def build_failing_step(build: Build, location: str) -> buildlog.FailingStep | None:
-    """Where the build failed, read from its log (cached: a finished build's log never changes)."""
-    key = f"buildlog:failing:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
-    kind = "validator" if "validation" in location.rsplit("/", 1)[-1] else "customizer"
-    text = build_log_text(build, location)
-    if text is None:
-        return None  # not readable now; try again on the next view
-    found = buildlog.failing_step(text, build.template, kind=kind)
-    cache.set(key, found or "", timeout=LOG_CACHE_SECONDS)
-    return found
-
-
-LOG_CACHE_SECONDS = 7 * 24 * 3600
-LOG_CACHE_CHARS = 500_000
-
-
-def build_log_text(build: Build, location: str) -> str | None:
-    """The build log's text, or None when it cannot be read from here.
-
-    Image Builder deletes the log with the template, which Goldsmith deletes once the build
-    has finished (BUILD_TEMPLATE_RETENTION_HOURS), so the log of a finished build is kept in
-    the cache (its last LOG_CACHE_CHARS characters) the first time a page reads it.
-    """
-    key = f"buildlog:text:{build.uuid}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    if not location.startswith("http"):
-        return None
-    try:
-        text = azure.fetch_log(location)
-    except Exception:  # the log is a convenience: the page must render without it
-        return None
-    if text is not None and build.is_terminal:
-        cache.set(key, text[-LOG_CACHE_CHARS:], timeout=LOG_CACHE_SECONDS)
-    return text
 
 
 # --- Composition as pages and the API show it ------------------------------------------------------

@@ -4,6 +4,10 @@ Each event says "from this moment the build was in (state, sub-state)". A phase 
 the event that entered it to the next event (or to `now` while the build is active); the
 phases the sweep did not see are simply absent. The build page draws one row per phase in
 Image Builder's order, with a bar placed on a shared time axis.
+
+Below Customizing and Validating come the steps the Packer log shows (`steps()` takes
+packerlog's sections: name, start, end, exit code, failed): one indented row each, on the
+same axis when the log's lines carry timestamps.
 """
 
 from __future__ import annotations
@@ -39,8 +43,31 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A customizer or validator step, as the log shows it."""
+
+    name: str
+    kind: str  # "customizer" or "validator"
+    start: dt.datetime | None
+    end: dt.datetime | None  # the step's end, or `now` while it runs; None when the log has no times
+    exit_code: int | None
+    outcome: str  # "done", "active", "failed"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return max(0.0, (self.end - self.start).total_seconds())
+
+    @property
+    def phase(self) -> str:
+        return "Validating" if self.kind == "validator" else "Customizing"
+
+
+@dataclass(frozen=True)
 class Bar:
-    """One row of the SVG: a phase (or an empty row) with coordinates in user units."""
+    """One row of the SVG: a phase (or an empty row), or a step below its phase, with
+    coordinates in user units."""
 
     row: int
     name: str
@@ -48,10 +75,25 @@ class Bar:
     x: float
     width: float
     y: float
+    step: Step | None = None
 
     @property
     def duration(self) -> str:
+        if self.step is not None:
+            return format_duration(self.step.seconds) if self.step.seconds is not None else ""
         return format_duration(self.phase.seconds) if self.phase else ""
+
+    @property
+    def outcome(self) -> str:
+        if self.step is not None:
+            return self.step.outcome
+        return self.phase.outcome if self.phase else "unseen"
+
+    @property
+    def short_name(self) -> str:
+        """The name as it fits the label column (the whole name is in the row's title)."""
+        limit = 14 if self.step is not None else 18
+        return self.name if len(self.name) <= limit else self.name[:limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -67,6 +109,26 @@ class Layout:
     @property
     def failed(self) -> Bar | None:
         return next((bar for bar in self.bars if bar.phase and bar.phase.outcome == "failed"), None)
+
+    @property
+    def has_steps(self) -> bool:
+        return any(bar.step is not None for bar in self.bars)
+
+
+def steps(sections: Iterable, *, now: dt.datetime, active: bool) -> list[Step]:
+    """packerlog Sections -> Steps. A step without an ending runs until `now` while the build is
+    active; after the build, it stopped (failed, or the log was cut) and gets no end."""
+    found = []
+    for section in sections:
+        end = section.ended_at
+        if section.failed:
+            outcome = "failed"
+        elif section.end_line is None and active:
+            outcome, end = "active", (now if section.started_at else None)
+        else:
+            outcome = "done"
+        found.append(Step(section.name, section.kind, section.started_at, end, section.exit_code, outcome))
+    return found
 
 
 def phase_name(state: str, sub_state: str) -> str | None:
@@ -121,9 +183,10 @@ def phases(events: Iterable[Event], *, final_state: str, now: dt.datetime,
     return result
 
 
-def layout(found: Sequence[Phase], *, width: float = 720, label_width: float = 110, duration_width: float = 130,
-           row_height: float = 26) -> Layout:
-    """Rows for every standard phase (plus any extra seen) with bars scaled to the whole span."""
+def layout(found: Sequence[Phase], *, steps: Sequence[Step] = (), width: float = 720, label_width: float = 110,
+           duration_width: float = 130, row_height: float = 26) -> Layout:
+    """Rows for every standard phase (plus any extra seen) with bars scaled to the whole span;
+    each step in a row below its phase."""
     names = list(ROWS)
     seen = {phase.name for phase in found}
     if "Optimizing" in seen:
@@ -132,24 +195,36 @@ def layout(found: Sequence[Phase], *, width: float = 720, label_width: float = 1
         names.append("Canceling")
     by_name = {phase.name: phase for phase in found}  # a name appears once after merging in practice
     axis_width = width - label_width - duration_width
+    moments = [moment for phase in found for moment in (phase.start, phase.end)]
+    moments += [moment for step in steps for moment in (step.start, step.end) if moment is not None]
     if found:
-        start = min(phase.start for phase in found)
-        span = max((max(phase.end for phase in found) - start).total_seconds(), 1e-6)
+        start = min(moments)
+        span = max((max(moments) - start).total_seconds(), 1e-6)
     else:
         start, span = None, 1.0
-    bars = []
-    for row, name in enumerate(names):
+
+    def place(begin: dt.datetime, seconds: float) -> tuple[float, float]:
+        assert start is not None
+        x = label_width + (begin - start).total_seconds() / span * axis_width
+        bar_width = max(3.0, seconds / span * axis_width)
+        return round(min(x, label_width + axis_width - bar_width), 1), round(bar_width, 1)
+
+    bars: list[Bar] = []
+    for name in names:
         phase = by_name.get(name)
-        y = row * row_height
+        y = len(bars) * row_height
         if phase is None or start is None:
-            bars.append(Bar(row, name, None, label_width, 0, y))
-            continue
-        x = label_width + (phase.start - start).total_seconds() / span * axis_width
-        bar_width = max(3.0, phase.seconds / span * axis_width)
-        x = min(x, label_width + axis_width - bar_width)
-        bars.append(Bar(row, name, phase, round(x, 1), round(bar_width, 1), y))
+            bars.append(Bar(len(bars), name, None, label_width, 0, y))
+        else:
+            bars.append(Bar(len(bars), name, phase, *place(phase.start, phase.seconds), y))
+        for step in (item for item in steps if item.phase == name):
+            y = len(bars) * row_height
+            if step.start is None or step.seconds is None or start is None:
+                bars.append(Bar(len(bars), step.name, None, label_width, 0, y, step))
+            else:
+                bars.append(Bar(len(bars), step.name, None, *place(step.start, step.seconds), y, step))
     total = format_duration(span) if found else ""
-    return Layout(tuple(bars), width, len(names) * row_height + 24, label_width, axis_width, row_height, total)
+    return Layout(tuple(bars), width, len(bars) * row_height + 24, label_width, axis_width, row_height, total)
 
 
 def format_duration(seconds: float) -> str:

@@ -122,11 +122,30 @@ def _secret_key(key: Any) -> bool:
 # --- Logs: the same finder, plus secret-looking environment variables, line by line on streams --------
 
 # NAME=value (shell, env dumps), export NAME=value, set NAME=value, $env:NAME = "value" (PowerShell)
-# where NAME looks like it holds a secret (DB_PASS, AWS_SECRET_ACCESS_KEY, ARM_CLIENT_CREDENTIAL...).
-_ENV_SECRET_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|SAS|AUTH|CERT)[A-Za-z0-9_]*"
+# where NAME looks like it holds a secret. Names are judged by their words (split at underscores
+# and camelCase humps), not by substrings: DB_PASS, CLIENT_SECRET, AWS_SECRET_ACCESS_KEY, ADO_PAT,
+# GITHUB_TOKEN, SQL_PASSWORD, STORAGE_CONNECTION_STRING and $env:ApiKey are masked; CERT_PATH,
+# AUTH_METHOD, KEY_VAULT_NAME, SSH_KEY_PATH and BYPASS_PROXY are not.
 _ENV_ASSIGNMENT = re.compile(
-    rf"((?:\$env:)?\b{_ENV_SECRET_NAME}\s*=\s*[\"']?)(?!\[REDACTED)(?!\$)[^\s\"']+", re.IGNORECASE)
-_ENV_HINT = re.compile(r"(?:pass|pwd|secret|token|key|credential|sas|auth|cert)[A-Za-z0-9_]*\s*=", re.IGNORECASE)
+    r"((?:\$env:)?\b([A-Za-z_][A-Za-z0-9_]*)\s*=\s*[\"']?)(?!\[REDACTED)(?!\$)[^\s\"']+", re.IGNORECASE)
+# A superset of the secret names below, so most lines skip the word-by-word look.
+_ENV_HINT = re.compile(r"(?:pass|pwd|secret|token|key|credential|sas|pat|connection_?string|sig)[A-Za-z0-9_]*\s*=",
+                       re.IGNORECASE)
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_SECRET_ANYWHERE = ("PASSWORD", "PASSWD", "TOKEN", "CONNECTIONSTRING")
+_SECRET_LAST_WORD = {"KEY", "APIKEY", "SECRET", "PASS", "PWD", "PAT", "SAS", "CREDENTIAL", "CREDENTIALS",
+                     "PASSPHRASE", "SIG", "SIGNATURE"}
+
+
+def secret_env_name(name: str) -> bool:
+    """True for an environment variable name that looks like it holds a secret (see above)."""
+    upper = name.upper()
+    if any(word in upper.replace("_", "") for word in _SECRET_ANYWHERE):
+        return True
+    words = [word.upper() for word in _NAME_WORDS.findall(name)]
+    return bool(words) and (words[-1] in _SECRET_LAST_WORD or "SAS" in words)
+
+
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _KEY_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 
@@ -136,7 +155,7 @@ def redact_log_line(line: str) -> str:
     environment variables whose names look secret."""
     line = redact_text(line)
     if _ENV_HINT.search(line):
-        line = _ENV_ASSIGNMENT.sub(lambda m: m.group(1) + MASK, line)
+        line = _ENV_ASSIGNMENT.sub(lambda m: m.group(1) + MASK if secret_env_name(m.group(2)) else m.group(0), line)
     return line
 
 
@@ -175,6 +194,11 @@ class LogRedactor:
         text = data.decode("utf-8", errors="replace")
         if not (self._in_key or might_contain_secret(text) or _ENV_HINT.search(text)):
             return data  # the common case: nothing to look at line by line
+        if not self._in_key and not _KEY_BEGIN.search(text):
+            # No private key: the patterns stop at line ends (a few may reach across one, which
+            # only masks more), so one pass over the whole block gives what line by line would,
+            # several times faster on logs full of URLs (every "://" is a hint).
+            return redact_log_line(text).encode("utf-8")
         out = []
         for line in text.splitlines(keepends=True):
             body = line.rstrip("\r\n")

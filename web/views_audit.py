@@ -15,7 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from builds import access, compose
+from builds import access, buildlogs, compose
 from builds.models import Build, BuildLayer, GoldImageVersion, Layer
 from portal import audit, audit_export, audit_history
 from portal.models import AuditCheckpoint, AuditEvent
@@ -139,7 +139,7 @@ def build_provenance(request, build_uuid):
     computed_sha = compose.template_sha256(build.template)
     return render(request, "portal/audit/provenance.html", {
         "build": build, "layers": layers, "timeline": list(build.events.order_by("at", "id")),
-        "outputs": list(build.outputs.all()),
+        "outputs": list(build.outputs.all()), "kept_log": buildlogs.kept(build),
         "gold_approval": approvals_by_object.get(str(build.gold_version.uuid)),
         "layer_rows": [(bl, approvals_by_object.get(str(bl.layer_version.uuid))) for bl in layers],
         "rows": [_row(event) for event in build_events], "requested": requested,

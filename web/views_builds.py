@@ -24,11 +24,11 @@ from django.views.decorators.http import require_GET, require_POST
 from builds import (
     access,
     approvals,
-    buildlog,
     buildlogs,
     compose,
     diffing,
     lineage,
+    packerlog,
     schema,
     selectors,
     services,
@@ -36,6 +36,7 @@ from builds import (
     validation,
 )
 from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion
+from builds.replication import for_build as gallery_replication
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
 from web import htmx, logpanel
@@ -511,15 +512,18 @@ def _build_context(request, build: Build) -> dict:
                             final_state=build.state, now=now, finished_at=build.finished_at)
     may_act = roles.security or roles.edits(build.department_id)
     failing, log_excerpt = None, ()
-    log_location = build.log_uri or buildlog.log_location(build.error_message)
+    log_location = build.log_uri or packerlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED):
         log_summary = buildlogs.summary(build)
         failing, log_excerpt = log_summary.failed_step, log_summary.excerpt[:10]
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))
     newest = selectors.newest_published(versions)
+    replicas = gallery_replication(build)
+    steps = timeline.steps(buildlogs.sections(build), now=now, active=build.is_active)
     return {
-        "build": build, "events": events, "timeline": timeline.layout(found), "phases": found,
+        "replication": replicas, "replicating": any(item.pending for item in replicas),
+        "build": build, "events": events, "timeline": timeline.layout(found, steps=steps), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
         "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,
         "can_rebuild": may_act and build.is_terminal, "failing": failing, "log_location": log_location,

@@ -74,7 +74,7 @@ def build_log_tail(request, build_uuid):
     build = access.get_build(request.user, build_uuid)
     if not htmx.is_htmx(request):
         return redirect("builds:build-detail", build_uuid=build.uuid)
-    first_line = _int(request.GET.get("line"), 1) or 1
+    first_line = _int(request.GET.get("line"), 1)  # 0: the panel started near the end, numbers unknown
     found = buildlogs.tail(build, _int(request.GET.get("after")), first_line=first_line)
     return render(request, "builds/_log_tail.html", _tail_context(build, found, first_line))
 

@@ -338,7 +338,7 @@ def _debug(moment: float, text: str) -> tuple[float, str]:
 
 
 def _ui_error(moment: float, text: str) -> tuple[float, str]:
-    """A Packer UI error (stderr, no timestamp): what builds/buildlog.py looks for."""
+    """A Packer UI error (stderr, no timestamp): what builds/packerlog.py reads as an error."""
     return moment, "ERR " + text
 
 

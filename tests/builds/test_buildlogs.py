@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import time
 
 import pytest
 from django.utils import timezone
@@ -286,3 +287,79 @@ def test_the_live_fragment_returns_only_new_lines_and_a_paged_search(failed_buil
     assert "live-line" not in rest and "log-poll" not in rest  # finished and read to the end: no more polling
     hits = client.get(reverse("builds:build-log", args=[failed_build.uuid]), {"q": "PASS"}).content.decode()
     assert "DB_PASS=[REDACTED]" in hits
+
+
+def test_the_timeline_shows_the_steps_read_on_from_the_last_refresh(azure_storage, alice, client):
+    from django.urls import reverse
+
+    azure_storage.settings(provision_seconds=0)
+    azure_storage.freeze()
+    build = running(azure_storage, request_build(alice, [shell("first", "echo one"), shell("second", "echo two")]))
+    azure_storage.advance_simulated(BEFORE_CUSTOMIZING + 60)
+    monitor.sweep()
+    build = Build.objects.get(pk=build.pk)
+    assert build.sub_state == "Customizing"
+    client.force_login(alice)
+    status = reverse("builds:build-status", args=[build.uuid])
+
+    page = client.get(status, HTTP_HX_REQUEST="true").content.decode()
+    assert '<g class="step" data-step="first" data-kind="customizer" data-outcome="active">' in page
+    assert 'data-step="second"' not in page
+    assert '<li class="step step-active" data-step="first">' in page  # the phone's list too
+
+    azure_storage.advance_simulated(180)
+    time.sleep(1.05)  # a refresh within a second of the last read uses it (buildlogs.sections)
+    blob = azure.request_counts["blob"]
+    page = client.get(status, HTTP_HX_REQUEST="true").content.decode()
+    assert azure.request_counts["blob"] - blob == 1  # the new bytes only, not the log again
+    assert '<g class="step" data-step="first" data-kind="customizer" data-outcome="done">' in page
+    assert "· exit 0" in page
+    assert 'data-step="second"' in page
+
+
+def test_the_provenance_page_links_the_kept_log_and_shows_its_sha256(failed_build, client, alice):
+    import hashlib
+
+    from django.urls import reverse
+
+    client.force_login(alice)
+    provenance = f"/audit/builds/{failed_build.uuid}/"
+    assert "it is kept at cleanup" in client.get(provenance).content.decode()
+
+    kept = buildlogs.keep(failed_build)
+    page = client.get(provenance).content.decode()
+    download = reverse("builds:build-log-download", args=[failed_build.uuid])
+    assert f'<dd class="hash" id="log-sha256">{kept.sha256}</dd>' in page
+    assert f'href="{download}"' in page
+    assert f'href="{reverse("builds:build-log", args=[failed_build.uuid])}"' in page
+    text = b"".join(client.get(download).streaming_content)
+    assert hashlib.sha256(text).hexdigest() == kept.sha256  # the link gives what the hash says
+
+
+def test_the_live_panel_opens_a_big_running_log_near_its_end(azure_storage, azurite, alice, client):
+    from azure.storage.blob import BlobServiceClient
+    from django.urls import reverse
+
+    from emulator.storage.azurite import ACCOUNT_KEY, pool_accounts
+    from tests.support import build_rows
+
+    account = pool_accounts()[-1]
+    account_url = f"{azurite.url}/{account}/"
+    container = BlobServiceClient(account_url, credential={"account_name": account, "account_key": ACCOUNT_KEY},
+                                  connection_verify=str(azurite.ca_path)).get_container_client(azure.LOG_CONTAINER)
+    if not container.exists():
+        container.create_container()
+    lines = [f"[op] PACKER OUT     azure-arm: line {number:07d} of a long apt-get" for number in range(1, 40_001)]
+    container.upload_blob("big/customization.log", "\n".join(lines) + "\n", overwrite=True)  # about 2 MB
+    build = build_rows.running(factories.make_gold_version(actor=alice), requested_by=alice)
+    Build.objects.filter(pk=build.pk).update(log_account_url=account_url, log_blob="big/customization.log")
+    client.force_login(alice)
+
+    blob = azure.request_counts["blob"]
+    page = client.get(reverse("builds:build-detail", args=[build.uuid])).content.decode()
+    panel = page.split('id="live-log"')[1].split("</pre>")[0]
+    assert "line 0040000 of" in panel  # the end of the log, at once
+    assert "line 0000001 of" not in panel and len(panel) < 2 * buildlogs.START_BYTES
+    assert 'id="log-earlier"' in page and "Show earlier lines" in page
+    assert "&amp;line=0" in panel  # the numbers before are unknown: the poller carries on unnumbered
+    assert azure.request_counts["blob"] - blob <= 3  # the timeline's read, and two for the end

@@ -149,3 +149,9 @@ def test_it_reads_the_logs_the_emulator_writes(fast_emulator, body, log, expecte
     assert (found.name if found else None) == failing
     lines = packerlog.excerpt(text)
     assert any(error in line for line in lines) if error else lines == []
+
+
+def test_it_reads_the_log_location_from_azures_message():
+    message = ("... Image Build log location: https://example.blob/logs/x/customization.log. OperationId: 1. Use")
+    assert packerlog.log_location(message) == "https://example.blob/logs/x/customization.log"
+    assert packerlog.log_location("nothing here") == ""

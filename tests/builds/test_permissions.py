@@ -62,7 +62,10 @@ def test_scripts_in_azure_storage_need_storage_blob_data_reader_on_the_container
 
 
 def test_a_staging_group_image_builder_creates_needs_nothing():
-    assert not any(row.path == "properties.stagingResourceGroup" for row in perms.requirements(
+    # Of the template identity (Image Builder grants it Contributor there); the portal still
+    # needs to read the log in it (see the Storage Blob Data Reader test below).
+    assert not any(row.path == "properties.stagingResourceGroup" and row.who == perms.TEMPLATE_IDENTITY
+                   for row in perms.requirements(
         body(stagingResourceGroup=f"{RG}/goldsmith-staging-x"), subscription=SUB, resource_group="images",
         staging_exists=False))
 
@@ -108,3 +111,15 @@ def test_the_fix_is_the_exact_az_command():
     assert problem.rule == "permission.missing"
     assert problem.message.endswith(f'az role assignment create --assignee pid-1 --role "Network Contributor" '
                                     f"--scope {VNET}")
+
+
+@pytest.mark.parametrize(("props", "scope"), [
+    ({}, f"/subscriptions/{SUB}"),  # Image Builder names the group at run time: only the subscription covers it
+    ({"stagingResourceGroup": f"{RG}/stage"}, f"{RG}/stage"),
+])
+def test_the_portal_needs_storage_blob_data_reader_where_the_build_log_is_written(props, scope):
+    [row] = [row for row in perms.requirements(body(**props), subscription=SUB, resource_group="images")
+             if row.who == perms.PORTAL and row.data]
+    assert (row.scope, row.role, row.actions, row.severity) == (scope, "Storage Blob Data Reader",
+                                                                (perms.BLOB_READ,), "warning")
+    assert perms.problem(row, "p", row.actions).severity == "warning"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from builds import compose, preflight, schema
+from builds import azure, compose, preflight, schema
 from builds.validation import PolicyRules
 from tests import factories
 from tests.support.aib import template_body
@@ -109,3 +109,20 @@ def test_the_source_step_check_looks_up_the_source_and_runs_its_rules(azure_emul
     refused = preflight.check_source_step({"type": "PlatformImage", "publisher": "Goldsmith-Tests", "offer": "step",
                                            "sku": "tl-only", "version": "latest"}, "eastus", os_type="Linux")
     assert "security.source-unsupported" in {p.rule for p in schema.errors(refused.problems)}
+
+
+def test_a_portal_without_the_log_reader_role_is_warned_with_the_fix(azure_emulator):
+    from tests.support.emulator import SUBSCRIPTION_ID
+    from tests.support.workers import WORKER_PRINCIPAL_ID
+
+    body = template_body()
+    assert not [p for p in preflight.check_permissions(body) if p.rule == "permission.missing"]
+    azure_emulator.control("POST", "authorization/revoke", {"principalId": WORKER_PRINCIPAL_ID,
+                                                            "role": "Storage Blob Data Reader",
+                                                            "scope": f"/subscriptions/{SUBSCRIPTION_ID}"})
+    azure.lookup_cache_clear()  # role assignments are cached for AZURE_PREFLIGHT_CACHE_SECONDS
+    [problem] = [p for p in preflight.check_permissions(body) if p.rule == "permission.missing"]
+    assert problem.severity == "warning"
+    assert "read the build log" in problem.message
+    assert (f'az role assignment create --assignee {WORKER_PRINCIPAL_ID} --role "Storage Blob Data Reader" '
+            f"--scope /subscriptions/{SUBSCRIPTION_ID}") in problem.message

@@ -91,3 +91,33 @@ def test_it_shows_the_phase_azure_says_a_run_stopped_in_even_if_the_sweep_missed
     found = timeline.phases(events, final_state="failed", now=at(500))
     assert [(p.name, p.outcome) for p in found[-2:]] == [("Building", "done"), ("Customizing", "failed")]
     assert found[-1].seconds == 0
+
+
+def section(index, name, start, end, *, kind="customizer", exit_code=0, failed=False):
+    from builds.packerlog import Section
+
+    return Section(index, kind, "shell", name, 10 + index * 10, None if end is None else 15 + index * 10,
+                   None if start is None else at(start), None if end is None else at(end), exit_code, failed)
+
+
+def test_steps_sit_below_their_phase_on_the_same_axis():
+    found = timeline.phases(run_events("Queued", "Building", "Customizing", "Validating", end="failed"),
+                            final_state="failed", now=at(1000))
+    steps = timeline.steps([section(0, "prepare", 130, 150), section(1, "install", 150, 185, exit_code=3, failed=True),
+                            section(0, "smoke", 200, None, kind="validator", exit_code=None)],
+                           now=at(1000), active=False)
+    layout = timeline.layout(found, steps=steps)
+    names = [(bar.name, bar.step is not None) for bar in layout.bars]
+    assert names[names.index(("Customizing", False)) + 1:][:2] == [("prepare", True), ("install", True)]
+    assert names[names.index(("Validating", False)) + 1] == ("smoke", True)
+    prepare, install, smoke = (bar for bar in layout.bars if bar.step)
+    assert (prepare.duration, prepare.outcome, install.duration, install.outcome) == ("20s", "done", "35s", "failed")
+    assert install.step.exit_code == 3
+    assert install.x > prepare.x and prepare.width > 0  # placed in time on the phases' axis
+    assert (smoke.width, smoke.duration, smoke.outcome) == (0, "", "done")  # no ending: no bar
+    assert layout.height == len(layout.bars) * layout.row_height + 24
+
+
+def test_a_running_step_runs_until_now():
+    [step] = timeline.steps([section(0, "install", 100, None, exit_code=None)], now=at(160), active=True)
+    assert (step.outcome, step.seconds) == ("active", 60)

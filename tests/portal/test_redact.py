@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portal import redact as redact_module
-from portal.redact import MASK, might_contain_secret, redact, redact_text
+from portal.redact import MASK, might_contain_secret, redact, redact_log_line, redact_text, secret_env_name
 
 SECRETS = [
     ("https://acct.blob.core.windows.net/c/s.sh?sv=2024-01-01&sig=abcDEF123%2B", "abcDEF123"),
@@ -122,3 +122,23 @@ def test_the_rules_version_names_these_rules():
     fingerprint = hashlib.sha256(document.encode()).hexdigest()
     assert FINGERPRINTS.get(rules.RULES_VERSION) == fingerprint, (
         f"the redaction rules changed: bump RULES_VERSION (now {rules.RULES_VERSION}) and record {fingerprint}")
+
+
+# Environment variables in logs: names that look like secrets are masked, the rest are not. (PWD=
+# is masked whatever the rule says: redact_text's finder reads it as a connection string's Pwd=.)
+ENV_NAMES = {
+    "DB_PASS": True, "SQL_PASSWORD": True, "MYPASSWORD": True, "DB_PWD": True, "CLIENT_SECRET": True,
+    "AWS_SECRET_ACCESS_KEY": True, "API_KEY": True, "APIKEY": True, "STORAGE_KEY": True, "GITHUB_TOKEN": True,
+    "TOKEN": True, "ADO_PAT": True, "PAT": True, "AZURE_STORAGE_CONNECTION_STRING": True, "SAS": True,
+    "BLOB_SAS_URL": True, "ARM_CLIENT_CREDENTIAL": True, "GPG_PASSPHRASE": True, "ApiKey": True,
+    "CERT_PATH": False, "CERT_THUMBPRINT_FILE": False, "AUTH_METHOD": False, "AUTHORITY_HOST": False,
+    "KEY_VAULT_NAME": False, "SSH_KEY_PATH": False, "BYPASS_PROXY": False, "COMPASS_DIR": False,
+    "PATH": False, "PATCH_LEVEL": False, "MONKEY": False, "HOME": False,
+}
+
+
+@pytest.mark.parametrize(("name", "masked"), ENV_NAMES.items())
+def test_log_lines_mask_only_environment_variables_named_like_secrets(name, masked):
+    assert secret_env_name(name) is masked
+    for line in (f"export {name}=value0042", f"{name}=value0042 ./run.sh", f'$env:{name} = "value0042"'):
+        assert ("value0042" not in redact_log_line(line)) is masked, line

@@ -96,6 +96,8 @@ def provision_identities(emulator: EmulatorHandle) -> dict[str, str]:
 
     principals = {"portal": WORKER_PRINCIPAL_ID}
     grant(emulator, WORKER_PRINCIPAL_ID, "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")
+    # The build log lives in each staging group's storage (Image Builder names the group).
+    grant(emulator, WORKER_PRINCIPAL_ID, "Storage Blob Data Reader", f"/subscriptions/{SUBSCRIPTION_ID}")
     for name in TEST_IDENTITIES:
         principals[name] = create_identity(emulator, name)
         grant(emulator, principals[name], "Contributor", f"/subscriptions/{SUBSCRIPTION_ID}")

@@ -8,8 +8,8 @@ import os
 from django.conf import settings
 from django.core.checks import Error, register
 
-from builds.faultpoints import ENV
 from portal.checks import TAG
+from portal.faultpoints import ENV
 
 
 @register(TAG)

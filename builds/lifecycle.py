@@ -31,10 +31,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from builds import azure, buildlogs, faultpoints, queue
+from builds import azure, buildlogs, queue
 from builds.models import Build, BuildEvent, BuildOutput
 from notify import events
-from portal import audit
+from portal import audit, faultpoints
 
 log = logging.getLogger(__name__)
 State = Build.State

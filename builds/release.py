@@ -36,9 +36,9 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from builds import azure, faultpoints, queue
+from builds import azure, queue
 from builds.models import ArtifactState, Build, BuildOutput, GoldImageVersion, ReleaseStep
-from portal import audit
+from portal import audit, faultpoints
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,11 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from builds import faultpoints
 from notify import payloads, queue, ssrf, visibility
 from notify import signing as webhook_signing
 from notify.events import absolute
 from notify.models import Delivery, Endpoint, OutboxEvent, Preferences, Subscription
-from portal import audit
+from portal import audit, faultpoints
 from portal.access import Roles
 from portal.models import Membership
 

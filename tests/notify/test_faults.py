@@ -1,7 +1,7 @@
 """A worker killed between writing an event and delivering it, or Redis flushed: delivered once.
 
 Real RQ worker processes (tests/support/workers.py) kill themselves at notify's fault points
-(builds/faultpoints.py); the reconciler, run here as the scheduler would, recovers.
+(portal/faultpoints.py); the reconciler, run here as the scheduler would, recovers.
 """
 
 from __future__ import annotations

@@ -88,3 +88,11 @@ def test_an_endpoint_never_receives_more_than_its_owner_may_see(world, people, r
             may_open = builds_access.builds(owner).filter(pk=build.pk).exists()
             in_scope = department is None or department.pk == build.department_id
             assert receives is (may_open and in_scope), f"{name}'s endpoint for {department}"
+
+
+def test_notify_states_the_same_visible_gold_statuses_as_the_funnel():
+    """notify sits below builds and keeps its own copy of the rule; this holds the two equal."""
+    from builds.access import VISIBLE_GOLD_STATUSES as funnel
+    from notify.visibility import VISIBLE_GOLD_STATUSES as notify_copy
+
+    assert set(notify_copy) == {str(status) for status in funnel}

@@ -219,7 +219,7 @@ def publish_request_reject(*, actor: Actor, request: PublishRequest, comment: st
 
 @transaction.atomic
 def _decide(*, actor: Actor, request: PublishRequest, verdict: str, comment: str) -> tuple[PublishRequest, bool]:
-    request = PublishRequest.objects.select_for_update().select_related(
+    request = PublishRequest.objects.select_for_update(of=("self",)).select_related(
         "gold_version__gold_image", "layer_version__layer", "channel").get(pk=request.pk)
     if not request.is_pending:
         raise ServiceError(f"This request is {request.state}; it cannot be decided any more.")

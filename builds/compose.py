@@ -134,16 +134,19 @@ def effective_tags(gold_version: GoldImageVersion, layer_versions: Sequence[Laye
     The rule compose() applies: layers in order (a later layer's value replaces an earlier
     one's), then the gold version's tags, which always win. A value set again unchanged is not
     an override. Provenance tags (goldsmith.*) are stamped per build on top and are not listed.
+    Both lists are sorted by tag name (then source): PostgreSQL's jsonb keeps no key order, so
+    the order tags were typed in is not something a page can rely on.
     """
     contributions = [(name, value, layer_label(lv)) for lv in layer_versions for name, value in (lv.tags or {}).items()]
     contributions += [(name, value, gold_label(gold_version)) for name, value in (gold_version.tags or {}).items()]
     final: dict[str, tuple[str, str]] = {}
     for name, value, source in contributions:
         final[name] = (value, source)  # dict.update's rule: the key keeps its first place, the last value wins
-    effective = [Tag(name, value, source) for name, (value, source) in final.items()]
-    overridden = [Tag(name, value, source, overridden_by=final[name][1], effective_value=final[name][0])
-                  for name, value, source in contributions
-                  if value != final[name][0] and source != final[name][1]]
+    effective = [Tag(name, value, source) for name, (value, source) in sorted(final.items())]
+    overridden = sorted((Tag(name, value, source, overridden_by=final[name][1], effective_value=final[name][0])
+                         for name, value, source in contributions
+                         if value != final[name][0] and source != final[name][1]),
+                        key=lambda tag: (tag.name, tag.source))
     return TagReport(effective, overridden)
 
 

@@ -71,8 +71,8 @@ def test_effective_tags_name_the_source_of_each_tag_and_every_override(gold, lay
     effective, overridden = compose.effective_tags(gold, [*layers, gamma])
     slug = gold.gold_image.slug
     assert [(t.name, t.value, t.source) for t in effective] == [
-        ("department", "baseline", f"{slug}@1.0.0"), ("team", "gamma", "web/gamma@1.0.0"),
-        ("cost", "42", "web/gamma@1.0.0"), ("owner", "security", f"{slug}@1.0.0")]
+        ("cost", "42", "web/gamma@1.0.0"), ("department", "baseline", f"{slug}@1.0.0"),
+        ("owner", "security", f"{slug}@1.0.0"), ("team", "gamma", "web/gamma@1.0.0")]
     # gamma's department=baseline matches what applies: not an override.
     assert [(t.name, t.value, t.source, t.overridden_by, t.effective_value) for t in overridden] == [
         ("department", "web", "web/alpha@1.0.0", f"{slug}@1.0.0", "baseline"),

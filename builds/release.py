@@ -37,7 +37,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from builds import azure, faultpoints, queue
-from builds.models import ArtifactState, Build, BuildOutput, GoldImageVersion, ReleaseStep
+from builds.models import ArtifactState, Build, BuildOutput, Channel, GoldImageVersion, ReleaseStep
 from portal import audit
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,16 @@ def artifacts(gold_version: GoldImageVersion) -> QuerySet[BuildOutput]:
     return (BuildOutput.objects.filter(build__gold_version=gold_version, artifact_id__icontains="/versions/")
             .filter(artifact_id__icontains=_GALLERY_VERSION)
             .exclude(build__state__in=(Build.State.FAILED, Build.State.CANCELED)).order_by("pk"))
+
+
+def excluded_until_promoted(gold_version: GoldImageVersion) -> bool:
+    """Whether a build of the version publishes its gallery image versions with
+    excludeFromLatest true: the gold image has a `production` channel (the first promotion
+    request creates it) and the channel does not point at this version. A gold image that never
+    used channels keeps the template's own value (nothing changes for it); promotion into
+    production flips the versions' flag (`plan(..., Action.PROMOTE)`)."""
+    production = Channel.objects.filter(gold_image_id=gold_version.gold_image_id, name=Channel.PRODUCTION).first()
+    return production is not None and production.gold_version_id != gold_version.pk
 
 
 def plan(*, gold_version: GoldImageVersion, action: str) -> int:

@@ -16,10 +16,10 @@ from django.http import Http404
 
 from api.errors import ProblemsError
 from builds import access, approvals
-from builds.services import ServiceError
 from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.selectors import LAYER_REF
+from builds.services import ServiceError
 from portal.models import Department
 
 

@@ -29,6 +29,7 @@ from builds import (
     diffing,
     lineage,
     packerlog,
+    release,
     schema,
     selectors,
     services,
@@ -43,6 +44,7 @@ from web import htmx, logpanel
 
 POLL_SECONDS = logpanel.POLL_SECONDS  # how often an open build page asks for the live fragment while active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
+ARTIFACT_ROWS = 100  # the "in Azure" table of the lineage and gold image pages shows this many versions
 PAGE_SIZE = 25
 
 
@@ -121,6 +123,8 @@ def gold_detail(request, slug):
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
+        "artifacts": release.gallery_outputs(access.builds(request.user).filter(
+            gold_version__gold_image=gold_image))[:ARTIFACT_ROWS],
         "diff_from": versions[1].version if len(versions) > 1 else "",
         "diff_to": versions[0].version if versions else "",
     })
@@ -278,6 +282,8 @@ def gold_lineage(request, slug):
         "gold_image": gold_image, "graph": found, "paths": found.paths(190, 34), "columns": lineage.COLUMNS,
         "column_titles": list(zip(found.column_x, lineage.COLUMNS, strict=True)), "builds": builds,
         "limit": LINEAGE_BUILDS, "golds": golds,
+        "artifacts": release.gallery_outputs(access.builds(request.user).filter(
+            gold_version__gold_image=gold_image))[:ARTIFACT_ROWS], "can_refresh": access.roles_of(request.user).security,
     })
 
 

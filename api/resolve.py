@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from django.http import Http404
 
 from api.errors import ProblemsError
-from builds import access
+from builds import access, approvals
 from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.selectors import LAYER_REF
+from builds.services import ServiceError
 from portal.models import Department
 
 
@@ -27,6 +28,7 @@ class BuildRequest:
     gold_version: GoldImageVersion
     layer_versions: list[LayerVersion]
     department: Department | None
+    channel: str = ""  # the release channel the gold version was resolved from ("" for a named version)
 
 
 def build_request_objects(user, data: dict) -> BuildRequest:
@@ -37,12 +39,28 @@ def build_request_objects(user, data: dict) -> BuildRequest:
     """
     problems: list[Problem] = []
     gold_version = None
-    try:
-        gold_version = access.get_gold_version(user, data["gold_image"], data["version"], need="build")
-    except Http404:
-        problems.append(Problem("build.not-found", "version",
-                                f"There is no gold image version {data['gold_image']}@{data['version']} you may "
-                                "build."))
+    channel = data.get("channel") or ""
+    version = data.get("version") or ""
+    if channel:
+        # Resolved now, as the build is requested; the build records the channel.
+        try:
+            gold_image = access.get_gold_image(user, data["gold_image"], need="build")
+            version = approvals.channel_resolve(gold_image, channel).version
+        except Http404:
+            version = ""
+        except ServiceError as exc:
+            problems += exc.problems
+            version = ""
+        if not version and not problems:
+            problems.append(Problem("build.not-found", "gold_image",
+                                    f"There is no gold image {data['gold_image']} you may build."))
+    if version:
+        try:
+            gold_version = access.get_gold_version(user, data["gold_image"], version, need="build")
+        except Http404:
+            problems.append(Problem("build.not-found", "version",
+                                    f"There is no gold image version {data['gold_image']}@{version} you may "
+                                    "build."))
     layer_versions = []
     for index, ref in enumerate(data.get("layers") or []):
         match = LAYER_REF.match(ref.strip())
@@ -60,7 +78,7 @@ def build_request_objects(user, data: dict) -> BuildRequest:
     department = _department(user, data.get("department"), layer_versions, problems)
     if problems:
         raise ProblemsError("This build cannot be requested.", problems)
-    return BuildRequest(gold_version, layer_versions, department)
+    return BuildRequest(gold_version, layer_versions, department, channel)
 
 
 def _department(user, slug: str | None, layer_versions: list[LayerVersion], problems: list[Problem]):

@@ -219,6 +219,9 @@ class BuildListItemSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=Build.State.choices)
     sub_state = serializers.CharField(allow_blank=True, help_text="Image Builder's runSubState while running.")
     gold_version = serializers.SerializerMethodField(help_text="`slug@version`.")
+    channel = serializers.SerializerMethodField(help_text="The release channel the gold version was resolved from "
+                                                          "when the build was requested (null for a build of a named "
+                                                          "version).")
     layers = serializers.SerializerMethodField(help_text="`department/layer@version`, in the order they were composed.")
     department = serializers.SerializerMethodField()
     requested_by = serializers.CharField(source="requested_by.username")
@@ -238,6 +241,10 @@ class BuildListItemSerializer(serializers.Serializer):
 
     def get_gold_version(self, build: Build) -> str:
         return compose.gold_label(build.gold_version)
+
+    @extend_schema_field(serializers.SlugField(allow_null=True))
+    def get_channel(self, build: Build) -> str | None:
+        return build.channel or None
 
     def get_layers(self, build: Build) -> list[str]:
         # build_layers is prefetched with its layer versions (one query for the whole page).
@@ -261,7 +268,13 @@ class BuildSerializer(BuildListItemSerializer):
 
 class BuildRequestSerializer(serializers.Serializer):
     gold_image = serializers.SlugField(max_length=50, help_text="The gold image's slug, e.g. `ubuntu-2204`.")
-    version = serializers.CharField(max_length=32, help_text="A published or deprecated version, e.g. `1.2.0`.")
+    version = serializers.CharField(max_length=32, required=False,
+                                    help_text="A published or deprecated version, e.g. `1.2.0`. Name either a version "
+                                              "or a `channel`.")
+    channel = serializers.SlugField(
+        max_length=50, required=False,
+        help_text="Instead of `version`: a release channel of the gold image (e.g. `production`). The channel is "
+                  "resolved when the build is requested; the build records the channel and the resolved version.")
     layers = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, default=list, max_length=20,
         help_text="Layer versions as `department/layer@version`, composed in this order; all of one department, "
@@ -270,6 +283,11 @@ class BuildRequestSerializer(serializers.Serializer):
         required=False, allow_null=True, max_length=50,
         help_text="The department the build is for. Only needed for a gold-only build by an editor of several "
                   "departments; with layers it is the layers' department.")
+
+    def validate(self, attrs):
+        if bool(attrs.get("version")) == bool(attrs.get("channel")):
+            raise serializers.ValidationError({"version": "Name either a gold version or a channel (one of them)."})
+        return attrs
 
 
 # --- Template check --------------------------------------------------------------------------------

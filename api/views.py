@@ -205,7 +205,10 @@ class BuildList(APIView):
         operation_id="builds_create", tags=["builds"], request=s.BuildRequestSerializer,
         examples=[OpenApiExample("A department layer on a gold version", request_only=True,
                                  value={"gold_image": "ubuntu", "version": "1.0.0", "layers": ["web/nginx@1.0.0"]}),
-                  OpenApiExample("Gold only", request_only=True, value={"gold_image": "ubuntu", "version": "1.0.0"})],
+                  OpenApiExample("Gold only", request_only=True, value={"gold_image": "ubuntu", "version": "1.0.0"}),
+                  OpenApiExample("On a release channel", request_only=True,
+                                 value={"gold_image": "ubuntu", "channel": "production",
+                                        "layers": ["web/nginx@1.0.0"]})],
         parameters=[OpenApiParameter(idempotency.HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER,
                                      description="Optional: the same key and body within 24 hours answer the build "
                                                  "already requested instead of making another.")],
@@ -224,7 +227,8 @@ class BuildList(APIView):
             wanted = resolve.build_request_objects(request.user, data)
             try:
                 build = services.build_request(actor=request.user, gold_version=wanted.gold_version,
-                                               layer_versions=wanted.layer_versions, department=wanted.department)
+                                               layer_versions=wanted.layer_versions, department=wanted.department,
+                                               channel=wanted.channel)
             except services.ServiceError as exc:
                 raise ProblemsError(exc.message, exc.problems or [Problem("build.refused", "", exc.message)]) \
                     from exc

@@ -46,6 +46,10 @@ class BuildContext:
     build_id: uuid.UUID | None = None
     requester: str = ""
     subscription: str = ""  # used when the gold version names none (a Goldsmith-named staging group's id)
+    # The gold version is not (yet) what the gold image's `production` channel points at
+    # (release.excluded_until_promoted): its SharedImage targets carry excludeFromLatest true,
+    # so VMs asking for `latest` get only promoted versions; promotion flips it (builds/release.py).
+    exclude_from_latest: bool = False
 
 
 def template_name(build_id: uuid.UUID, gold_slug: str) -> str:
@@ -202,7 +206,8 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
         if validators:
             validate["inVMValidations"] = validators
         properties["validate"] = validate
-    properties["distribute"] = [_stamp_distributor(target, stamp) for target in gold.distribute]
+    properties["distribute"] = [_stamp_distributor(target, stamp, exclude_from_latest=context.exclude_from_latest)
+                                for target in gold.distribute]
     optional = {
         "optimize": gold.optimize,
         "errorHandling": gold.error_handling,
@@ -237,9 +242,12 @@ def baseline(gold_version: GoldImageVersion, location: str, *, subscription: str
     return body if provenance else without_provenance(body)
 
 
-def _stamp_distributor(target: dict, stamp: dict[str, str]) -> dict:
+def _stamp_distributor(target: dict, stamp: dict[str, str], *, exclude_from_latest: bool = False) -> dict:
     stamped = dict(target)
     stamped["artifactTags"] = {**(target.get("artifactTags") or {}), **stamp}
+    if exclude_from_latest and target.get("type") == "SharedImage":
+        # Only ever set to true: a template that excludes its versions itself keeps doing so.
+        stamped["excludeFromLatest"] = True
     return stamped
 
 

@@ -79,6 +79,12 @@ def release_apply(gold_version_id: int, action: str, round_: int) -> None:
         queue.enqueue_release(version, action, round_, delay=progress.retry_in, on_commit=False, job_id=job_id)
 
 
+def artifacts_refresh(gold_image_id: int) -> int:
+    """"Refresh from Azure": read every gallery image version of the gold image back
+    (builds/release.py); returns how many were read."""
+    return release.read_back(gold_image_id)
+
+
 def builds_sweep() -> dict:
     report = monitor.sweep()
     return {"groups": report.groups, "builds": report.builds, "changed": report.changed,

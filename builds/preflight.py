@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 
-from builds import azpolicy, azure, compose, permissions, placement, schema, validation
+from builds import azpolicy, azure, compose, permissions, placement, release, schema, validation
 from builds.models import GoldImageVersion, LayerVersion, Policy
 from builds.schema import Problem
 from builds.validation import Declared, DefinitionFacts, Facts, PolicyRules, SourceFacts
@@ -292,7 +292,8 @@ def check_build(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVe
     if body is None:
         # As a build would compose it: a build id names its own staging group (compose.staging_group).
         body = compose.compose(gold_version, list(layer_versions), compose.BuildContext(
-            location=settings.AZURE_LOCATION, build_id=uuid.uuid4(), subscription=settings.AZURE_SUBSCRIPTION_ID))
+            location=settings.AZURE_LOCATION, build_id=uuid.uuid4(), subscription=settings.AZURE_SUBSCRIPTION_ID,
+            exclude_from_latest=release.excluded_until_promoted(gold_version)))
     problems = build_report(gold_version, layer_versions, policy=policy, body=body, lookups=lookups).problems
     return schema.dedupe(problems + schema.placeholders(body))
 
@@ -306,7 +307,8 @@ def build_report(gold_version: GoldImageVersion, layer_versions: Sequence[LayerV
     rules = policy_rules(policy)
     layer_versions = list(layer_versions)
     expected = compose.compose(gold_version, layer_versions, compose.BuildContext(
-        location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID))
+        location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
+        exclude_from_latest=release.excluded_until_promoted(gold_version)))
     body = expected if body is None else body
     os_type = gold_version.gold_image.os_type
     subscription = gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID

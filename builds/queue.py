@@ -29,6 +29,7 @@ SUBMIT = "builds.jobs.build_submit"
 CANCEL = "builds.jobs.build_cancel"
 CLEANUP = "builds.jobs.build_cleanup"
 RELEASE = "builds.jobs.release_apply"
+REFRESH = "builds.jobs.artifacts_refresh"
 # A worker running a job heartbeats every DEFAULT_JOB_MONITORING_INTERVAL seconds (30); one
 # silent for that plus a margin for clocks and a slow Redis is dead.
 WORKER_SILENT_SECONDS = DEFAULT_JOB_MONITORING_INTERVAL + 15
@@ -88,6 +89,25 @@ def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool
 def release_job_id(gold_version: GoldImageVersion, action: str, round_: int) -> str:
     """One fan-out job per version, action and round (builds/release.py)."""
     return f"release-{action}-{gold_version.uuid}-{round_}"
+
+
+def artifacts_refresh_job_id(gold_image) -> str:
+    """One read-back job per gold image at a time ("refresh from Azure", builds/release.py)."""
+    return f"artifacts-refresh-{gold_image.slug}"
+
+
+def enqueue_artifacts_refresh(gold_image) -> None:
+    """Enqueue the read-back of the gold image's gallery image versions when the transaction
+    commits; nothing when one is queued or running already."""
+    job_id = artifacts_refresh_job_id(gold_image)
+
+    def send() -> None:
+        queue = django_rq.get_queue(QUEUE)
+        if _alive_on_worker(job_id, queue.connection):
+            return
+        queue.enqueue(REFRESH, gold_image.pk, job_id=job_id, result_ttl=600, failure_ttl=7 * 86400)
+
+    transaction.on_commit(send)
 
 
 def enqueue_release(gold_version: GoldImageVersion, action: str, round_: int, *, delay: float | None = None,

@@ -37,8 +37,10 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from builds import azure, queue
-from builds.models import ArtifactState, Build, BuildOutput, GoldImageVersion, ReleaseStep
+from builds.models import ArtifactState, Build, BuildOutput, Channel, GoldImage, GoldImageVersion, ReleaseStep
 from portal import audit, faultpoints
+from portal.access import roles_of
+from portal.audit import Actor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,16 @@ def artifacts(gold_version: GoldImageVersion) -> QuerySet[BuildOutput]:
     return (BuildOutput.objects.filter(build__gold_version=gold_version, artifact_id__icontains="/versions/")
             .filter(artifact_id__icontains=_GALLERY_VERSION)
             .exclude(build__state__in=(Build.State.FAILED, Build.State.CANCELED)).order_by("pk"))
+
+
+def excluded_until_promoted(gold_version: GoldImageVersion) -> bool:
+    """Whether a build of the version publishes its gallery image versions with
+    excludeFromLatest true: the gold image has a `production` channel (the first promotion
+    request creates it) and the channel does not point at this version. A gold image that never
+    used channels keeps the template's own value (nothing changes for it); promotion into
+    production flips the versions' flag (`plan(..., Action.PROMOTE)`)."""
+    production = Channel.objects.filter(gold_image_id=gold_version.gold_image_id, name=Channel.PRODUCTION).first()
+    return production is not None and production.gold_version_id != gold_version.pk
 
 
 def plan(*, gold_version: GoldImageVersion, action: str) -> int:
@@ -200,3 +212,52 @@ def summary(gold_version: GoldImageVersion) -> dict[str, dict[str, int]]:
     for action, state in ReleaseStep.objects.filter(gold_version=gold_version).values_list("action", "state"):
         out.setdefault(action, {"pending": 0, "done": 0, "failed": 0})[state] += 1
     return out
+
+
+# --- Reading back: what Azure says of each artifact -----------------------------------------------
+
+
+def gallery_outputs(builds: QuerySet[Build]) -> QuerySet[BuildOutput]:
+    """The gallery image versions the given builds produced, with their last read-back
+    (`azure_state`, None when never read), newest build first. Pages pass the builds the
+    viewer may see."""
+    return (BuildOutput.objects.filter(build__in=builds, artifact_id__icontains="/versions/")
+            .filter(artifact_id__icontains=_GALLERY_VERSION)
+            .exclude(build__state__in=(Build.State.FAILED, Build.State.CANCELED))
+            .select_related("azure_state", "build__gold_version").order_by("-build__created_at", "pk"))
+
+
+class RefreshRefused(Exception):
+    """Only the security team asks Goldsmith to read the gallery back (views answer 403)."""
+
+
+@transaction.atomic
+def refresh_request(*, actor: Actor, gold_image: GoldImage) -> int:
+    """"Refresh from Azure": enqueue the read-back of every gallery image version built from the
+    gold image (on commit) and record one `artifact.refresh` audit event. Returns how many
+    versions will be read. Raises RefreshRefused for anybody but the security team."""
+    if not roles_of(actor).security:
+        raise RefreshRefused("Only the security team refreshes the gallery state from Azure.")
+    count = gallery_outputs(Build.objects.filter(gold_version__gold_image=gold_image)).count()
+    audit.record("artifact.refresh", actor=actor, obj=gold_image, changes={"gallery_versions": [None, count]})
+    queue.enqueue_artifacts_refresh(gold_image)
+    return count
+
+
+def read_back(gold_image_id: int) -> int:
+    """The refresh job: one GET per gallery image version of the gold image, each stored in its
+    ArtifactState with the time it was read (an error, or "no longer exists", is stored too:
+    the pages show what Azure said, never what Goldsmith assumes). Sends no write."""
+    outputs = list(gallery_outputs(Build.objects.filter(gold_version__gold_image_id=gold_image_id)))
+    for output in outputs:
+        try:
+            state = azure.gallery_version_state(output.artifact_id)
+            error = "" if state is not None else "The gallery image version no longer exists."
+        except azure.AzureError as exc:
+            state, error = None, f"{exc.code}: {exc.message}"
+        values: dict = {"resource_id": output.artifact_id, "read_at": timezone.now(), "error": error}
+        if state is not None:
+            values.update(exclude_from_latest=state.exclude_from_latest, end_of_life_date=state.end_of_life_date,
+                          replication=state.replication)
+        ArtifactState.objects.update_or_create(output=output, defaults=values)
+    return len(outputs)

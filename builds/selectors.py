@@ -87,6 +87,7 @@ def build_summary(build: Build) -> dict:
         "state": build.state,
         "sub_state": build.sub_state,
         "gold_version": str(build.gold_version),
+        "channel": build.channel or None,  # the release channel the gold version was resolved from
         "layers": [str(bl.layer_version) for bl in
                    build.build_layers.select_related("layer_version__layer__department")],
         "department": build.department.slug if build.department_id else None,

@@ -479,7 +479,8 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
                            [Problem("build.department", "layers", "Pick layers of one department.")])
     build_id = uuid.uuid4()
     context = compose.BuildContext(location=gold_version.location or settings.AZURE_LOCATION, build_id=build_id,
-                                   requester=_user(actor).get_username(), subscription=settings.AZURE_SUBSCRIPTION_ID)
+                                   requester=_user(actor).get_username(), subscription=settings.AZURE_SUBSCRIPTION_ID,
+                                   exclude_from_latest=release.excluded_until_promoted(gold_version))
     body = compose.compose(gold_version, layer_versions, context)
     problems = schema.errors(build_problems(gold_version, layer_versions, body))
     if problems:

@@ -70,4 +70,6 @@ urlpatterns += [
     path("approvals/promote/<slug:slug>/<str:version>/", views_approvals.approval_promote, name="approval-promote"),
     path("approvals/break-glass/<slug:slug>/<str:version>/", views_approvals.approval_break_glass,
          name="approval-break-glass"),
+    # "Refresh from Azure" on the lineage and gold image pages (the artifacts' state, read back).
+    path("gold/<slug:slug>/artifacts/refresh/", views_approvals.artifacts_refresh, name="gold-artifacts-refresh"),
 ]

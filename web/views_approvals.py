@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from builds import access, approvals, diffing, policies, preflight, selectors, services
+from builds import access, approvals, diffing, policies, preflight, release, selectors, services
 from builds.models import GoldImageVersion, LayerVersion, PublishDecision, PublishRequest
 
 
@@ -212,3 +212,18 @@ def approval_report(request):
         "break_glass": sum(1 for row in rows if row.break_glass),
         "median_hours": waits[len(waits) // 2] if waits else None,
     })
+
+
+@login_required
+@require_POST
+def artifacts_refresh(request, slug):
+    """"Refresh from Azure": the security team asks for every gallery image version of the gold
+    image to be read back (a job; audited). Back to the page it came from (lineage or gold image)."""
+    gold_image = access.get_gold_image(request.user, slug)
+    if not access.roles_of(request.user).security:
+        access.deny(request.user, "only the security team refreshes the gallery state", obj=gold_image)
+    count = release.refresh_request(actor=request.user, gold_image=gold_image)
+    messages.success(request, f"Reading {count} gallery image version{'s' if count != 1 else ''} back from Azure: "
+                              "reload the page in a moment.")
+    back = "builds:gold-lineage" if request.POST.get("back") == "lineage" else "builds:gold-detail"
+    return redirect(back, slug=gold_image.slug)

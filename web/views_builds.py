@@ -29,6 +29,7 @@ from builds import (
     diffing,
     lineage,
     packerlog,
+    release,
     schema,
     selectors,
     services,
@@ -43,6 +44,7 @@ from web import htmx, logpanel
 
 POLL_SECONDS = logpanel.POLL_SECONDS  # how often an open build page asks for the live fragment while active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
+ARTIFACT_ROWS = 100  # the "in Azure" table of the lineage and gold image pages shows this many versions
 PAGE_SIZE = 25
 
 
@@ -121,6 +123,8 @@ def gold_detail(request, slug):
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
+        "artifacts": release.gallery_outputs(access.builds(request.user).filter(
+            gold_version__gold_image=gold_image))[:ARTIFACT_ROWS],
         "diff_from": versions[1].version if len(versions) > 1 else "",
         "diff_to": versions[0].version if versions else "",
     })
@@ -278,6 +282,8 @@ def gold_lineage(request, slug):
         "gold_image": gold_image, "graph": found, "paths": found.paths(190, 34), "columns": lineage.COLUMNS,
         "column_titles": list(zip(found.column_x, lineage.COLUMNS, strict=True)), "builds": builds,
         "limit": LINEAGE_BUILDS, "golds": golds,
+        "artifacts": release.gallery_outputs(access.builds(request.user).filter(
+            gold_version__gold_image=gold_image))[:ARTIFACT_ROWS], "can_refresh": access.roles_of(request.user).security,
     })
 
 
@@ -327,6 +333,17 @@ def _gold_choices(user, layer_version: LayerVersion) -> list[tuple[GoldImageVers
     return [(version, _accepts(layer_version, version.version)) for version in versions]
 
 
+CHANNEL_CHOICE = "channel:"  # the build form's value for "build on <channel>" (resolved when requested)
+
+
+def _channel_choices(choices, layer_version) -> list[tuple[str, GoldImageVersion]]:
+    """The gold image's channels that point at a version this layer may be built on, with it."""
+    buildable = {version.pk: version for version, ok in choices if ok}
+    return [(channel.name, buildable[channel.gold_version_id])
+            for channel in layer_version.layer.gold_image.channels.order_by("name")
+            if channel.gold_version_id in buildable]
+
+
 @login_required
 @require_GET
 @full_page
@@ -346,6 +363,7 @@ def _layer_version_page(request, layer_version, *, build_errors=None, build_prob
                                    .order_by("-created_at"))[:10]
     return render(request, "builds/layer_version.html", {
         "layer_version": layer_version, "layer": layer_version.layer, "choices": choices, "default_gold": default,
+        "channel_choices": _channel_choices(choices, layer_version), "channel_prefix": CHANNEL_CHOICE,
         "can_build": roles.edits(layer_version.layer.department_id)
         and layer_version.status == LayerVersion.Status.PUBLISHED and bool(accepted),
         "can_edit": roles.edits(layer_version.layer.department_id),
@@ -388,9 +406,14 @@ def layer_version_preview(request, department, slug, version):
 @login_required
 @require_POST
 def layer_version_build(request, department, slug, version):
-    """The build button of a layer version: builds it on the chosen gold version."""
+    """The build button of a layer version: builds it on the chosen gold version, or on what the
+    chosen channel points at now (`channel:<name>`; the build records the channel)."""
     layer_version = access.get_layer_version(request.user, department, slug, version, need="build")
     wanted = request.POST.get("gold", "")
+    channel = wanted.removeprefix(CHANNEL_CHOICE) if wanted.startswith(CHANNEL_CHOICE) else ""
+    if channel:
+        resolved = layer_version.layer.gold_image.channels.filter(name=channel).select_related("gold_version").first()
+        wanted = resolved.gold_version.version if resolved and resolved.gold_version else ""
     gold_version = (access.gold_versions(request.user)
                     .filter(gold_image=layer_version.layer.gold_image, version=wanted).first())
     if gold_version is None:
@@ -399,10 +422,11 @@ def layer_version_build(request, department, slug, version):
     access.get_gold_version(request.user, gold_version.gold_image.slug, gold_version.version, need="build")
     try:
         build = services.build_request(actor=request.user, gold_version=gold_version, layer_versions=[layer_version],
-                                       department=layer_version.layer.department)
+                                       department=layer_version.layer.department, channel=channel)
     except services.ServiceError as exc:
         by_field, rest = _problem_map(exc.problems)
-        errors = {"gold": by_field.get("version", []) + by_field.get("gold", []) + by_field.get("layers", [])}
+        errors = {"gold": by_field.get("version", []) + by_field.get("gold", []) + by_field.get("layers", [])
+                  + by_field.get("channel", [])}
         if not exc.problems:
             errors["gold"].append(exc.message)
         return _layer_version_page(request, layer_version, status=422, chosen=wanted, build_errors=errors,

@@ -97,6 +97,38 @@ def test_every_reference_problem_is_listed_at_once(api, bob, world):
                                      ("build.not-found", "layers[1]")}
 
 
+def test_a_build_on_a_channel_resolves_it_and_records_it(api, bob, alice, frank, world, azure_emulator):
+    from builds import approvals
+
+    request = approvals.promotion_request_create(actor=alice, gold_version=world.published, channel="production")
+    approvals.publish_request_approve(actor=frank, request=request)
+    response = api(bob).post(BUILDS, {"gold_image": "ubuntu", "channel": "production",
+                                      "layers": ["web/nginx@1.0.0"]}, format="json")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["channel"] == "production" and body["gold_version"] == "ubuntu@1.0.0"
+    build = Build.objects.get(uuid=body["id"])
+    assert build.channel == "production" and build.gold_version == world.published
+    assert api(bob).get(detail(build)).json()["channel"] == "production"
+    listed = api(bob).get(BUILDS).json()["results"]
+    assert {item["id"]: item["channel"] for item in listed}[body["id"]] == "production"
+    assert AuditEvent.objects.get(action="build.request", object_id=body["id"]).changes["channel"] == [
+        None, "production"]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"gold_image": "ubuntu", "channel": "candidate"}, {("build.channel", "channel")}),
+    ({"gold_image": "ubuntu", "version": "1.0.0", "channel": "production"}, {("request.invalid", "version")}),
+    ({"gold_image": "ubuntu"}, {("request.invalid", "version")}),
+    ({"gold_image": "nosuch", "channel": "production"}, {("build.not-found", "gold_image")}),
+])
+def test_a_build_names_either_a_version_or_a_channel_that_resolves(api, alice, world, body, expected):
+    response = api(alice).post(BUILDS, body, format="json")
+    assert response.status_code == 400, response.json()
+    assert problems_of(response) == expected
+    assert not Build.objects.filter(channel__gt="").exists()
+
+
 def test_a_malformed_body_names_each_field(api, bob, world):
     response = api(bob).post(BUILDS, {"version": 3, "layers": "web/nginx@1.0.0"}, format="json")
 

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from builds import approvals, jobs, release, services
+from builds import approvals, jobs, queue, release, services
 from builds.models import ArtifactState, Build, ReleaseStep
 from portal.models import AuditEvent
 from tests import factories
@@ -100,19 +100,24 @@ def test_a_production_promotion_puts_the_new_version_in_latest_and_takes_the_old
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("target", "within"), [("horse", 60), ("worker", queue.WORKER_SILENT_SECONDS + 45)])
 def test_a_worker_killed_mid_revocation_resumes_and_patches_each_version_once(alice, azure_emulator, worker_env,
-                                                                             tmp_path):
+                                                                             tmp_path, target, within):
+    """`horse`: the work-horse dies (RQ marks the job failed at once). `worker`: the whole worker
+    dies with its horse, the job stays "started" in Redis, and only the worker's silence (no
+    heartbeat for WORKER_SILENT_SECONDS) tells the reconcile that nobody runs it any more."""
     gold_version = factories.make_gold_version(actor=alice)
     ids = make_gallery_versions(azure_emulator, 4)
     built_from(gold_version, ids, alice)
     mark = azure_emulator.last_seq()
-    crashing = WorkerProcess({**worker_env, "GOLDSMITH_FAULT_POINTS": "release.patched:horse"},
+    crashing = WorkerProcess({**worker_env, "GOLDSMITH_FAULT_POINTS": f"release.patched:{target}"},
                              tmp_path / "crash.log").start()
     try:
         services.gold_version_revoke(actor=alice, gold_version=gold_version, reason="key leak")
-        # The work-horse dies right after its first PATCH, before it marks the step done.
+        # The worker dies right after its first PATCH, before it marks the step done.
         azure_emulator.wait_for(lambda: ReleaseStep.objects.filter(patched=True).exists(), timeout=30)
-        azure_emulator.wait_for(lambda: crashing_failed(), timeout=30)
+        azure_emulator.wait_for(lambda: crashing.proc.poll() is not None if target == "worker"
+                                else crashing_failed(), timeout=30)
     finally:
         crashing.stop()
     assert ReleaseStep.objects.filter(state=ReleaseStep.State.DONE).count() == 0
@@ -120,7 +125,7 @@ def test_a_worker_killed_mid_revocation_resumes_and_patches_each_version_once(al
     try:
         # The scheduler's reconcile (jobs.builds_reconcile) re-enqueues the fan-out whose job died.
         run_sweeps(lambda: jobs.builds_reconcile() is None or not ReleaseStep.objects.filter(
-            state=ReleaseStep.State.PENDING).exists(), timeout=60, interval=0.5)
+            state=ReleaseStep.State.PENDING).exists(), timeout=within, interval=0.5)
     finally:
         healthy.stop()
     assert ReleaseStep.objects.filter(state=ReleaseStep.State.DONE).count() == 4

@@ -91,6 +91,34 @@ def test_the_build_button_requests_a_build_and_opens_its_page(client, bob, layer
     assert build.department.slug == "web" and build.gold_version.version == "2.0.0"
 
 
+def test_the_build_form_offers_build_on_production_and_the_pages_show_the_channel(client, alice, frank, bob, gold,
+                                                                                  layer_version, azure_emulator):
+    from builds import approvals
+
+    request = approvals.promotion_request_create(actor=alice, gold_version=gold, channel="production")
+    approvals.publish_request_approve(actor=frank, request=request)
+    client.force_login(bob)
+    page = client.get(version_url("layer-version")).content.decode()
+    assert '<option value="channel:production">build on production (now ubuntu@2.0.0)</option>' in page
+
+    response = client.post(version_url("layer-version-build"), {"gold": "channel:production"})
+    build = Build.objects.get()
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert build.channel == "production" and build.gold_version == gold
+    detail = client.get(reverse("builds:build-detail", args=[build.uuid])).content.decode()
+    assert "on channel <strong>production</strong>, resolved to 2.0.0 when requested" in detail
+    client.force_login(alice)
+    provenance = client.get(reverse("portal:audit-provenance", args=[build.uuid])).content.decode()
+    assert 'id="provenance-channel"' in provenance and "<strong>production</strong>" in provenance
+
+
+def test_a_channel_that_points_nowhere_is_refused_next_to_the_gold_version(client, bob, layer_version):
+    client.force_login(bob)
+    response = client.post(version_url("layer-version-build"), {"gold": "channel:candidate"})
+    assert response.status_code == 422 and not Build.objects.exists()
+    assert 'id="build-gold-error"' in response.content.decode()
+
+
 def test_a_refused_build_shows_the_reason_next_to_the_gold_version(client, bob, layer):
     factories.make_layer_version(layer, "1.0.0", actor=bob, publish=False)
     client.force_login(bob)

@@ -3,7 +3,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from builds import compose, selectors, services
+from builds import compose, release, selectors, services
 
 
 class Command(BaseCommand):
@@ -29,5 +29,6 @@ class Command(BaseCommand):
             raise CommandError("\n".join(problem.message for problem in problems))
         # A Goldsmith-named staging group is per build: its name keeps the <build-id> placeholder here.
         body = compose.compose(gold_version, layers, compose.BuildContext(
-            location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID))
+            location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
+            exclude_from_latest=release.excluded_until_promoted(gold_version)))
         self.stdout.write(json.dumps(body, indent=2))

@@ -42,6 +42,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Build {summary['id']}: {summary['state']}"
                           + (f" ({summary['sub_state']})" if summary["sub_state"] else ""))
         self.stdout.write(f"  gold version  {summary['gold_version']}")
+        if summary["channel"]:
+            self.stdout.write(f"  channel       {summary['channel']} (resolved to {summary['gold_version']} "
+                              "when requested)")
         for layer in summary["layers"]:
             self.stdout.write(f"  layer         {layer}")
         self.stdout.write(f"  requested by  {summary['requested_by']} at {summary['created_at']}")

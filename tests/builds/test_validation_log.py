@@ -217,3 +217,38 @@ def test_a_build_without_validators_keeps_one_log_and_says_there_is_no_validatio
     assert "log-tabs" not in page  # one log, no tabs
     assert lifecycle.cleanup(build) == lifecycle.DONE
     assert list(BuildLog.objects.filter(build=build).values_list("name", flat=True)) == ["customization"]
+
+
+def test_while_validating_the_live_panel_tails_validation_log(azure_storage, alice, client):
+    from builds import monitor
+    from tests.builds.test_buildlogs import BEFORE_CUSTOMIZING
+
+    azure_storage.settings(provision_seconds=0)
+    azure_storage.freeze()
+    build = request_build(alice, [shell("prepare", "echo preparing")])
+    build = running(azure_storage, with_validators(build, [shell("first-check", "echo checking"),
+                                                           shell("second-check", "echo second")]))
+    azure_storage.advance_simulated(BEFORE_CUSTOMIZING + 120 + 120 + 60)  # into Validating
+    monitor.sweep()
+    build = Build.objects.get(pk=build.pk)
+    assert build.sub_state == "Validating" and buildlogs.current_log(build) == "validation"
+    azure_storage.wait_for(lambda: "echo checking" in _text(build, "validation"), timeout=10)
+    client.force_login(alice)
+
+    page = client.get(reverse("builds:build-detail", args=[build.uuid])).content.decode()
+    panel = page.split('id="live-log"')[1].split("</pre>")[0]
+    assert "echo checking" in panel and "echo preparing" not in panel
+    assert 'id="live-validation-line-1"' in panel and "&amp;log=validation" in panel
+    assert 'href="#live-validation-line-' in page  # "Jump to the current step" lands in validation.log
+    steps = [(s.kind, s.name, s.complete) for s in buildlogs.sections(build)]
+    assert steps[0] == ("customizer", "prepare", True) and steps[1][:2] == ("validator", "first-check")
+    assert steps[-1][0] == "validator" and not steps[-1][2]  # the timeline follows the validator running now
+
+    # A panel opened before Validating polls customization.log: read to its end, it moves on.
+    end = buildlogs.tail(build, 0)
+    while end.next < end.size:
+        end = buildlogs.tail(build, end.next)
+    moved = client.get(reverse("builds:build-log-tail", args=[build.uuid]), {"after": end.next, "line": 50},
+                       HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="log-switch-validation"' in moved and "echo checking" in moved
+    assert 'id="live-validation-line-1"' in moved and "&amp;log=validation" in moved

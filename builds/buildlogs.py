@@ -1,11 +1,15 @@
 """Build logs: find, tail, read, keep and prune them. Every byte leaves here redacted.
 
-A build's Packer log (customization.log) lives in its staging storage account until the staging
-group is deleted (builds/azure.py finds and reads it by byte range). Before cleanup deletes the
-template, `keep()` copies it, redacted and gzip-compressed in members of about CHUNK_BYTES, into
-Goldsmith's own storage: the database (BuildLogChunk) or BUILD_LOG_CONTAINER_URL. From then on
-every read uses the kept copy. Memory stays flat whatever the size: the live log is read in
-ranges of READ_BYTES, a kept one a member at a time.
+A build's Packer logs live in its staging storage account until the staging group is deleted
+(builds/azure.py finds and reads them by byte range): customization.log always, and
+validation.log next to it when the template has in-VM validators. Every function takes the log's
+name (`log=CUSTOMIZATION` or `VALIDATION`). Before cleanup deletes the template, `keep()` copies
+each, redacted and gzip-compressed in members of about CHUNK_BYTES, into Goldsmith's own
+storage: the database (BuildLogChunk) or BUILD_LOG_CONTAINER_URL. From then on every read uses
+the kept copy. Memory stays flat whatever the size: the live log is read in ranges of
+READ_BYTES, a kept one a member at a time. `failure()` is the summary that explains a failed
+build: validation.log's when the build failed validating or customization.log names no failing
+step.
 
 Offsets: `tail(after=...)` speaks in bytes of the raw blob (the page's cursor); everything else
 (pages, search, the API's Range) in bytes and lines of the redacted text.
@@ -41,6 +45,14 @@ PAGE_LINES = 500
 SEARCH_HITS = 200
 NO_NODE = "not available in this sandbox without Node"
 
+CUSTOMIZATION = "customization"
+VALIDATION = "validation"
+LOGS = (CUSTOMIZATION, VALIDATION)
+_BLOBS = {CUSTOMIZATION: azure.CUSTOMIZATION_LOG, VALIDATION: azure.VALIDATION_LOG}
+_KINDS = {CUSTOMIZATION: "customizer", VALIDATION: "validator"}  # packerlog's step kinds
+_BEFORE_VALIDATING = {"queued", "building", "customizing", "optimizing"}
+_VALIDATING_ON = {"validating", "distributing"}
+
 
 @dataclass(frozen=True)
 class Tail:
@@ -67,6 +79,7 @@ class Summary:
     size: int | None = None  # bytes of redacted text, when known
     sha256: str = ""  # of a kept copy's text
     kept_at: dt.datetime | None = None
+    log: str = CUSTOMIZATION  # which log this is about
 
     @property
     def current(self) -> packerlog.Section | None:
@@ -87,25 +100,85 @@ class Unavailable(Exception):
     """The log cannot be read now; the message says why (for the user)."""
 
 
-# --- Where the log is ---------------------------------------------------------------------------
+# --- Which logs, and where -----------------------------------------------------------------------
 
 
-def location(build: Build) -> azure.LogLocation | None:
-    """The log's location in the staging account (cached on the build once found); None when
-    there is none yet. Raises azure.AzureError."""
+def has_validators(build: Build) -> bool:
+    """True when the build's template runs in-VM validators (so Image Builder writes validation.log)."""
+    properties = (build.template or {}).get("properties") or {}
+    return bool((properties.get("validate") or {}).get("inVMValidations"))
+
+
+def log_names(build: Build) -> tuple[str, ...]:
+    """The logs the build has (or will have): customization, and validation with validators."""
+    return LOGS if has_validators(build) else (CUSTOMIZATION,)
+
+
+def file_name(log: str) -> str:
+    """The log's file name in the run folder (customization.log, validation.log)."""
+    return _BLOBS[log]
+
+
+def current_log(build: Build) -> str:
+    """The log of the phase the build is in: validation.log from Validating on (when there are
+    validators), customization.log before. The live panel tails it."""
+    if has_validators(build) and (build.sub_state or "").lower() in _VALIDATING_ON:
+        return VALIDATION
+    return CUSTOMIZATION
+
+
+def _check(log: str) -> str:
+    if log not in _BLOBS:
+        raise ValueError(f"unknown log {log!r}")
+    return log
+
+
+def location(build: Build, log: str = CUSTOMIZATION) -> azure.LogLocation | None:
+    """The log's location in the staging account (customization.log's is found once and cached
+    on the build; validation.log is its sibling in the same run folder); None when there is none
+    yet. Raises azure.AzureError."""
+    _check(log)
     if build.log_blob and build.log_account_url:
-        return azure.LogLocation(build.log_account_url, build.log_blob)
-    if not build.staging_resource_group or build.template_deleted_at:
+        found = azure.LogLocation(build.log_account_url, build.log_blob)
+    elif not build.staging_resource_group or build.template_deleted_at:
         return None
-    found = azure.staging_log_location(build.subscription_id, build.staging_resource_group)
-    if found is not None and found.blob:
-        Build.objects.filter(pk=build.pk).update(log_account_url=found.account_url, log_blob=found.blob)
-        build.log_account_url, build.log_blob = found.account_url, found.blob
+    else:
+        found = azure.staging_log_location(build.subscription_id, build.staging_resource_group)
+        if found is not None and found.blob:
+            Build.objects.filter(pk=build.pk).update(log_account_url=found.account_url, log_blob=found.blob)
+            build.log_account_url, build.log_blob = found.account_url, found.blob
+    if log == VALIDATION and found is not None and found.blob:
+        return found.sibling(azure.VALIDATION_LOG)
     return found
 
 
-def kept(build: Build) -> BuildLog | None:
-    return BuildLog.objects.filter(build=build, kept_at__isnull=False).first()
+def kept(build: Build, log: str = CUSTOMIZATION) -> BuildLog | None:
+    return BuildLog.objects.filter(build=build, name=_check(log), kept_at__isnull=False).first()
+
+
+def kept_logs(build: Build) -> list[BuildLog]:
+    """Every finished kept copy of the build's logs, customization first."""
+    return sorted(BuildLog.objects.filter(build=build, kept_at__isnull=False), key=lambda item: LOGS.index(item.name))
+
+
+def _no_validation_reason(build: Build) -> str:
+    """Why validation.log cannot be read without asking Azure ("" when it may exist)."""
+    if not has_validators(build):
+        return "This build's template has no validators, so there is no validation log."
+    sub_state = (build.sub_state or "").lower()
+    if build.is_terminal and sub_state in _BEFORE_VALIDATING:
+        return "The build ended before its validators ran, so there is no validation log."
+    if not build.is_terminal and sub_state not in _VALIDATING_ON:
+        return "There is no validation log yet: Image Builder writes it when the validators run."
+    if build.template_deleted_at:
+        return "The validation log was deleted with the build's template, and Goldsmith kept no copy."
+    return ""
+
+
+def _missing_validation(build: Build) -> str:
+    if build.is_terminal:
+        return "Image Builder wrote no validation log for this build."
+    return "There is no validation log yet: Image Builder writes it when the validators run."
 
 
 def _no_log_reason(build: Build, found: azure.LogLocation | None) -> str:
@@ -192,11 +265,19 @@ class _KeptSource(_Source):
 class _LiveSource(_Source):
     kind = "live"
 
-    def __init__(self, found: azure.LogLocation):
+    def __init__(self, found: azure.LogLocation, first: azure.LogChunk | None = None):
         self.location = found
+        self.first = first  # the first range, when already read (to learn the log exists)
 
     def raw(self) -> Iterator[bytes]:
         offset = 0
+        if self.first is not None:
+            if not self.first.data:
+                return
+            offset = len(self.first.data)
+            yield self.first.data
+            if offset >= self.first.size:
+                return
         while True:
             chunk = azure.read_log(self.location, offset, READ_BYTES)
             if not chunk.data:
@@ -233,40 +314,51 @@ class _TextSource(_Source):
             yield self.data[start:]
 
 
-def _source(build: Build) -> _Source:
-    """The best copy of the log: kept, live, or the emulator's own. Raises Unavailable."""
-    found_kept = kept(build)
+def _source(build: Build, log: str = CUSTOMIZATION) -> _Source:
+    """The best copy of the log: kept, live, or the emulator's own (customization.log only).
+    Raises Unavailable, also when the live log's first range cannot be read."""
+    found_kept = kept(build, log)
     if found_kept is not None:
         return _KeptSource(found_kept)
+    if log == VALIDATION and (reason := _no_validation_reason(build)):
+        raise Unavailable(reason)
     try:
-        found = location(build)
+        found = location(build, log)
     except azure.AzureError as exc:
-        text = _legacy_text(build)
+        text = _legacy_text(build) if log == CUSTOMIZATION else None
         if text is not None:
             return _TextSource(text)
         raise Unavailable(f"The log could not be read from the staging storage: {exc.message}") from exc
     if found is not None and found.blob:
-        return _LiveSource(found)
-    text = _legacy_text(build)
+        try:
+            return _LiveSource(found, azure.read_log(found, 0, READ_BYTES))
+        except azure.AzureError as exc:
+            if log == VALIDATION and exc.code == "BlobNotFound":
+                raise Unavailable(_missing_validation(build)) from exc
+            raise Unavailable(f"The log could not be read from the staging storage: {exc.message}") from exc
+    text = _legacy_text(build) if log == CUSTOMIZATION else None
     if text is not None:
         return _TextSource(text)
+    if log == VALIDATION and found is None and settings.AZURE_EMULATOR and build.run_started:
+        raise Unavailable(f"The validation log is {NO_NODE} (the emulator has no staging storage: start it "
+                          "with Azurite).")
     raise Unavailable(_no_log_reason(build, found))
 
 
-def stream(build: Build, start: int = 0) -> Iterator[bytes]:
+def stream(build: Build, start: int = 0, *, log: str = CUSTOMIZATION) -> Iterator[bytes]:
     """The redacted log from byte `start`, in pieces. Raises Unavailable before the first piece."""
-    return _source(build).chunks(start)
+    return _source(build, log).chunks(start)
 
 
-def opened(build: Build) -> tuple[Iterator[bytes], int | None, str]:
+def opened(build: Build, *, log: str = CUSTOMIZATION) -> tuple[Iterator[bytes], int | None, str]:
     """stream() with the redacted size when known without reading the log (a kept copy)."""
-    source = _source(build)
+    source = _source(build, log)
     return source.chunks(0), source.size, source.kind
 
 
-def redacted_size(build: Build) -> int:
+def redacted_size(build: Build, *, log: str = CUSTOMIZATION) -> int:
     """Bytes of redacted text (a live log is read through once to learn it)."""
-    source = _source(build)
+    source = _source(build, log)
     if source.size is not None:
         return source.size
     return sum(len(piece) for piece in source.chunks())
@@ -289,9 +381,9 @@ def _lines(source: _Source, first: int = 1) -> Iterator[tuple[int, str]]:
         yield number, carry.decode("utf-8", errors="replace").rstrip("\r")
 
 
-def page(build: Build, number: int = 1, *, per_page: int = PAGE_LINES) -> Page:
+def page(build: Build, number: int = 1, *, per_page: int = PAGE_LINES, log: str = CUSTOMIZATION) -> Page:
     """Lines of page `number` (1-based) of the redacted log. Raises Unavailable."""
-    source = _source(build)
+    source = _source(build, log)
     number = max(1, number)
     first = (number - 1) * per_page + 1
     found: list[tuple[int, str]] = []
@@ -309,13 +401,14 @@ def page_of_line(line: int, per_page: int = PAGE_LINES) -> int:
     return (max(1, line) - 1) // per_page + 1
 
 
-def search(build: Build, query: str, *, limit: int = SEARCH_HITS) -> tuple[tuple[int, str], ...]:
+def search(build: Build, query: str, *, limit: int = SEARCH_HITS,
+           log: str = CUSTOMIZATION) -> tuple[tuple[int, str], ...]:
     """Lines containing `query` (case-insensitive), at most `limit`. Raises Unavailable."""
     needle = query.casefold()
     if not needle:
         return ()
     found = []
-    for number, text in _lines(_source(build)):
+    for number, text in _lines(_source(build, log)):
         if needle in text.casefold():
             found.append((number, text))
             if len(found) >= limit:
@@ -323,10 +416,12 @@ def search(build: Build, query: str, *, limit: int = SEARCH_HITS) -> tuple[tuple
     return tuple(found)
 
 
-def _live_location(build: Build, after: int) -> tuple[azure.LogLocation | None, Tail | None]:
+def _live_location(build: Build, after: int, log: str) -> tuple[azure.LogLocation | None, Tail | None]:
     """The live log's location, or (None, a Tail saying why there is none)."""
+    if log == VALIDATION and (reason := _no_validation_reason(build)):
+        return None, Tail((), after, 0, False, reason)
     try:
-        found = location(build)
+        found = location(build, log)
     except azure.AzureError as exc:
         return None, Tail((), after, 0, False, f"The log could not be read: {exc.message}")
     if found is None or not found.blob:
@@ -334,28 +429,34 @@ def _live_location(build: Build, after: int) -> tuple[azure.LogLocation | None, 
     return found, None
 
 
-def tail(build: Build, after: int = 0, *, first_line: int = 1) -> Tail:
+def _read_error(build: Build, after: int, exc: azure.AzureError, log: str) -> Tail:
+    if log == VALIDATION and exc.code == "BlobNotFound":
+        return Tail((), after, 0, False, _missing_validation(build))
+    return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+
+
+def tail(build: Build, after: int = 0, *, first_line: int = 1, log: str = CUSTOMIZATION) -> Tail:
     """The whole lines written after raw byte `after` (at most TAIL_BYTES): one ranged read of
     the staging blob (plus, the first time, the look-up of where it is). Lines are numbered
     from `first_line`; 0 means the numbers are unknown (the panel started near the end) and
     every line gets 0."""
-    found, missing = _live_location(build, after)
+    found, missing = _live_location(build, after, log)
     if found is None:
         return missing
     try:
         chunk = azure.read_log(found, after, TAIL_BYTES)
     except azure.AzureError as exc:
-        return Tail((), after, 0, False, f"The log could not be read: {exc.message}")
+        return _read_error(build, after, exc, log)
     return _tail_lines(build, after, chunk, first_line)
 
 
-def tail_start(build: Build) -> Tail:
+def tail_start(build: Build, *, log: str = CUSTOMIZATION) -> Tail:
     """The live panel's first read: the whole log when it is short (one read), else its last
     START_BYTES or so, from the first whole line in them (two reads), so a page opened on a
     big running log shows where it is now instead of catching up TAIL_BYTES per refresh. Those
     lines are numbered when the timeline's reader (sections()) has counted the log up to them,
     else numbered 0 (unknown)."""
-    found, missing = _live_location(build, 0)
+    found, missing = _live_location(build, 0, log)
     if found is None:
         return missing
     try:
@@ -365,7 +466,7 @@ def tail_start(build: Build) -> Tail:
         start = chunk.size - START_BYTES
         chunk = azure.read_log(found, start, TAIL_BYTES)
     except azure.AzureError as exc:
-        return Tail((), 0, 0, False, f"The log could not be read: {exc.message}")
+        return _read_error(build, 0, exc, log)
     cut = chunk.data.find(b"\n") + 1  # skip the line the range began inside
     first_line = 0
     counted = _steps_state(build, found)
@@ -422,36 +523,53 @@ def _section(data: dict) -> packerlog.Section:
     return packerlog.Section(**values)
 
 
-def summary(build: Build) -> Summary:
-    """Sections, failing step and first error lines: stored with a kept copy, else read (and,
-    for a finished build, cached) from the live log."""
-    found_kept = kept(build)
+def summary(build: Build, log: str = CUSTOMIZATION) -> Summary:
+    """Sections, failing step and first error lines of one log: stored with a kept copy, else
+    read (and, for a finished build, cached) from the live log."""
+    found_kept = kept(build, log)
     if found_kept is not None:
         return Summary(True, "kept", "", tuple(_section(item) for item in found_kept.sections),
                        _section(found_kept.failed_step) if found_kept.failed_step else None,
                        tuple(found_kept.excerpt), found_kept.lines, found_kept.size, found_kept.sha256,
-                       found_kept.kept_at)
-    key = f"buildlog:summary:{build.uuid}"
+                       found_kept.kept_at, log)
+    key = f"buildlog:summary:{build.uuid}" + ("" if log == CUSTOMIZATION else f":{log}")
     if build.is_terminal:
         cached = cache.get(key)
         if cached is not None:
             return cached
     try:
-        source = _source(build)
+        source = _source(build, log)
     except Unavailable as exc:
-        return Summary(False, "", str(exc))
-    reader = packerlog.Reader(build.template)
+        return Summary(False, "", str(exc), log=log)
+    reader = packerlog.Reader(build.template, kind=_KINDS[log])
     try:
         for _number, text in _lines(source):
             reader.feed(text)
     except azure.AzureError as exc:
-        return Summary(False, "", f"The log could not be read: {exc.message}")
+        return Summary(False, "", f"The log could not be read: {exc.message}", log=log)
     result = Summary(True, source.kind, "", tuple(reader.sections), reader.failed_step(), tuple(reader.excerpt),
-                     reader.line_count, source.size)
+                     reader.line_count, source.size, log=log)
     # A finished build's log stops changing once Image Builder has exported all of it.
     if build.is_terminal and (result.failed_step or result.excerpt or build.state != Build.State.FAILED):
         cache.set(key, result, timeout=24 * 3600)
     return result
+
+
+def failure(build: Build) -> Summary:
+    """The summary that explains a failed build: validation.log's when the template has
+    validators and the build failed in Validating, or when customization.log names no failing
+    step and validation.log does; customization.log's otherwise (also when validation.log
+    cannot be read)."""
+    customization = summary(build, CUSTOMIZATION)
+    if not has_validators(build):
+        return customization
+    validating = (build.sub_state or "").lower() == "validating"
+    if not validating and customization.failed_step is not None:
+        return customization
+    validation = summary(build, VALIDATION)
+    if validation.available and (validation.failed_step is not None or (validating and validation.excerpt)):
+        return validation
+    return customization
 
 
 # What one call of sections() reads at most of a live log: a refresh stays well under a second,
@@ -461,30 +579,39 @@ _STEP_SUB_STATES = {"customizing", "optimizing", "validating", "distributing"}
 
 
 def sections(build: Build) -> tuple[packerlog.Section, ...]:
-    """The log's steps so far, for the build page's timeline. A finished build's come from
-    summary(); a running build's are read on from where the last call stopped (the reader's
-    state is cached with its raw offset), so a refresh costs one ranged read of the new bytes,
-    never a read of the whole log. () when there is no log (yet) or it cannot be read."""
-    if build.is_terminal or kept(build) is not None:
-        found = summary(build)
+    """The steps so far, for the build page's timeline: customization.log's customizers, then
+    (with validators, from Validating on) validation.log's validators. A finished build's come
+    from summary(); a running build's are read on from where the last call stopped (the
+    reader's state is cached with its raw offset), so a refresh costs one ranged read of the
+    new bytes per log, never a read of the whole log. () when there is no log (yet) or it
+    cannot be read."""
+    found = _log_sections(build, CUSTOMIZATION)
+    if has_validators(build) and not _no_validation_reason(build):
+        found += _log_sections(build, VALIDATION)
+    return found
+
+
+def _log_sections(build: Build, log: str) -> tuple[packerlog.Section, ...]:
+    if build.is_terminal or kept(build, log) is not None:
+        found = summary(build, log)
         return found.sections if found.available else ()
     if not build.run_started or (build.sub_state or "").lower() not in _STEP_SUB_STATES:
         return ()
     try:
-        where = location(build)
+        where = location(build, log)
         if where is None or not where.blob:
             return ()
         state = _steps_state(build, where)
         if state is not None and cache.get(_steps_key(build, where) + ":fresh"):
             return tuple(state[2].sections)  # read less than a second ago (this page, or another viewer)
-        offset, redactor, reader = state or (0, LogRedactor(), packerlog.Reader(build.template))
+        offset, redactor, reader = state or (0, LogRedactor(), packerlog.Reader(build.template, kind=_KINDS[log]))
         chunk = azure.read_log(where, offset, STEP_BYTES)
         offset += len(chunk.data)
         # Lines are redacted before the reader keeps any (its excerpt goes into the cache).
         for text in redactor.feed(chunk.data).decode("utf-8", errors="replace").splitlines():
             reader.feed(text)
     except azure.AzureError:
-        return ()
+        return ()  # validation.log not written yet (BlobNotFound), or a read that failed: next refresh
     cache.set(_steps_key(build, where), (offset, redactor, reader), timeout=24 * 3600)
     cache.set(_steps_key(build, where) + ":fresh", True, timeout=1)
     return tuple(reader.sections)
@@ -503,25 +630,48 @@ def _steps_state(build: Build, where: azure.LogLocation) -> tuple[int, LogRedact
 
 
 def keep(build: Build) -> BuildLog | None:
-    """Copy the live log, redacted and compressed, into Goldsmith's storage (once: a finished
-    copy is never redone; an unfinished one, left by a worker that died, is redone from the
-    start). None when there is no log to keep. Raises azure.AzureError."""
-    existing = BuildLog.objects.filter(build=build).first()
+    """Copy each of the build's live logs (customization.log, and validation.log when the
+    template has validators), redacted and compressed, into Goldsmith's storage. Once per log:
+    a finished copy is never redone; an unfinished one, left by a worker that died, is redone
+    from the start. Returns customization.log's copy (None when there is no log to keep).
+    Raises azure.AzureError; a retry redoes only the logs not kept yet."""
+    kept_customization = None
+    for log in log_names(build):
+        copy = _keep(build, log)
+        if log == CUSTOMIZATION:
+            kept_customization = copy
+    return kept_customization
+
+
+def _blob_name(build: Build, log: str) -> str:
+    return f"{build.uuid}.log.gz" if log == CUSTOMIZATION else f"{build.uuid}.{log}.log.gz"
+
+
+def _keep(build: Build, log: str) -> BuildLog | None:
+    existing = BuildLog.objects.filter(build=build, name=log).first()
     if existing is not None and existing.kept_at is not None:
         return existing
-    found = location(build)
+    found = location(build, log)
     if found is None or not found.blob:
         return None
+    pieces = _LiveSource(found).raw()
+    try:
+        first = next(pieces, b"")
+    except azure.AzureError as exc:
+        if log == VALIDATION and exc.code == "BlobNotFound":
+            return None  # the run ended before its validators ran: there is nothing to keep
+        raise
     storage = BuildLog.Storage.CONTAINER if settings.BUILD_LOG_CONTAINER_URL else BuildLog.Storage.DATABASE
     if existing is None:
-        existing = BuildLog.objects.create(build=build, storage=storage, blob_name=f"{build.uuid}.log.gz",
-                                           source_url=found.url)
+        existing = BuildLog.objects.create(build=build, name=log, storage=storage,
+                                           blob_name=_blob_name(build, log), source_url=found.url)
     else:
         BuildLogChunk.objects.filter(log=existing).delete()
         existing.storage = storage
     copy = _Copy(existing)
     redactor = LogRedactor()
-    for data in _LiveSource(found).raw():
+    copy.add(redactor.feed(first))
+    for data in pieces:
         copy.add(redactor.feed(data))
     copy.add(redactor.finish())
     copy.finish()
@@ -533,7 +683,7 @@ class _Copy:
 
     def __init__(self, kept_log: BuildLog):
         self.log = kept_log
-        self.reader = packerlog.Reader(kept_log.build.template)
+        self.reader = packerlog.Reader(kept_log.build.template, kind=_KINDS[kept_log.name])
         self.digest = hashlib.sha256()
         self.pending = bytearray()
         self.index: list[list[int]] = []
@@ -576,7 +726,8 @@ class _Copy:
         sha256 = self.digest.hexdigest()
         if self.log.storage == BuildLog.Storage.CONTAINER:
             azure.kept_log_commit(self.log.blob_name, self.blocks, metadata={"sha256": sha256,
-                                                                              "build": str(self.log.build.uuid)})
+                                                                              "build": str(self.log.build.uuid),
+                                                                              "log": self.log.name})
         failed = self.reader.failed_step()
         lines = self.line - 1 + (1 if self.text_offset and self.last != b"\n" else 0)
         BuildLog.objects.filter(pk=self.log.pk).update(

@@ -301,7 +301,8 @@ class Build(models.Model):
 
 
 class BuildLog(models.Model):
-    """Goldsmith's own copy of a build's log, kept (redacted) before the staging group is deleted.
+    """Goldsmith's own copy of one of a build's logs (customization.log, and validation.log when
+    the template has validators), kept (redacted) before the staging group is deleted.
 
     The text is stored as gzip members of about CHUNK_BYTES each, cut at line ends, so any line
     or byte range is read by decompressing one or two members: `index` lists, per member, the
@@ -314,7 +315,12 @@ class BuildLog(models.Model):
         DATABASE = "database", "Database"
         CONTAINER = "container", "Blob container"
 
-    build = models.OneToOneField(Build, on_delete=models.CASCADE, related_name="kept_log")
+    class Name(models.TextChoices):
+        CUSTOMIZATION = "customization", "customization.log"
+        VALIDATION = "validation", "validation.log"  # when the template has in-VM validators
+
+    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="kept_logs")
+    name = models.CharField(max_length=20, choices=Name.choices, default=Name.CUSTOMIZATION)
     storage = models.CharField(max_length=10, choices=Storage.choices)
     blob_name = models.CharField(max_length=200, blank=True)  # in BUILD_LOG_CONTAINER_URL
     source_url = models.CharField(max_length=1000, blank=True)  # the staging blob it was copied from
@@ -329,8 +335,12 @@ class BuildLog(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     kept_at = models.DateTimeField(null=True, blank=True, db_index=True)  # None: a copy that did not finish
 
+    class Meta:
+        ordering = ["build", "name"]
+        constraints = [models.UniqueConstraint(fields=["build", "name"], name="build_log_build_name")]
+
     def __str__(self) -> str:
-        return f"log of {self.build}"
+        return f"{self.get_name_display()} of {self.build}"
 
 
 class BuildLogChunk(models.Model):

@@ -139,7 +139,7 @@ def build_provenance(request, build_uuid):
     computed_sha = compose.template_sha256(build.template)
     return render(request, "portal/audit/provenance.html", {
         "build": build, "layers": layers, "timeline": list(build.events.order_by("at", "id")),
-        "outputs": list(build.outputs.all()), "kept_log": buildlogs.kept(build),
+        "outputs": list(build.outputs.all()), "kept_logs": buildlogs.kept_logs(build),
         "gold_approval": approvals_by_object.get(str(build.gold_version.uuid)),
         "layer_rows": [(bl, approvals_by_object.get(str(bl.layer_version.uuid))) for bl in layers],
         "rows": [_row(event) for event in build_events], "requested": requested,

@@ -538,7 +538,7 @@ def _build_context(request, build: Build) -> dict:
     failing, log_excerpt = None, ()
     log_location = build.log_uri or packerlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED):
-        log_summary = buildlogs.summary(build)
+        log_summary = buildlogs.failure(build)  # validation.log's when a validator failed
         failing, log_excerpt = log_summary.failed_step, log_summary.excerpt[:10]
     versions = list(GoldImageVersion.objects.filter(gold_image_id=build.gold_version.gold_image_id)
                     .only("version", "status", "major", "minor", "patch"))

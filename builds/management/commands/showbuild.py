@@ -13,29 +13,35 @@ class Command(BaseCommand):
                                              f"{selectors.BUILD_PREFIX_MIN} characters (the pages show 8)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--log", action="store_true", help="print the build's Packer log (secrets masked)")
+        parser.add_argument("--validation", action="store_true",
+                            help="with --log: print validation.log (the in-VM validators) instead of customization.log")
 
     def handle(self, *args, **options):
         try:
             build = selectors.build_get(options["build_id"])
         except (selectors.NotFound, selectors.Ambiguous) as exc:
             raise CommandError(str(exc)) from exc
+        if options["validation"] and not options["log"]:
+            raise CommandError("--validation goes with --log.")
         if options["log"]:
+            log = buildlogs.VALIDATION if options["validation"] else buildlogs.CUSTOMIZATION
             try:
-                for chunk in buildlogs.stream(build):
+                for chunk in buildlogs.stream(build, log=log):
                     self.stdout.write(chunk.decode("utf-8", errors="replace"), ending="")
             except buildlogs.Unavailable as exc:
                 raise CommandError(str(exc)) from exc
             return
         summary = selectors.build_summary(build)
         if build.state in (build.State.FAILED, build.State.PARTIALLY_SUCCEEDED):
-            found = buildlogs.summary(build)
+            found = buildlogs.failure(build)  # validation.log's when a validator failed
             step = found.failed_step
             summary["failed_step"] = {"name": step.name, "kind": step.kind, "index": step.index, "type": step.type,
-                                      "exit_code": step.exit_code, "line": step.error_line or step.start_line} \
-                if step else None
+                                      "exit_code": step.exit_code, "line": step.error_line or step.start_line,
+                                      "log": found.log} if step else None
             summary["log_excerpt"] = list(found.excerpt)
+            summary["log_excerpt_from"] = found.log
         else:
-            summary["failed_step"], summary["log_excerpt"] = None, []
+            summary["failed_step"], summary["log_excerpt"], summary["log_excerpt_from"] = None, [], None
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
             return
@@ -55,7 +61,7 @@ class Command(BaseCommand):
         if summary["failed_step"]:
             step = summary["failed_step"]
             self.stdout.write(f"  failed step   {step['kind']} {step['index'] + 1}: {step['name']} "
-                              f"(exit code {step['exit_code']}, log line {step['line']})")
+                              f"(exit code {step['exit_code']}, {buildlogs.file_name(step['log'])} line {step['line']})")
         for line in summary["log_excerpt"][:10]:
             self.stdout.write(f"  | {line}")
         if summary["log_uri"]:

@@ -293,12 +293,14 @@ def _editor_lists(owner, names: tuple[str, ...]) -> list[dict]:
 
 
 def step_editor(request, *, owner, names: tuple[str, ...], os_type: str, department: bool, save, done_url: str,
-                all_names: dict[str, tuple[str, ...]] | None = None):
+                all_names: dict[str, tuple[str, ...]] | None = None, check_steps=None):
     """Handle one step-editor request (add, edit, reorder, remove) for the lists `names` of `owner`.
 
     Returns ("redirect", response) after a change, or ("render", context) to show the editor
     (with the open form and its errors when a save was refused). `save(list_name, steps)`
-    stores a list through the owner's service.
+    stores a list through the owner's service. `check_steps(list_name, steps, index)`, when
+    given, returns more problems of the step at `index` of the new list (paths from the step,
+    `name` for its name), checked before anything is saved.
     """
     policy = preflight.policy_rules()
     lists = _editor_lists(owner, names)
@@ -339,6 +341,9 @@ def step_editor(request, *, owner, names: tuple[str, ...], os_type: str, departm
             if not wizard.unique_name(others, item["name"]):
                 problems.append(Problem("steps.name-taken", "step.name",
                                         f"Another step is already called '{item['name']}'; names must be unique."))
+            if check_steps is not None and not schema.errors(problems):
+                candidate = wizard.edit_list(steps, "save", index, item)
+                problems += check_steps(list_name, candidate, len(steps) if index is None else index)
             errors = schema.errors(problems)
             if errors:
                 _add_errors(form, errors)

@@ -3,7 +3,9 @@
 The view gathers the rows (with their relations prefetched); `graph` turns them into nodes in
 four columns and the edges between them, and marks what is revoked or out of date:
 - a gold version is out of date when a newer published gold version of the image exists;
-- a build (and what it produced) inherits "revoked" or "out of date" from its gold version.
+- a build (and what it produced) inherits "revoked" or "out of date" from its gold version; a
+  failed or canceled build made nothing, so it is never "out of date";
+- a gold-only build's edge comes straight from its gold version, drawn around the layer column.
 `place` gives every node coordinates for the server-drawn SVG.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from builds.versions import Version
 
 COLUMNS = ("Gold versions", "Layer versions", "Builds", "Artifacts")
+NOTHING_MADE = ("failed", "canceled")  # build states that produced no image: never "out of date"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Node:
 class Edge:
     source: str
     target: str
+    direct: bool = False  # a gold-only build's edge: from the gold version, around the layer column
 
 
 @dataclass
@@ -65,12 +69,23 @@ class Graph:
         """Cubic curves from the right edge of each source to the left edge of its target."""
         where = {node.key: node for node in self.nodes}
         drawn = []
+        layers = self.column(1)
+        below_layers = max((node.y + node_height for node in layers), default=0) + 6
         for edge in self.edges:
             source, target = where.get(edge.source), where.get(edge.target)
             if source is None or target is None:
                 continue
             x1, y1 = source.x + node_width, source.y + node_height / 2
             x2, y2 = target.x, target.y + node_height / 2
+            if edge.direct and layers:
+                # Down the gap before the layer column, under its last node, up the gap after it:
+                # a gold-only build is never drawn as if it went through a layer.
+                gap_in = x1 + (layers[0].x - x1) / 2
+                gap_out = layers[0].x + node_width + (x2 - layers[0].x - node_width) / 2
+                low = max(below_layers, y1, y2)
+                drawn.append((edge, f"M{x1:.0f},{y1:.0f} L{gap_in:.0f},{y1:.0f} L{gap_in:.0f},{low:.0f} "
+                                    f"L{gap_out:.0f},{low:.0f} L{gap_out:.0f},{y2:.0f} L{x2:.0f},{y2:.0f}"))
+                continue
             middle = (x1 + x2) / 2
             drawn.append((edge, f"M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} {middle:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"))
         return drawn
@@ -140,6 +155,8 @@ def graph(golds: Sequence[GoldRow], layers: Sequence[LayerRow], builds: Sequence
     # gold version as well is not out of date).
     layer_marks: dict[str, set[str]] = {}
     for build in builds:
+        if build.state in NOTHING_MADE:
+            continue  # a failed or canceled build made nothing that could be out of date
         inherited = {mark for mark in gold_marks.get(build.gold_key, []) if mark in ("revoked", "out-of-date")}
         for key in build.layer_keys:
             layer_marks[key] = layer_marks[key] & inherited if key in layer_marks else inherited
@@ -148,15 +165,17 @@ def graph(golds: Sequence[GoldRow], layers: Sequence[LayerRow], builds: Sequence
             nodes.append(Node(layer.key, 1, layer.label, "", layer.url, sorted(layer_marks.get(layer.key, ()))))
     layer_edges: set[tuple[str, str]] = set()
     for build in builds:
-        inherited = [mark for mark in gold_marks.get(build.gold_key, []) if mark in ("revoked", "out-of-date")]
+        inherited = [mark for mark in gold_marks.get(build.gold_key, []) if mark in ("revoked", "out-of-date")
+                     and not (mark == "out-of-date" and build.state in NOTHING_MADE)]
         marks = inherited + (["failed"] if build.state == "failed" else [])
-        nodes.append(Node(build.key, 2, build.label, build.state, build.url, marks))
+        detail = build.state if build.layer_keys else f"{build.state} · gold only"
+        nodes.append(Node(build.key, 2, build.label, detail, build.url, marks))
         if build.layer_keys:
             for key in build.layer_keys:
                 layer_edges.add((build.gold_key, key))
                 edges.append(Edge(key, build.key))
         else:
-            edges.append(Edge(build.gold_key, build.key))
+            edges.append(Edge(build.gold_key, build.key, direct=True))
         for artifact in build.artifacts:
             nodes.append(Node(artifact.key, 3, artifact.label, "", "", list(inherited), title=artifact.detail))
             edges.append(Edge(build.key, artifact.key))

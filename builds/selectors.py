@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from builds import access, compose
 from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
+from builds.versions import VersionError, VersionRange
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
 
@@ -236,11 +237,24 @@ def layer_detail(user, department: str, slug: str) -> Layer:
     return layer
 
 
+MADE_AN_IMAGE = (Build.State.SUCCEEDED, Build.State.PARTIALLY_SUCCEEDED)
+
+
+def _accepts(layer_version: LayerVersion, version: str) -> bool:
+    try:
+        return VersionRange.parse(layer_version.accepts).allows(version)
+    except VersionError:
+        return False
+
+
 def outdated_layers(user, department_ids) -> list[dict]:
     """Rows for the editor's home: each layer of `department_ids` that `user` may see, its
     newest version (`latest`), the newest published version of its gold image
     (`newest_gold`), the gold version it was last built on (`built_on`) and whether that is
-    older (`out_of_date`)."""
+    older (`out_of_date`), counting only builds that made an image (a failed or canceled build
+    is not "out of date"). `accepts_newest`: whether a published version of the layer accepts
+    the newest gold version (`rebuild_with`, the newest such), which decides the advice: rebuild
+    on it, or make a new layer version that accepts it."""
     layers = list(access.layers(user).filter(department_id__in=department_ids)
                   .prefetch_related(Prefetch("versions", queryset=LayerVersion.objects.order_by(*NEWEST_FIRST))))
     newest: dict[int, GoldImageVersion] = {}
@@ -251,7 +265,8 @@ def outdated_layers(user, department_ids) -> list[dict]:
     # The gold version each layer was last built on, to say which layers have not caught up.
     last_built = dict(
         access.layers(user).filter(department_id__in=department_ids)
-        .annotate(last_gold=Subquery(BuildLayer.objects.filter(layer_version__layer=OuterRef("pk"))
+        .annotate(last_gold=Subquery(BuildLayer.objects.filter(layer_version__layer=OuterRef("pk"),
+                                                               build__state__in=MADE_AN_IMAGE)
                                      .order_by("-build__created_at").values("build__gold_version_id")[:1]))
         .values_list("pk", "last_gold"))
     built_versions = {v.pk: v for v in GoldImageVersion.objects.filter(pk__in=[pk for pk in last_built.values() if pk])}
@@ -260,8 +275,11 @@ def outdated_layers(user, department_ids) -> list[dict]:
         versions = layer.versions.all()
         target = newest.get(layer.gold_image_id)
         built_on = built_versions.get(last_built.get(layer.pk))
+        rebuild_with = next((v for v in versions if v.status == LayerVersion.Status.PUBLISHED and target
+                             and _accepts(v, target.version)), None)
         rows.append({"layer": layer, "latest": versions[0] if versions else None, "newest_gold": target,
-                     "built_on": built_on, "out_of_date": bool(target and built_on and built_on.semver < target.semver)})
+                     "built_on": built_on, "out_of_date": bool(target and built_on and built_on.semver < target.semver),
+                     "accepts_newest": rebuild_with is not None, "rebuild_with": rebuild_with})
     return rows
 
 

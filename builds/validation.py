@@ -214,6 +214,17 @@ class CheckResult:
     def passed(self) -> bool:
         return self.ran and not any(problem.severity == "error" for problem in self.problems)
 
+    @property
+    def not_checked(self) -> bool:
+        """Nothing refused, but part of it could not be checked (a size Goldsmith does not know, a
+        look-up Goldsmith may not make): pages say "not checked", not "passed"."""
+        return self.passed and any(unchecked(problem) for problem in self.problems)
+
+
+def unchecked(problem: Problem) -> bool:
+    """A warning that says a check could not be made (`*.not-checked`, `vm.size-unknown`)."""
+    return problem.severity != "error" and (problem.rule.endswith(".not-checked") or problem.rule == "vm.size-unknown")
+
 
 # --- VM sizes -------------------------------------------------------------------------------
 

@@ -499,6 +499,8 @@ class BuildVmForm(forms.Form):
         return data
 
     def to_fields(self, gold_version: Any) -> dict[str, Any]:
+        """The draft's fields from the form; after a failed is_valid, from the fields that were
+        valid (the draft's identity stands in for a refused one), so the rules can still run."""
         data = self.cleaned_data
         vm_profile = gold_version.vm_profile or {}
         profile = {key: value for key, value in vm_profile.items()
@@ -522,7 +524,7 @@ class BuildVmForm(forms.Form):
         optimize = {key: value for key, value in (gold_version.optimize or {}).items() if key != "vmBoot"}
         if data.get("vmBoot"):
             optimize["vmBoot"] = {"state": data["vmBoot"]}
-        return {"vm_profile": profile, "identity": data["identity"],
+        return {"vm_profile": profile, "identity": data.get("identity", gold_version.identity),
                 "build_timeout_minutes": data.get("buildTimeoutInMinutes") or None,
                 "resource_group": data.get("resource_group", ""), "tags": data.get("tags") or {},
                 "staging_resource_group": staging, "managed_resource_tags": data.get("managedResourceTags") or {},

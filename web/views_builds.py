@@ -7,6 +7,7 @@ wizard and the layer edit forms live in their own modules (views_wizard, views_l
 
 from __future__ import annotations
 
+import datetime
 import functools
 from urllib.parse import urlencode, urlsplit
 
@@ -27,6 +28,7 @@ from builds import (
     buildlogs,
     compose,
     diffing,
+    lifecycle,
     lineage,
     packerlog,
     release,
@@ -528,6 +530,9 @@ def build_list(request):
     })
 
 
+CLEANUP_WATCH = datetime.timedelta(minutes=10)
+
+
 def _build_context(request, build: Build) -> dict:
     roles = access.roles_of(request.user)
     events = list(build.events.order_by("at", "id"))
@@ -547,6 +552,11 @@ def _build_context(request, build: Build) -> dict:
     steps = timeline.steps(buildlogs.sections(build), now=now, active=build.is_active)
     return {
         "replication": replicas, "replicating": any(item.pending for item in replicas),
+        # A build that has just finished and whose template (and staging group) is being deleted
+        # now: keep polling until it is, so the page says so (not for hours if no worker does it).
+        "cleaning_up": lifecycle.cleanup_due(build) and build.finished_at >= now - CLEANUP_WATCH,
+        # Fragments carry what the build changes elsewhere on the page (out-of-band swaps).
+        "oob": htmx.is_htmx(request),
         "build": build, "events": events, "timeline": timeline.layout(found, steps=steps), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
         "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,

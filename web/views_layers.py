@@ -16,7 +16,7 @@ from builds.models import GoldImageVersion, LayerVersion
 from builds.schema import Problem
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
-from web import forms, htmx
+from web import forms, htmx, wizard
 from web.views_wizard import _add_errors, _editor_lists, _page, _unplaced, step_editor
 
 
@@ -133,7 +133,8 @@ def layer_version_edit(request, department, slug, version):
 
         outcome, context = step_editor(request, owner=layer_version, names=("customize", "validators"),
                                        os_type=os_type, department=True, save=save, done_url=url,
-                                       all_names={"customizer": ("customize",), "validator": ("validators",)})
+                                       all_names={"customizer": ("customize",), "validator": ("validators",)},
+                                       check_steps=_layering_check(request.user, layer_version))
         if outcome == "redirect":
             return context
         if request.method == "POST":
@@ -146,6 +147,31 @@ def layer_version_edit(request, department, slug, version):
                     "step_types_validators": forms.step_types("validator", os_type)})
     _attach_own_problems(context, layer_version, os_type, choices[0] if choices else None)
     return _page(request, "builds/layer_edit.html", "builds/layer_edit.html", context, status=status)
+
+
+def _layering_check(user, layer_version: LayerVersion):
+    """The layering rules for one step before it is saved (a name a baseline step of any gold
+    version the layer accepts already has), as the editor's check_steps."""
+
+    def check(list_name: str, steps: list, index: int) -> list[Problem]:
+        try:
+            accepted = VersionRange.parse(layer_version.accepts)
+        except VersionError:
+            return []
+        candidate = wizard.draft_with(layer_version, **{list_name: steps})
+        where = f"{list_name}[{index}]"
+        found: dict[str, Problem] = {}
+        for gold_version in _gold_choices(user, layer_version):
+            if not accepted.allows(gold_version.version):
+                continue
+            for problem in validation.check_layer(candidate, gold_version, policy=preflight.policy_rules()):
+                if problem.rule == "layer.step-name-taken" and problem.path.startswith(where + "."):
+                    found.setdefault(problem.rule, Problem(
+                        problem.rule, "step" + problem.path[len(where):],
+                        f"{problem.message} (a baseline step of {gold_version}, which this layer accepts)"))
+        return list(found.values())
+
+    return check
 
 
 def _lists(layer_version):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -79,7 +79,11 @@ def wizard_new_version(request, slug):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         based_on = gold_image.versions.filter(version=data["based_on"]).first() if data["based_on"] else None
-        extra = {} if based_on else {"identity": settings.AZURE_TEMPLATE_IDENTITY, "location": settings.AZURE_LOCATION}
+        # A copy of a finished version starts with every step filled in: each step is open at once
+        # (the progress list links them all), so changing one setting is not a walk through all
+        # seven again. A copied draft is as far as its original.
+        extra = {"wizard_step": based_on.wizard_step if based_on.is_draft else wizard.STEP_NAMES[-2]} if based_on else {
+            "identity": settings.AZURE_TEMPLATE_IDENTITY, "location": settings.AZURE_LOCATION}
         try:
             gold_version = services.gold_version_create(actor=_actor(request), gold_image=gold_image,
                                                         version=data["version"], based_on=based_on,
@@ -149,8 +153,9 @@ def wizard_step(request, slug, version, step):
 def _context(gold_version: GoldImageVersion, step: str, **extra) -> dict:
     reachable = wizard.reachable(gold_version.wizard_step)
     done = wizard.step_index(gold_version.wizard_step)
-    steps = [{"name": name, "title": title, "done": index <= done, "current": name == step,
-              "reachable": name in reachable, "url": _step_url(gold_version, name)}
+    steps = [{"name": name, "title": title, "number": index + 1, "done": index <= done, "current": name == step,
+              "reachable": name in reachable, "url": _step_url(gold_version, name),
+              "state": "current" if name == step else "done" if index <= done else "todo"}
              for index, (name, title) in enumerate(wizard.STEPS)]
     return {"gold_version": gold_version, "gold_image": gold_version.gold_image, "steps": steps, "step": step,
             "step_title": dict(wizard.STEPS)[step], "problems": [], **extra}
@@ -288,12 +293,14 @@ def _editor_lists(owner, names: tuple[str, ...]) -> list[dict]:
 
 
 def step_editor(request, *, owner, names: tuple[str, ...], os_type: str, department: bool, save, done_url: str,
-                all_names: dict[str, tuple[str, ...]] | None = None):
+                all_names: dict[str, tuple[str, ...]] | None = None, check_steps=None):
     """Handle one step-editor request (add, edit, reorder, remove) for the lists `names` of `owner`.
 
     Returns ("redirect", response) after a change, or ("render", context) to show the editor
     (with the open form and its errors when a save was refused). `save(list_name, steps)`
-    stores a list through the owner's service.
+    stores a list through the owner's service. `check_steps(list_name, steps, index)`, when
+    given, returns more problems of the step at `index` of the new list (paths from the step,
+    `name` for its name), checked before anything is saved.
     """
     policy = preflight.policy_rules()
     lists = _editor_lists(owner, names)
@@ -334,6 +341,9 @@ def step_editor(request, *, owner, names: tuple[str, ...], os_type: str, departm
             if not wizard.unique_name(others, item["name"]):
                 problems.append(Problem("steps.name-taken", "step.name",
                                         f"Another step is already called '{item['name']}'; names must be unique."))
+            if check_steps is not None and not schema.errors(problems):
+                candidate = wizard.edit_list(steps, "save", index, item)
+                problems += check_steps(list_name, candidate, len(steps) if index is None else index)
             errors = schema.errors(problems)
             if errors:
                 _add_errors(form, errors)
@@ -569,13 +579,17 @@ def _step_buildvm(request, gold_version):
     form = _buildvm_form(request, gold_version, policy)
     if request.method == "GET":
         return _render_step(request, gold_version, "buildvm", {**context, "form": form})
-    if not form.is_valid():
-        return _render_step(request, gold_version, "buildvm", {**context, "form": form}, status=422)
+    valid = form.is_valid()
+    # The rules run on what the form could read even when a field was refused, so one submit
+    # reports every problem (a timeout out of range and a size too small for the image together).
+    # A field the form refused keeps only the form's message.
     changes = form.to_fields(gold_version)
     candidate = wizard.draft_with(gold_version, **changes)
     problems = wizard.for_step(preflight.check_gold_version(candidate).problems, "buildvm")
-    errors = schema.errors(problems)
-    if errors:
+    refused = set(form.errors)
+    errors = [problem for problem in schema.errors(problems)
+              if wizard.field_for(problem.path, form.fields) not in refused]
+    if errors or not valid:
         _add_errors(form, errors)
         return _render_step(request, gold_version, "buildvm",
                             {**context, "form": form, "problems": _unplaced(form, errors)}, status=422)
@@ -620,7 +634,12 @@ def wizard_publish(request, slug, version):
         return _render_step(request, gold_version, "review", context, status=422)
     messages.success(request, f"Publishing {gold_version} is requested: another member of the security team "
                               "approves it (four eyes).")
-    return redirect(reverse("builds:approval-detail", args=[publish_request.uuid]))
+    url = reverse("builds:approval-detail", args=[publish_request.uuid])
+    if htmx.is_htmx(request):
+        # The boosted wizard would swap only its own #wizard out of the request page (which has
+        # none) and keep the review's address: load the request page whole, address and all.
+        return HttpResponse(status=200, headers={"HX-Redirect": url})
+    return redirect(url)
 
 
 _HANDLERS = {"source": _step_source, "security": _step_security, "customize": _step_customize,

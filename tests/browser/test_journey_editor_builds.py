@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from builds.models import Build
+from builds import approvals
+from builds.models import Build, PublishRequest
 from tests import factories
 from tests.browser.support import assert_not_reloaded, check_accessibility, follow, mark_page, sign_in, submit
 
@@ -35,7 +36,7 @@ def request_build(page, label: str) -> None:
 
 
 def test_an_editor_creates_previews_and_builds_a_layer_and_watches_it_succeed_without_reloading(
-        portal, page, bob, catalog):
+        portal, page, alice, bob, catalog):
     sign_in(page, bob)
     check_accessibility(page, "editor-home")
     follow(page, "New layer")
@@ -48,7 +49,10 @@ def test_an_editor_creates_previews_and_builds_a_layer_and_watches_it_succeed_wi
     page.fill("#editor textarea[name=inline]", "sudo apt-get install -y redis-server")
     submit(page, "Save step")
     page.get_by_role("button", name="Publish 1.0.0").click()
-    page.wait_for_url("**/layers/web/cache/v/1.0.0/")
+    # Four eyes: publishing is a request another person approves (test_journey_approvals.py).
+    page.wait_for_url("**/approvals/*/")
+    approvals.publish_request_approve(actor=alice, request=PublishRequest.objects.get())
+    page.goto("/layers/web/cache/v/1.0.0/")
     assert page.locator("ol.steps").get_by_text("install-redis").is_visible()
     check_accessibility(page, "layer-version")
 
@@ -63,7 +67,14 @@ def test_an_editor_creates_previews_and_builds_a_layer_and_watches_it_succeed_wi
     mark_page(page)
     live = page.locator("#build-live")
     assert live.get_attribute("data-state") in ("pending", "submitting", "running")
+    assert "follows it live" in page.locator("#messages").inner_text()
     page.locator("#build-live[data-state=succeeded]").wait_for(timeout=90_000)
+    assert_not_reloaded(page)
+    # Outside the status block too: nothing still waits for Image Builder to start.
+    assert page.locator("#source-resolved").inner_text() != "known once Image Builder starts"
+    assert "known once Image Builder starts" not in page.locator("#staging-group").inner_text()
+    page.locator("#staging-group", has_text="deleted with the template").wait_for()  # the clean-up, seen live
+    assert page.locator("#messages").inner_text() == ""
     assert_not_reloaded(page)
     assert page.locator("#build-state").inner_text().startswith("Succeeded")
     bars = page.locator("svg g.phase[data-outcome=done]")
@@ -115,6 +126,8 @@ def test_an_editor_cancels_a_running_build(portal, page, bob, catalog):
     page.get_by_role("button", name="Cancel build").click()
     page.locator("#build-live[data-state=canceled]").wait_for(timeout=90_000)
     assert_not_reloaded(page)
+    assert "follows it live" not in page.locator("#messages").inner_text()
+    assert "known once Image Builder starts" not in page.locator("main").inner_text()
     assert page.get_by_role("button", name="Cancel build").count() == 0
     assert page.get_by_role("button", name="Rebuild").is_visible()
     assert Build.objects.get().state == Build.State.CANCELED

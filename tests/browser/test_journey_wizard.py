@@ -22,9 +22,17 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
 
     # Source: browse publisher -> offer -> SKU with htmx look-ups, then save.
     page.wait_for_url("**/source/")
-    page.fill("input[name=location]", "eastus")
-    page.fill("input[name=publisher]", "Canonical")
-    page.locator("input[name=publisher]").dispatch_event("change")
+    # The progress list: Source is current, the six others still to do, none linked yet.
+    steps = page.locator("nav.wizard-steps li")
+    assert steps.count() == 7 and "1. 1." not in page.locator("nav.wizard-steps").inner_text()
+    assert page.locator("nav.wizard-steps li.step-current [aria-current=step]").inner_text() == "Source"
+    assert page.locator("nav.wizard-steps li.step-todo").count() == 6
+    assert page.locator("nav.wizard-steps a").count() == 0
+    # Typed quickly, key by key: the look-ups wait for a pause and none is aborted (no
+    # htmx:sendAbort in the console, checked at the end).
+    page.fill("input[name=location]", "")
+    page.locator("input[name=location]").press_sequentially("eastus", delay=20)
+    page.locator("input[name=publisher]").press_sequentially("Canonical", delay=20)
     page.wait_for_selector("datalist#offers option[value='0001-com-ubuntu-server-jammy']", state="attached")
     page.fill("input[name=offer]", "0001-com-ubuntu-server-jammy")
     page.locator("input[name=offer]").dispatch_event("change")
@@ -80,16 +88,22 @@ def test_the_security_team_builds_a_gold_version_through_the_wizard(portal, page
     check_accessibility(page, "wizard-buildvm")
     page.get_by_role("button", name="Save and review").click()
 
-    # Review: every check passed; publish.
+    # Review: every check passed; publish. Every earlier step is done and linked.
     page.wait_for_url("**/review/")
+    assert page.locator("nav.wizard-steps li.step-done a").count() == 6
     page.wait_for_selector("ul.checks li.passed:has-text('Security type and Hyper-V generation')")
     assert page.locator("ul.checks li.failed").count() == 0
     check_accessibility(page, "wizard-review")
     page.get_by_role("button", name="Request publishing 1.0.0").click()
     page.wait_for_url("**/approvals/*/")
+    # The request page was loaded whole (HX-Redirect), not swapped into the wizard's frame.
+    page.locator("h1", has_text="1.0.0").wait_for()
+    assert page.locator("#wizard").count() == 0
+    assert "/review/" not in page.url
     # Four eyes: frank approves (his journey is test_journey_approvals.py).
     approvals.publish_request_approve(actor=frank, request=PublishRequest.objects.get())
     version = GoldImageVersion.objects.get(gold_image__slug="ubuntu-2204")
     assert version.status == "published" and version.security_type == "TrustedLaunch"
     assert version.customize_before[0]["name"] == "harden"
     assert version.distribute[0]["targetRegions"] == [{"name": "eastus"}, {"name": "westeurope", "replicaCount": 2}]
+    assert page.console_errors == []

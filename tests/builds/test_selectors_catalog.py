@@ -85,3 +85,23 @@ def test_a_layer_never_built_is_not_out_of_date(carol, data_dept, world):
     [row] = selectors.outdated_layers(carol, [data_dept.pk])
     assert row["built_on"] is None
     assert row["out_of_date"] is False
+
+
+def test_an_out_of_date_layer_is_told_to_rebuild_or_to_accept_the_newest_gold(alice, bob, web, world):
+    [row] = selectors.outdated_layers(bob, [web.pk])
+    assert row["accepts_newest"] is True and row["rebuild_with"] == world["n1"]  # ^1 accepts 1.10.0
+    narrow = factories.make_layer(web, world["ubuntu"], "narrow", actor=bob)
+    n = factories.make_layer_version(narrow, "1.0.0", actor=bob, accepts="~1.0")
+    build_rows.succeeded(world["u1"], [n], requested_by=bob)
+    row = next(r for r in selectors.outdated_layers(bob, [web.pk]) if r["layer"] == narrow)
+    assert row["out_of_date"] is True and row["accepts_newest"] is False and row["rebuild_with"] is None
+
+
+def test_failed_and_canceled_builds_do_not_make_a_layer_out_of_date(bob, carol, data_dept, world):
+    sql = factories.make_layer_version(world["sql"], "1.0.0", actor=carol)
+    debian_old = factories.make_gold_version(world["debian"], "1.0.0")
+    factories.make_gold_version(world["debian"], "1.1.0")
+    build_rows.failed(debian_old, [sql], requested_by=carol)
+    build_rows.make_build(debian_old, [sql], requested_by=carol, state="canceled")
+    [row] = selectors.outdated_layers(carol, [data_dept.pk])
+    assert row["built_on"] is None and row["out_of_date"] is False

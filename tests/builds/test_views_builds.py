@@ -182,3 +182,35 @@ def test_the_timeline_also_lists_the_phases_for_narrow_screens(client, bob, gold
 ])
 def test_resource_id_fields_are_wide(form_class, field):
     assert 'class="resource-id"' in str(form_class()[field])
+
+
+def test_what_the_build_changes_is_not_left_stale_once_it_has_run(client, bob, gold, layer_version):
+    """The page of a finished build says nothing of 'once Image Builder starts', and the live
+    fragment carries the parts outside the status block (source, staging group, messages) out of band."""
+    from django.utils import timezone
+    done = build_rows.succeeded(gold, [layer_version], requested_by=bob)
+    Build.objects.filter(pk=done.pk).update(staging_resource_group="/subscriptions/s/resourceGroups/IT_stage",
+                                            source_exact_version="22.04.202501010", template_deleted_at=timezone.now())
+    client.force_login(bob)
+    page = client.get(detail(done)).content.decode()
+    assert "known once Image Builder starts" not in page
+    assert '<dd id="source-resolved"><code>22.04.202501010</code>' in page
+    assert "IT_stage</code> <span class=\"muted\">(deleted with the template" in page
+    fragment = client.get(detail(done, "build-status"), HTTP_HX_REQUEST="true").content.decode()
+    assert '<dd id="source-resolved" hx-swap-oob="true"><code>22.04.202501010</code>' in fragment
+    assert '<dd id="staging-group" hx-swap-oob="true">' in fragment and "deleted with the template" in fragment
+    assert '<div class="messages" id="messages" role="status" hx-swap-oob="true"></div>' in fragment
+
+
+def test_a_canceled_build_drops_the_requested_message(client, bob, gold, layer_version):
+    build = build_rows.make_build(gold, [layer_version], requested_by=bob)
+    client.force_login(bob)
+    page = client.get(detail(build)).content.decode()
+    assert "known once Image Builder starts" in page  # pending: true for now
+    fragment = client.post(detail(build, "build-cancel"), HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-state="canceled"' in fragment
+    # The out-of-band messages replace "Build requested: this page follows it live".
+    assert 'id="messages" role="status" hx-swap-oob="true"><p class="message success">Build canceled.</p></div>' in fragment
+    assert '<dd id="source-resolved" hx-swap-oob="true"><span class="muted">not reported by Image Builder' in fragment
+    page = client.get(detail(build)).content.decode()
+    assert "known once Image Builder starts" not in page and "follows it live" not in page

@@ -58,7 +58,7 @@ def test_the_editor_adds_reorders_and_removes_steps(client, bob, draft):
 
 
 @pytest.mark.parametrize("data, field", [
-    ({"type": "Shell", "name": "update", "inline": "echo"}, None),  # baseline name: shown on the step list
+    ({"type": "Shell", "name": "update", "inline": "echo"}, "name"),  # a baseline step's name: refused before saving
     ({"type": "Shell", "name": "x", "scriptUri": "https://169.254.169.254/latest"}, "scriptUri"),
     ({"type": "Shell", "name": "x", "inline": "echo\nexport PASSWORD=hunter2hunter2"}, "inline"),
     ({"type": "File", "name": "x", "sourceUri": "https://user:pw@files.example.com/f",
@@ -69,15 +69,10 @@ def test_the_editor_adds_reorders_and_removes_steps(client, bob, draft):
 def test_refusals_name_their_field(client, bob, draft, data, field):
     client.force_login(bob)
     response = client.post(edit_url(), {"op": "save", "list": "customize", **data})
-    if field is None:
-        assert response.status_code == 302
-        page = client.get(edit_url()).content.decode()
-        assert "cannot replace the baseline" in page
-    else:
-        assert response.status_code == 422
-        assert f'id="id_{field}-errors"' in response.content.decode()
-        draft.refresh_from_db()
-        assert draft.customize == []
+    assert response.status_code == 422
+    assert f'id="id_{field}-errors"' in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.customize == []
 
 
 def test_the_department_rules_of_the_policy_apply(client, bob, alice, draft):
@@ -193,3 +188,16 @@ def test_only_the_departments_editors_edit_its_layers(client, request, draft, pe
     assert client.get(edit_url()).status_code == status
     assert client.post(edit_url(), {"op": "save", "list": "customize", "type": "Shell", "name": "x",
                                     "inline": "echo"}).status_code == status
+
+
+def test_a_step_named_like_a_baseline_step_is_refused_next_to_its_name_before_saving(client, bob, draft):
+    client.force_login(bob)
+    response = client.post(edit_url(), {"op": "save", "list": "customize", "type": "Shell", "name": "update",
+                                        "inline": "echo"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    errors = page[page.index('id="id_name-errors"'):][:600]
+    assert "is the name of a baseline step" in errors and "a baseline step of ubuntu" in errors
+    assert "customize[0].name" not in page  # no raw path
+    draft.refresh_from_db()
+    assert draft.customize == []

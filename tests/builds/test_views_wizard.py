@@ -375,7 +375,7 @@ def test_a_new_version_copies_another_and_starts_at_the_source(client, alice):
                            {"version": "1.1.0", "based_on": "1.0.0"})
     assert response.status_code == 302 and response.url == step_url("source", version="1.1.0")
     draft = GoldImageVersion.objects.get(version="1.1.0")
-    assert draft.source == published.source and draft.wizard_step == ""
+    assert draft.source == published.source and draft.wizard_step == "buildvm"  # every step open
     response = client.post(reverse("builds:wizard-new-version", args=["ubuntu"]), {"version": "1.1.0"})
     assert response.status_code == 422 and "already exists" in response.content.decode()
 
@@ -465,3 +465,68 @@ def test_the_goldsmith_named_staging_group_keeps_the_policys_prefix(client, alic
     assert response.status_code == 302, response.content.decode()[-3000:]
     draft.refresh_from_db()
     assert draft.staging_resource_group == "goldsmith-named:corp-stg-"
+
+
+def test_the_progress_list_shows_done_current_and_remaining_steps(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "customize")
+    page = client.get(step_url("customize")).content.decode()
+    assert page.count('class="step-done"') == 2 and page.count('class="step-todo"') == 4
+    assert '<li class="step-current" data-step="customize">' in page and 'aria-current="step">Customize' in page
+    assert f'<a href="{step_url("security")}">Security</a>' in page
+    assert f'href="{step_url("validate")}"' not in page  # later ones open once this one is done
+    assert "1. Source" not in page  # the list's own numbers count (no "1. 1. Source")
+    # A deep link past the next step goes back to where the draft is.
+    response = client.get(step_url("review"))
+    assert response.status_code == 302 and response.url == step_url("customize")
+
+
+def test_a_copied_version_opens_any_step_at_once(client, alice, azure_emulator):
+    client.force_login(alice)
+    factories.make_gold_version(factories.make_gold_image("ubuntu"))
+    client.post(reverse("builds:wizard-new-version", args=["ubuntu"]), {"version": "1.1.0", "based_on": "1.0.0"})
+    response = client.get(step_url("review", version="1.1.0"))  # a deep link, no walking
+    assert response.status_code == 200
+    page = response.content.decode()
+    for step in ("source", "security", "customize", "validate", "distribute", "buildvm"):
+        assert f'href="{step_url(step, version="1.1.0")}"' in page, step
+    assert client.get(step_url("buildvm", version="1.1.0")).status_code == 200
+
+
+def test_publishing_from_a_boosted_wizard_loads_the_request_page_whole(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "review")
+    response = client.post(step_url("review"), {"reason": "first"}, headers={"HX-Request": "true",
+                                                                               "HX-Boosted": "true"})
+    request = PublishRequest.objects.get()
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("builds:approval-detail", args=[request.uuid])
+
+
+def test_the_build_vm_step_reports_every_problem_in_one_submit(client, alice, azure_emulator):
+    client.force_login(alice)
+    start(client)
+    walk_to(client, "buildvm")
+    response = client.post(step_url("buildvm"), {"vmSize": "Standard_A2_v2", "identity": factories.IDENTITY,
+                                                 "osDiskSizeGB": "10", "buildTimeoutInMinutes": "2000"})
+    page = response.content.decode()
+    assert response.status_code == 422
+    for field in ("buildTimeoutInMinutes", "vmSize", "osDiskSizeGB"):
+        assert f'id="id_{field}-errors"' in page, field
+
+
+def test_a_check_that_could_not_be_made_says_not_checked_rather_than_passed():
+    from django.template.loader import render_to_string
+
+    from builds import validation
+    from builds.schema import Problem
+    unknown = Problem("vm.size-unknown", "properties.vmProfile.vmSize",
+                      "Goldsmith does not know whether Standard_Zz9_v9 can host a Generation 2 x64 image.", "warning")
+    checks = validation.summarize([unknown], [validation.group_of(unknown)])
+    result = next(check for check in checks if check.group == validation.group_of(unknown))
+    assert result.passed and result.not_checked
+    page = render_to_string("builds/wizard/_checks.html", {"checks": [result]})
+    assert '<li class="not-checked">' in page and "not checked</span>" in page and ">passed<" not in page
+    assert "Standard_Zz9_v9" in page

@@ -42,7 +42,9 @@ def test_an_editor_sees_their_layers_builds_in_flight_and_what_is_out_of_date(cl
     page = client.get(URL).content.decode()
     assert "Your department's layers" in page and "nginx" in page
     assert str(running.uuid)[:8] in page
-    assert "out of date" in page and "rebuild on the newest one" in page
+    assert "out of date" in page
+    # The advice is something the editor can do: the layer accepts 1.1.0, so build it on it.
+    assert f'">Build {catalog["lv"].version}</a> on 1.1.0' in page
 
 
 def test_an_editor_without_layers_is_told_what_to_do(client, bob):

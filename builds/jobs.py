@@ -13,7 +13,7 @@ import logging
 import django_rq
 from django.core.management import call_command
 
-from builds import lifecycle, monitor, queue, release
+from builds import lifecycle, monitor, queue, release, rollouts
 from builds.models import Build, GoldImageVersion
 from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
     QUEUE,
@@ -77,6 +77,13 @@ def release_apply(gold_version_id: int, action: str, round_: int) -> None:
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=progress.retry_in)
         job_id = f"{queue.release_job_id(version, action, round_)}-{when:%Y%m%d%H%M%S}"
         queue.enqueue_release(version, action, round_, delay=progress.retry_in, on_commit=False, job_id=job_id)
+
+
+def rollout_advance(rollout_id: int) -> dict:
+    """Drive one rollout as far as it goes now (builds/rollouts.py); the sweep and the
+    reconciler enqueue it again while the rollout runs."""
+    progress = rollouts.advance(rollout_id)
+    return {"requested": progress.requested, "waves_done": progress.waves_done, "state": progress.state}
 
 
 def builds_sweep() -> dict:

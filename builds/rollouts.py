@@ -36,13 +36,15 @@ import datetime as dt
 import logging
 import math
 import statistics
+import uuid as uuid_
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from builds import approvals, faultpoints, queue, services
@@ -51,7 +53,7 @@ from builds.services import ServiceError
 from builds.versions import Version, VersionRange, major_range
 from notify import events
 from portal import audit
-from portal.access import roles_of
+from portal.access import AUDITOR, EDITOR, SECURITY, _check_need, deny, require, roles_of, scope_q
 from portal.audit import Actor
 
 log = logging.getLogger(__name__)
@@ -556,3 +558,92 @@ def time_left_minutes(rollout: Rollout) -> float | None:
     per_build = (rollout.estimate or {}).get("minutes_per_build") or DEFAULT_BUILD_MINUTES
     left = rollout.waves.filter(state__in=(WaveState.PENDING, WaveState.RUNNING)).count()
     return math.ceil(per_build * left)
+
+
+# --- Reads (pages, the API, showrollout) -------------------------------------------------------------
+
+
+def visible(user: Any) -> QuerySet[Rollout]:
+    """Rollouts the user may see: all for the security team and auditors; for editors, those
+    with an entry of one of their departments (they see only those entries, `describe`)."""
+    roles = roles_of(user)
+    queryset = Rollout.objects.select_related("gold_version__gold_image", "created_by")
+    if roles.security or roles.auditor:
+        return queryset
+    if roles.editor:
+        mine = RolloutItem.objects.filter(rollout=OuterRef("pk"), department_id__in=roles.editor_departments)
+        return queryset.filter(Exists(mine))
+    return queryset.none()
+
+
+def get_rollout(user: Any, rollout_id: Any, need: str = "view") -> Rollout:
+    """The rollout with that uuid. Http404 when missing, malformed or out of sight;
+    PermissionDenied when seen but `need` is "change" and the user is not the security team."""
+    _check_need(need)
+    roles = require(user, SECURITY, EDITOR, AUDITOR)
+    try:
+        parsed = uuid_.UUID(str(rollout_id))
+    except ValueError:
+        raise Http404("No such rollout.") from None
+    found = visible(user).filter(uuid=parsed).first()
+    if found is None:
+        raise Http404("No such rollout.")
+    if need != "view" and not roles.security:
+        deny(user, f"may not {need} this rollout", obj=found)
+    return found
+
+
+def entries(rollout: Rollout, user: Any = None) -> QuerySet[RolloutItem]:
+    """The rollout's items the user may see (every item without a user)."""
+    queryset = (rollout.items.select_related("build__kept_log", "layer", "layer_version", "department", "wave",
+                                             "draft").order_by("wave__number", "department__slug", "layer__slug",
+                                                               "attempt"))
+    return queryset if user is None else queryset.filter(scope_q(user, "department"))
+
+
+def _failure(item: RolloutItem) -> dict | None:
+    if item.error:
+        return {"code": "refused", "message": item.error, "failed_step": None}
+    build = item.build
+    if build is None or build.state not in FAILED_BUILD_STATES:
+        return None
+    kept = getattr(build, "kept_log", None)
+    step = kept.failed_step if kept is not None else None
+    return {"code": build.error_code, "message": build.error_message[:500], "failed_step": step}
+
+
+def describe(rollout: Rollout, user: Any = None) -> dict:
+    """The rollout as one JSON-ready dict: waves with their builds, and the layers that need a
+    new version (with the draft prepared for them). Editors see only their departments' entries."""
+    waves: dict[int, dict] = {}
+    for wave in rollout.waves.order_by("number"):
+        waves[wave.pk] = {"number": wave.number, "name": str(wave), "state": wave.state,
+                          "failure_rate": wave.failure_rate,
+                          "started_at": wave.started_at.isoformat() if wave.started_at else None,
+                          "finished_at": wave.finished_at.isoformat() if wave.finished_at else None, "builds": []}
+    needs_action = []
+    for item in entries(rollout, user):
+        layer = f"{item.department.slug}/{item.layer.slug}@{item.layer_version.version}"
+        if item.kind == Kind.NEEDS_ACTION:
+            needs_action.append({"item": item.pk, "layer": layer, "accepts": item.layer_version.accepts,
+                                 "draft": (f"{item.department.slug}/{item.layer.slug}@{item.draft.version}"
+                                           if item.draft_id else None),
+                                 "draft_status": item.draft.status if item.draft_id else None})
+            continue
+        waves[item.wave_id]["builds"].append({
+            "id": str(item.build.uuid) if item.build_id else None, "layer": layer, "state": item_state(item),
+            "attempt": item.attempt, "sub_state": item.build.sub_state if item.build_id else "",
+            "failure": _failure(item)})
+    return {
+        "id": str(rollout.uuid), "state": rollout.state, "gold_image": rollout.gold_version.gold_image.slug,
+        "version": rollout.gold_version.version, "created_by": rollout.created_by.get_username(),
+        "created_at": rollout.created_at.isoformat(),
+        "started_at": rollout.started_at.isoformat() if rollout.started_at else None,
+        "finished_at": rollout.finished_at.isoformat() if rollout.finished_at else None,
+        "canary_size": rollout.canary_size, "wave_size": rollout.wave_size,
+        "max_failure_rate": rollout.max_failure_rate, "channel": rollout.channel,
+        "promotion_request": str(rollout.promotion_request.uuid) if rollout.promotion_request_id else None,
+        "stop_reason": rollout.stop_reason, "estimate": rollout.estimate,
+        "time_left_minutes": time_left_minutes(rollout),
+        "waves": list(waves.values()), "needs_action": needs_action,
+    }

@@ -6,9 +6,12 @@ them); tests/builds/test_rollout_faults.py drives a rollout with real workers an
 
 from __future__ import annotations
 
+import io
+import json
 import time
 
 import pytest
+from django.core.management import call_command
 
 from builds import approvals, lifecycle, monitor, rollouts
 from builds.models import Build, Rollout, RolloutItem, RolloutWave
@@ -176,3 +179,29 @@ def test_pause_holds_new_builds_and_cancel_cancels_the_rest(world, alice, azure_
     assert set(rollout.waves.values_list("state", flat=True)) == {"canceled"}
     with pytest.raises(rollouts.ServiceError):
         rollouts.rollout_resume(actor=alice, rollout=rollout)
+
+
+def test_startrollout_prints_the_id_and_showrollout_the_waves(world, alice, azure_emulator):
+    out = io.StringIO()
+    call_command("startrollout", "ubuntu", "1.1.0", "--user", "alice", "--wave-size", "2", "--canary", "1",
+                 "--max-failure-rate", "0.5", stdout=out)
+    rollout_id = out.getvalue().strip()
+    rollout = Rollout.objects.get(uuid=rollout_id)
+    assert rollout.state == "running"
+    assert rollout.max_failure_rate == 0.5
+    rollouts.advance(rollout.pk)
+    out = io.StringIO()
+    call_command("showrollout", rollout_id, "--json", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert shown["id"] == rollout_id
+    assert shown["state"] == "running"
+    assert [len(w["builds"]) for w in shown["waves"]] == [1, 2]
+    canary = shown["waves"][0]["builds"][0]
+    assert canary["layer"] == "web/api@1.0.0"
+    assert canary["state"] == "pending"
+    assert canary["id"] == str(Build.objects.get().uuid)
+    assert shown["needs_action"] == [{"item": rollout.items.get(kind="needs_action").pk, "layer": "data/etl@1.0.0",
+                                      "accepts": "~1.0", "draft": None, "draft_status": None}]
+    out = io.StringIO()
+    call_command("showrollout", rollout_id, stdout=out)
+    assert "needs a new version: data/etl@1.0.0" in out.getvalue()

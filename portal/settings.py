@@ -463,6 +463,8 @@ SPECTACULAR_SETTINGS = {
         "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
         "PublishRequestKindEnum": "builds.models.PublishRequest.Kind",
         "EndpointKindEnum": "notify.models.Endpoint.Kind",
+        "RolloutStateEnum": "builds.models.Rollout.State",
+        "RolloutWaveStateEnum": "builds.models.RolloutWave.State",
         "ErrorHandlingEnum": ["cleanup", "abort"],  # the policy's on_customizer_error and on_validation_error
     },
 }

@@ -8,19 +8,14 @@ from rest_framework import serializers
 from builds.models import Rollout, RolloutWave
 
 
-class RolloutFailureSerializer(serializers.Serializer):
-    code = serializers.CharField(allow_blank=True)
-    message = serializers.CharField(allow_blank=True)
-    failed_step = serializers.JSONField(allow_null=True, help_text="The kept log's failing step, when known.")
-
-
 class RolloutBuildSerializer(serializers.Serializer):
     id = serializers.UUIDField(allow_null=True, help_text="The build's id; null until it is requested.")
     layer = serializers.CharField(help_text="`DEPT/LAYER@VERSION`.")
     state = serializers.CharField(help_text="The build's state, `waiting` (not requested yet) or `refused`.")
     attempt = serializers.IntegerField()
     sub_state = serializers.CharField(allow_blank=True)
-    failure = RolloutFailureSerializer(allow_null=True)
+    failure = serializers.JSONField(allow_null=True, help_text="`code`, `message` and `failed_step` (the kept log's "
+                                    "failing step, when known) of a failed build or refused request; null otherwise.")
 
 
 class RolloutWaveSerializer(serializers.Serializer):
@@ -77,7 +72,8 @@ class RolloutCreateSerializer(serializers.Serializer):
     wave_size = serializers.IntegerField(min_value=1, max_value=1000, default=10)
     canary = serializers.IntegerField(min_value=0, max_value=1000, default=1)
     max_failure_rate = serializers.FloatField(min_value=0, max_value=1, default=0.2)
-    channel = serializers.SlugField(required=False, allow_blank=True, default="")
+    channel = serializers.CharField(required=False, allow_blank=True, default="", max_length=50,
+                                    help_text="A channel name (a slug); empty for none.")
     start = serializers.BooleanField(default=True, help_text="false: create it planned (the plan to review).")
 
 

@@ -50,6 +50,7 @@ from django.utils import timezone
 from builds import approvals, faultpoints, queue, services
 from builds.models import Build, GoldImageVersion, Layer, LayerVersion, Rollout, RolloutItem, RolloutWave
 from builds.services import ServiceError
+from builds.validators import slug_problem
 from builds.versions import Version, VersionRange, major_range
 from notify import events
 from portal import audit
@@ -182,6 +183,8 @@ def rollout_create(*, actor: Actor, gold_version: GoldImageVersion, canary_size:
                            "can be rolled out.")
     if wave_size < 1 or canary_size < 0:
         raise ServiceError("The wave size must be at least 1 and the canary wave 0 or more.")
+    if channel and (message := slug_problem(channel)):
+        raise ServiceError(message)
     if not 0 <= max_failure_rate <= 1:
         raise ServiceError("The failure threshold is a rate between 0 and 1 (0.2 stops above 20% failures).")
     plan = rollout_plan(gold_version=gold_version, canary_size=canary_size, wave_size=wave_size)

@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from api import openapi, views, views_approvals, views_logs, views_notify, views_preflight
+from api import openapi, views, views_approvals, views_logs, views_notify, views_preflight, views_rollouts
 
 
 class VersionConverter:
@@ -51,6 +51,11 @@ urlpatterns = [
          name="publish-request-reject"),
     path("publish-requests/<uuid:request_uuid>/withdraw/", views_approvals.PublishRequestWithdraw.as_view(),
          name="publish-request-withdraw"),
+    path("rollouts/", views_rollouts.RolloutList.as_view(), name="rollout-list"),
+    path("rollouts/<uuid:rollout_uuid>/", views_rollouts.RolloutDetail.as_view(), name="rollout"),
+    path("rollouts/<uuid:rollout_uuid>/pause/", views_rollouts.RolloutPause.as_view(), name="rollout-pause"),
+    path("rollouts/<uuid:rollout_uuid>/resume/", views_rollouts.RolloutResume.as_view(), name="rollout-resume"),
+    path("rollouts/<uuid:rollout_uuid>/cancel/", views_rollouts.RolloutCancel.as_view(), name="rollout-cancel"),
     path("openapi.json", openapi.SchemaView.as_view(), name="openapi"),
     path("docs/", openapi.DocsView.as_view(url_name="api:openapi"), name="docs"),
 ]

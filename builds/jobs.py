@@ -13,7 +13,7 @@ import logging
 import django_rq
 from django.core.management import call_command
 
-from builds import lifecycle, monitor, queue, release
+from builds import lifecycle, monitor, queue, release, rollouts
 from builds.models import Build, GoldImageVersion
 from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
     QUEUE,
@@ -83,6 +83,13 @@ def artifacts_refresh(gold_image_id: int) -> int:
     """"Refresh from Azure": read every gallery image version of the gold image back
     (builds/release.py); returns how many were read."""
     return release.read_back(gold_image_id)
+
+
+def rollout_advance(rollout_id: int) -> dict:
+    """Drive one rollout as far as it goes now (builds/rollouts.py); the sweep and the
+    reconciler enqueue it again while the rollout runs."""
+    progress = rollouts.advance(rollout_id)
+    return {"requested": progress.requested, "waves_done": progress.waves_done, "state": progress.state}
 
 
 def builds_sweep() -> dict:

@@ -583,3 +583,104 @@ class ReleaseStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.output} ({self.state})"
+
+
+class Rollout(models.Model):
+    """Rebuilding every department layer on a new gold version, in waves (builds/rollouts.py).
+
+    A durable state machine: the rows say which wave runs and which builds each item asked
+    for, so a killed worker or a flushed Redis loses nothing, and the RolloutItem.build guard
+    means no item ever requests a second build.
+    """
+
+    class State(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped at the failure threshold"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELED})
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.PROTECT, related_name="rollouts")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNED, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    canary_size = models.PositiveIntegerField(default=1)
+    wave_size = models.PositiveIntegerField(default=10)
+    max_failure_rate = models.FloatField(default=0.2)  # a wave failing more than this stops the rollout
+    channel = models.CharField(max_length=50, blank=True)  # promoted (by a request) after success
+    promotion_request = models.ForeignKey("PublishRequest", on_delete=models.SET_NULL, null=True, blank=True,
+                                          related_name="+")
+    estimate = models.JSONField(default=dict, blank=True)  # the plan's figures when it was made
+    stop_reason = models.TextField(blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)  # an advance job holds the rollout until then
+    advances = models.PositiveIntegerField(default=0)  # claims, for job ids and the benchmark
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"rollout of {self.gold_version}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL
+
+
+class RolloutWave(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (over the threshold)"
+        CANCELED = "canceled", "Canceled"
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="waves")
+    number = models.PositiveIntegerField()  # 0: the canary wave
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    failure_rate = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rollout", "number"]
+        constraints = [models.UniqueConstraint(fields=["rollout", "number"], name="rollout_wave_once")]
+
+    def __str__(self) -> str:
+        return "canary" if self.number == 0 else f"wave {self.number}"
+
+
+class RolloutItem(models.Model):
+    """One department layer in a rollout: a build on the new gold version (kind `build`), or,
+    when the layer's range excludes it, what its department must do (kind `needs_action`, with
+    the draft a click prepares)."""
+
+    class Kind(models.TextChoices):
+        BUILD = "build", "Build"
+        NEEDS_ACTION = "needs_action", "Needs a new layer version"
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="items")
+    wave = models.ForeignKey(RolloutWave, on_delete=models.CASCADE, related_name="items", null=True, blank=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.BUILD)
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="+")
+    layer_version = models.ForeignKey(LayerVersion, on_delete=models.PROTECT, related_name="+")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    attempt = models.PositiveSmallIntegerField(default=1)  # a retry after the fix is a new item
+    # Set in the transaction that requests the build, and only while it is empty: the guard
+    # against a second build for the item (with the unique constraint below).
+    build = models.OneToOneField(Build, on_delete=models.PROTECT, null=True, blank=True, related_name="rollout_item")
+    draft = models.ForeignKey(LayerVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    error = models.TextField(blank=True)  # a refused request: the problems, and the item counts as failed
+
+    class Meta:
+        ordering = ["rollout", "wave__number", "department__slug", "layer__slug", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["rollout", "layer", "attempt"], name="rollout_item_once")]
+
+    def __str__(self) -> str:
+        return f"{self.department.slug}/{self.layer.slug}@{self.layer_version.version}"

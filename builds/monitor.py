@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from builds import azure, compose, lifecycle, queue
+from builds import azure, compose, lifecycle, queue, rollouts
 from builds.models import Build
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def sweep() -> SweepReport:
     try:
         _sweep(report)
         cache.set(SWEEP_LAST, time.time(), timeout=None)
+        # Rollouts waiting on the builds just moved advance now, not a reconcile later.
+        rollouts.reconcile()
     finally:
         cache.delete(SWEEP_LOCK)
     return report
@@ -187,6 +189,7 @@ def reconcile() -> int:
             continue
         queue.enqueue_submit(build, on_commit=False)
         enqueued += 1
+    rollouts.reconcile()  # rollouts whose advance job was lost (counted apart)
     return enqueued
 
 

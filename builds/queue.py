@@ -20,7 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 
-from builds.models import Build, GoldImageVersion
+from builds.models import Build, GoldImageVersion, Rollout
 
 QUEUE = "builds"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -30,6 +30,7 @@ CANCEL = "builds.jobs.build_cancel"
 CLEANUP = "builds.jobs.build_cleanup"
 RELEASE = "builds.jobs.release_apply"
 REFRESH = "builds.jobs.artifacts_refresh"
+ROLLOUT = "builds.jobs.rollout_advance"
 # A worker running a job heartbeats every DEFAULT_JOB_MONITORING_INTERVAL seconds (30); one
 # silent for that plus a margin for clocks and a slow Redis is dead.
 WORKER_SILENT_SECONDS = DEFAULT_JOB_MONITORING_INTERVAL + 15
@@ -191,3 +192,40 @@ def _worker_alive(name: str, connection) -> bool:
     if worker is None or worker.last_heartbeat is None:  # its key expired: nobody heartbeats for it
         return False
     return (timezone.now() - worker.last_heartbeat).total_seconds() < WORKER_SILENT_SECONDS
+
+
+def rollout_job_id(rollout: Rollout) -> str:
+    """One advance job per claim: `advances` grows with every claim, so nudges between two
+    claims share one job, and a job that died with its claim is followed by a fresh id."""
+    return f"rollout-advance-{rollout.uuid}-{rollout.advances}"
+
+
+def enqueue_rollout(rollout: Rollout, *, on_commit: bool = True) -> None:
+    """Enqueue the rollout's advance job (on commit by default); nothing when it is alive."""
+    job_id = rollout_job_id(rollout)
+
+    def send() -> None:
+        queue = django_rq.get_queue(QUEUE)
+        if _alive_on_worker(job_id, queue.connection):
+            return
+        queue.enqueue(ROLLOUT, rollout.pk, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400)
+
+    if on_commit:
+        transaction.on_commit(send)
+    else:
+        send()
+
+
+def rollout_job_alive(rollout: Rollout) -> bool:
+    return _alive_on_worker(rollout_job_id(rollout), django_rq.get_connection(QUEUE))
+
+
+def rollouts_advancing_on_live_workers() -> set[str]:
+    """The uuids of rollouts whose advance job runs on a worker that still heartbeats (read it
+    after the leases, as builds_submitting_on_live_workers)."""
+    connection = django_rq.get_connection(QUEUE)
+    live: set[str] = set()
+    for job_id in StartedJobRegistry(QUEUE, connection=connection).get_job_ids(cleanup=False):
+        if job_id.startswith("rollout-advance-") and _alive_on_worker(job_id, connection):
+            live.add(job_id.removeprefix("rollout-advance-")[:36])
+    return live

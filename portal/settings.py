@@ -338,6 +338,9 @@ BUILD_SWEEP_SECONDS = env_int("BUILD_SWEEP_SECONDS", 30, minimum=1)
 BUILD_VM_PRICES_FILE = env_str("BUILD_VM_PRICES_FILE", "")
 BUILD_VM_PRICES_CURRENCY = env_str("BUILD_VM_PRICES_CURRENCY", "USD")
 BUILD_MAX_SUBMITTING = env_int("BUILD_MAX_SUBMITTING", 20, minimum=1)
+# Rollouts (builds/rollouts.py) share BUILD_MAX_SUBMITTING: they never hold more builds waiting
+# to be submitted than it allows. An advance job holds its rollout at most this long.
+ROLLOUT_LEASE_SECONDS = env_int("ROLLOUT_LEASE_SECONDS", 120, minimum=1)
 BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, minimum=0)
 # A VHD without an explicit uri lives in the template's staging storage and is lost when the
 # template is deleted, so such builds keep their template longer.
@@ -460,6 +463,8 @@ SPECTACULAR_SETTINGS = {
         "AuditOutcomeEnum": "portal.models.AuditEvent.Outcome",
         "PublishRequestKindEnum": "builds.models.PublishRequest.Kind",
         "EndpointKindEnum": "notify.models.Endpoint.Kind",
+        "RolloutStateEnum": "builds.models.Rollout.State",
+        "RolloutWaveStateEnum": "builds.models.RolloutWave.State",
         "ErrorHandlingEnum": ["cleanup", "abort"],  # the policy's on_customizer_error and on_validation_error
     },
 }

@@ -73,3 +73,15 @@ urlpatterns += [
     # "Refresh from Azure" on the lineage and gold image pages (the artifacts' state, read back).
     path("gold/<slug:slug>/artifacts/refresh/", views_approvals.artifacts_refresh, name="gold-artifacts-refresh"),
 ]
+
+# Rollouts (web/views_rollouts.py).
+from web import views_rollouts  # noqa: E402
+
+urlpatterns += [
+    path("rollouts/", views_rollouts.rollout_list, name="rollout-list"),
+    path("rollouts/new/", views_rollouts.rollout_create, name="rollout-create"),
+    path("rollouts/<uuid:rollout_uuid>/", views_rollouts.rollout_detail, name="rollout-detail"),
+    path("rollouts/<uuid:rollout_uuid>/items/<int:item_id>/draft/", views_rollouts.rollout_prepare_draft,
+         name="rollout-prepare-draft"),
+    path("rollouts/<uuid:rollout_uuid>/<str:action>/", views_rollouts.rollout_action, name="rollout-action"),
+]

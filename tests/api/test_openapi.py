@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from builds.models import Build, PublishRequest
+from builds.models import Build, PublishRequest, Rollout
 from notify.models import Endpoint
 from portal import audit
 from tests.api.conftest import client_with, token_of
@@ -198,6 +198,23 @@ def test_real_responses_of_every_operation_match_the_document(alice, bob, carol,
             else getattr(client, method)(path)
         checker.check(method, response)
     assert PublishRequest.objects.get(pk=publish_request.pk).state == "withdrawn"
+    for client, method, path, body in [
+            (as_bob, "post", "/api/v1/rollouts/", {"gold_image": "ubuntu", "version": "1.0.0"}),
+            (as_alice, "post", "/api/v1/rollouts/", {"gold_image": "ubuntu", "version": "1.0.0", "start": False}),
+            (as_alice, "post", "/api/v1/rollouts/", {"gold_image": "ubuntu", "version": "1.0.0", "wave_size": 0}),
+            (as_bob, "get", "/api/v1/rollouts/", None)]:
+        response = getattr(client, method)(path, body, format="json") if body is not None \
+            else getattr(client, method)(path)
+        checker.check(method, response)
+    rollout = f"/api/v1/rollouts/{Rollout.objects.get().uuid}/"
+    for client, method, path, body in [(as_bob, "get", rollout, None), (as_alice, "post", f"{rollout}pause/", None),
+                                       (as_alice, "post", f"{rollout}resume/", {}),
+                                       (as_alice, "post", f"{rollout}cancel/", None),
+                                       (as_bob, "post", f"{rollout}cancel/", None)]:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = getattr(client, method)(path, body, format="json") if body is not None \
+                else getattr(client, method)(path)
+        checker.check(method, response)
     assert Build.objects.filter(state=Build.State.CANCELED).exists()
     operations = {(method, path) for method, path, _ in checker.seen}
     documented = {(method, path) for path, ops in checker.document["paths"].items() for method in ops}

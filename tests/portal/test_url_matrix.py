@@ -24,7 +24,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from builds import approvals
+from builds import approvals, rollouts
 from builds.models import Build, Policy
 from notify import events
 from notify.delivery import UNSUBSCRIBE_SALT
@@ -153,6 +153,12 @@ def build_world(personas: dict) -> SimpleNamespace:
         event=events.build_event(world.web_build, "build.failed"), endpoint=world.web_endpoint,
         idempotency_key="matrix", status=Delivery.Status.FAILED)
     world.bob_unsubscribe = signing.dumps({"u": bob.pk, "t": "build.failed", "s": "*"}, salt=UNSUBSCRIBE_SALT)
+    # A planned rollout of 1.0.0: an entry of web's (nginx) and one of data's (tools) to build, and
+    # web's legacy layer (accepting ^2 only) listed as needing a new version (web_needs_action).
+    factories.make_layer_version(factories.make_layer(web, gold, "legacy", actor=bob), "2.0.0", accepts="^2",
+                                 actor=bob)
+    world.rollout = rollouts.rollout_create(actor=alice, gold_version=published)
+    world.web_needs_action = world.rollout.items.get(kind="needs_action")
     world.audit_event = AuditEvent.objects.order_by("-id").first()
     # So that the admin's object pages find an object of every model (a missing one redirects).
     Policy.objects.create(name="default", version=1, rules={}, created_by=alice)

@@ -282,6 +282,26 @@ ROWS: dict[str, Row] = {
                                       post="401 403 ok 403 404 403 403"),
     "api:publish-request-withdraw": Row(kwargs=lambda w: {"request_uuid": w.web_request.uuid}, get=API_NO_METHOD,
                                         post="401 403 403 ok 404 403 403"),
+    # Rollout pages: editors see rollouts with an entry of theirs (carol has data/tools); only the
+    # security team plans and acts; the draft for web's legacy layer is bob's or alice's to prepare.
+    "builds:rollout-list": Row(get=CATALOG_READ, post=GET_ONLY),
+    "builds:rollout-create": Row(get=POST_ONLY, post="login 403 ok 403 403 403 403"),
+    "builds:rollout-detail": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid}, get=CATALOG_READ, post=GET_ONLY),
+    "builds:rollout-action": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid, "action": "start"},
+                                 get=POST_ONLY, post="login 403 ok 403 403 403 403"),
+    "builds:rollout-prepare-draft": Row(
+        kwargs=lambda w: {"rollout_uuid": w.rollout.uuid, "item_id": w.web_needs_action.pk},
+        get=POST_ONLY, post="login 403 ok ok 404 403 403"),
+    # Rollouts: editors see those with an entry of theirs (carol has one: data/tools); only the
+    # security team acts on them (erin, an admin without the security role, does not).
+    "api:rollout-list": Row(get=API_CATALOG_READ, post="401 403 ok 403 403 403 403"),
+    "api:rollout": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid}, get=API_CATALOG_READ, post=API_NO_METHOD),
+    "api:rollout-pause": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid}, get=API_NO_METHOD,
+                             post="401 403 ok 403 403 403 403"),
+    "api:rollout-resume": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid}, get=API_NO_METHOD,
+                              post="401 403 ok 403 403 403 403"),
+    "api:rollout-cancel": Row(kwargs=lambda w: {"rollout_uuid": w.rollout.uuid}, get=API_NO_METHOD,
+                              post="401 403 ok 403 403 403 403"),
     "api:template-check": Row(get=API_NO_METHOD, post=API_CATALOG_READ),
     "api:vm-size-list": Row(get=API_CATALOG_READ, post=API_NO_METHOD, note="400 without location counts as ok"),
     "api:audit-event-list": Row(get="401 403 ok 403 403 ok 403", post=API_NO_METHOD),

@@ -47,13 +47,13 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from builds import approvals, faultpoints, queue, services
+from builds import approvals, queue, services
 from builds.models import Build, GoldImageVersion, Layer, LayerVersion, Rollout, RolloutItem, RolloutWave
 from builds.services import ServiceError
 from builds.validators import slug_problem
 from builds.versions import Version, VersionRange, major_range
 from notify import events
-from portal import audit
+from portal import audit, faultpoints
 from portal.access import AUDITOR, EDITOR, SECURITY, _check_need, deny, require, roles_of, scope_q
 from portal.audit import Actor
 
@@ -598,9 +598,9 @@ def get_rollout(user: Any, rollout_id: Any, need: str = "view") -> Rollout:
 
 def entries(rollout: Rollout, user: Any = None) -> QuerySet[RolloutItem]:
     """The rollout's items the user may see (every item without a user)."""
-    queryset = (rollout.items.select_related("build__kept_log", "layer", "layer_version", "department", "wave",
-                                             "draft").order_by("wave__number", "department__slug", "layer__slug",
-                                                               "attempt"))
+    queryset = (rollout.items.select_related("build", "layer", "layer_version", "department", "wave", "draft")
+                .prefetch_related("build__kept_logs")
+                .order_by("wave__number", "department__slug", "layer__slug", "attempt"))
     return queryset if user is None else queryset.filter(scope_q(user, "department"))
 
 
@@ -610,8 +610,11 @@ def _failure(item: RolloutItem) -> dict | None:
     build = item.build
     if build is None or build.state not in FAILED_BUILD_STATES:
         return None
-    kept = getattr(build, "kept_log", None)
-    step = kept.failed_step if kept is not None else None
+    # The kept copies only (no Azure read per entry): validation.log's step when the build
+    # failed validating, else whichever kept log names one.
+    kept = sorted((log for log in build.kept_logs.all() if log.kept_at and log.failed_step),
+                  key=lambda log: (log.name != "validation") if build.sub_state == "Validating" else log.name != "customization")
+    step = kept[0].failed_step if kept else None
     return {"code": build.error_code, "message": build.error_message[:500], "failed_step": step}
 
 

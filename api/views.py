@@ -185,7 +185,7 @@ class BuildList(APIView):
                    responses={200: s.BuildPage, **_errors(400, 403)},
                    summary="Builds you may see, newest first")
     def get(self, request):
-        access.require(request.user, *CATALOG_READERS)
+        access.require(request.user, *CATALOG_READERS, access.ADMIN)  # the admin role reads builds too
         params = filters = _query(request, pagination.PageParams, s.BuildFilterParams)
         position = _build_position(pagination.decode(params.get("cursor"), ("created_at", "id")))
         queryset = selectors.build_list(request.user, selectors.BuildFilters(

@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
+from builds import stuck
 from builds.models import Build, GoldImage, GoldImageVersion, Layer, LayerVersion, PublishRequest
 from portal.access import (  # noqa: F401 - re-exported: the one access module views use
     ADMIN,
@@ -40,6 +41,9 @@ VISIBLE_GOLD_STATUSES = (GoldImageVersion.Status.PUBLISHED, GoldImageVersion.Sta
 
 # Roles that may see catalog objects at all: anybody else gets 403 before any lookup.
 _SEES = (SECURITY, EDITOR, AUDITOR)
+# Builds are also open to the admin role, read-only (the operator page links to them): it
+# sees every build, and may cancel one only when it is stuck (builds/stuck.py).
+_SEES_BUILDS = (*_SEES, ADMIN)
 # Who may do what with gold images they can see.
 _GOLD_NEEDS = {"view": (SECURITY, EDITOR, AUDITOR), "change": (SECURITY,), "build": (SECURITY, EDITOR)}
 
@@ -207,18 +211,27 @@ def get_layer_version_by_uuid(user: Any, version_uuid: Any, need: str = "view") 
 
 
 def builds(user: Any) -> QuerySet[Build]:
-    """Builds the user may see: all for security and auditors, their departments' for editors.
+    """Builds the user may see: all for security, auditors and the admin role (read-only),
+    their departments' for editors.
 
     A build belongs to the department recorded on it (`Build.department`); gold-only builds
     requested by the security team have none and are not visible to editors.
     """
     roles = roles_of(user)
     queryset = Build.objects.select_related("gold_version__gold_image", "department", "requested_by")
-    if roles.security or roles.auditor:
+    if roles.security or roles.auditor or roles.admin:
         return queryset
     if roles.editor:
         return queryset.filter(department_id__in=roles.editor_departments)
     return queryset.none()
+
+
+def may_act_on_build(roles: Roles, build: Build, need: str) -> bool:
+    """Whether `roles` may `need` ("change": cancel, "build": rebuild) a build they see:
+    security any, editors their department's; the admin role may cancel a stuck build only."""
+    if roles.security or roles.edits(build.department_id):
+        return True
+    return need == "change" and roles.admin and stuck.is_stuck(build)
 
 
 def get_build(user: Any, build_uuid: Any, need: str = "view") -> Build:
@@ -226,19 +239,22 @@ def get_build(user: Any, build_uuid: Any, need: str = "view") -> Build:
 
     Raises Http404 when missing, malformed or another department's (for editors), and
     PermissionDenied when the user sees it but may not `need` it: "change" (cancel) and
-    "build" (rebuild) are for security (any build) and editors (their department's).
+    "build" (rebuild) are for security (any build) and editors (their department's); the
+    admin role sees every build and may only cancel a stuck one (builds/stuck.py).
     """
-    roles = _first_gate(user, need)
+    _check_need(need)
+    roles = require(user, *_SEES_BUILDS)
     parsed = _uuid_or_none(build_uuid)
     build = (Build.objects.select_related("gold_version__gold_image", "department", "requested_by")
              .filter(uuid=parsed).first()) if parsed else None
     if build is None:
         raise Http404("No such build.")
     in_department = roles.edits(build.department_id)
-    if not (roles.security or roles.auditor or in_department):
+    if not (roles.security or roles.auditor or roles.admin or in_department):
         deny(user, "build of another department", obj=build, department=build.department_id, status=404)
-    if need != "view" and not (roles.security or in_department):
-        deny(user, f"may not {need} this build", obj=build, department=build.department_id)
+    if need != "view" and not may_act_on_build(roles, build, need):
+        reason = "may cancel only a stuck build" if roles.admin and need == "change" else f"may not {need} this build"
+        deny(user, reason, obj=build, department=build.department_id)
     return build
 
 

@@ -10,14 +10,15 @@ import logging
 
 import django_rq
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from builds import azure, monitor
+from builds import azure, monitor, stuck
 from builds.models import Build
 
 log = logging.getLogger(__name__)
+STUCK_ROWS = 50  # the operator page lists this many stuck builds
 
 
 def operator_summary() -> dict:
@@ -60,14 +61,19 @@ def operator_summary() -> dict:
 
 
 def build_figures() -> dict:
-    """Builds per state (`states`: label and count, every state), how many are submitting or
-    canceling (`stuck`), and the canceling builds the sweep marked stuck (`stuck_canceling`,
-    past `stuck_minutes`): someone should look at those in Azure."""
+    """Builds per state (`states`: value, label and count, every state), the stuck builds
+    (`stuck`: how many; `stuck_builds`: the longest waiting, each with `stuck_reason`; the
+    definition is builds/stuck.py's, the one the funnel uses to let the admin role cancel
+    them) and `stuck_minutes`: someone should look at those in Azure."""
     counts = dict(Build.objects.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    found = stuck.stuck_builds()
+    rows = list(found.only("uuid", "state", "template_name", "created_at", "cancel_requested_at", "lease_until")
+                [:STUCK_ROWS])
+    for build in rows:
+        build.stuck_reason = stuck.reason(build)
     return {
-        "states": [(label, counts.get(value, 0)) for value, label in Build.State.choices],
-        "stuck": Build.objects.filter(Q(state=Build.State.CANCELING) | Q(state=Build.State.SUBMITTING)).count(),
-        "stuck_canceling": (Build.objects.filter(state=Build.State.CANCELING, stuck_reported=True)
-                            .order_by("cancel_requested_at").only("uuid", "template_name", "cancel_requested_at")[:50]),
+        "states": [(value, label, counts.get(value, 0)) for value, label in Build.State.choices],
+        "stuck": found.count(),
+        "stuck_builds": rows,
         "stuck_minutes": settings.BUILD_CANCEL_STUCK_MINUTES,
     }

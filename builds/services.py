@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, lifecycle, preflight, queue, release, schema, validation, validators
+from builds import compose, importer, lifecycle, preflight, queue, release, schema, stuck, validation, validators
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
@@ -542,12 +542,19 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
     """Cancel an active build. Before its run starts it is canceled here; once running,
     Image Builder is asked to cancel (the sweep follows Canceling to Canceled).
 
+    A build canceling for too long (builds/stuck.py) has its cancel sent to Image Builder
+    again (asking twice is harmless); any other canceling build is left as it is.
+
     Raises ServiceError when the build has already finished.
     """
     build = Build.objects.select_for_update().get(pk=build.pk)
     if build.is_terminal:
         raise ServiceError(f"The build has already {build.get_state_display().lower()}.")
     if build.state == Build.State.CANCELING:
+        if stuck.is_stuck(build):
+            audit.record("build.cancel", actor=actor, obj=build, department=build.department_id,
+                         changes={"state": [build.state, build.state], "stuck": True})
+            queue.enqueue_cancel(build)
         return build
     now = timezone.now()
     Build.objects.filter(pk=build.pk).update(cancel_requested=True, cancel_requested_at=now)

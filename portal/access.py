@@ -10,7 +10,8 @@ The rules (docs/security.md has the full table):
 - editor of department D: published/deprecated/revoked gold versions (drafts are hidden),
   D's layers (create, edit drafts, publish, build), D's builds.
 - auditor: reads everything, changes nothing.
-- admin: users, departments, memberships, operator pages; no catalog access at all.
+- admin: users, departments, memberships, operator pages; of the catalog, reads builds only
+  and may cancel a stuck one (builds/access.py, builds/stuck.py).
 
 Outcomes follow one order, so a refusal never tells an outsider more than it should:
 

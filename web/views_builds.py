@@ -35,6 +35,7 @@ from builds import (
     schema,
     selectors,
     services,
+    stuck,
     timeline,
     validation,
 )
@@ -501,8 +502,9 @@ class BuildFilterForm(forms.Form):
 @require_GET
 @full_page
 def build_list(request):
-    roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR)
-    departments = (Department.objects.all() if roles.security or roles.auditor
+    # The admin role reads every build (the operator page links here), read-only.
+    roles = access.require(request.user, access.SECURITY, access.EDITOR, access.AUDITOR, access.ADMIN)
+    departments = (Department.objects.all() if roles.security or roles.auditor or roles.admin
                    else Department.objects.filter(pk__in=roles.editor_departments))
     gold_images = access.gold_images(request.user)
     form = BuildFilterForm(request.GET or None, departments=departments, gold_images=gold_images)
@@ -540,6 +542,10 @@ def _build_context(request, build: Build) -> dict:
     found = timeline.phases([timeline.Event(e.at, e.to_state, e.to_sub_state) for e in events],
                             final_state=build.state, now=now, finished_at=build.finished_at)
     may_act = roles.security or roles.edits(build.department_id)
+    # Stuck (builds/stuck.py): anyone who may cancel may ask again for a stuck Canceling, and
+    # the admin role, which only reads builds otherwise, may cancel a stuck build.
+    build_stuck = (build.is_active and (build.state == Build.State.CANCELING or (roles.admin and not may_act))
+                   and stuck.is_stuck(build))
     failing, log_excerpt = None, ()
     log_location = build.log_uri or packerlog.log_location(build.error_message)
     if build.state in (Build.State.FAILED, Build.State.PARTIALLY_SUCCEEDED):
@@ -559,7 +565,8 @@ def _build_context(request, build: Build) -> dict:
         "oob": htmx.is_htmx(request),
         "build": build, "events": events, "timeline": timeline.layout(found, steps=steps), "phases": found,
         "outputs": list(build.outputs.all()), "poll_seconds": POLL_SECONDS,
-        "can_cancel": may_act and build.is_active and build.state != Build.State.CANCELING,
+        "can_cancel": build.is_active and ((may_act and build.state != Build.State.CANCELING) or build_stuck),
+        "stuck": build_stuck,
         "can_rebuild": may_act and build.is_terminal, "failing": failing, "log_location": log_location,
         "log_excerpt": log_excerpt,
         "newest": newest,

@@ -296,7 +296,10 @@ BUILD_CASES = [
     ("bob", "data_build", "view", 404), ("bob", "data_build", "change", 404), ("bob", "security_build", "view", 404),
     ("carol", "web_build", "view", 404), ("carol", "data_build", "change", "ok"),
     ("dave", "web_build", "view", "ok"), ("dave", "web_build", "change", 403), ("dave", "data_build", "build", 403),
-    ("erin", "web_build", "view", 403), ("sam", "web_build", "view", 403), ("anonymous", "web_build", "view", 403),
+    # The admin role reads every build; it may cancel only a stuck one (the cases below) and never rebuilds.
+    ("erin", "web_build", "view", "ok"), ("erin", "data_build", "view", "ok"), ("erin", "security_build", "view", "ok"),
+    ("erin", "web_build", "change", 403), ("erin", "web_build", "build", 403),
+    ("sam", "web_build", "view", 403), ("anonymous", "web_build", "view", 403),
 ]
 
 
@@ -314,7 +317,57 @@ def test_build_query_sets_are_scoped_to_the_department(world):
     assert set(access.builds(users["carol"])) == {world["data_build"]}
     assert access.builds(users["alice"]).count() == 3
     assert access.builds(users["dave"]).count() == 3
-    assert not access.builds(users["erin"]).exists()
+    assert access.builds(users["erin"]).count() == 3
+    assert not access.builds(users["sam"]).exists()
+
+
+def _make_stuck(build, how):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(hours=2)
+    fields = {
+        "canceling": {"state": Build.State.CANCELING, "run_started": True, "cancel_requested": True,
+                      "cancel_requested_at": long_ago},
+        "reported": {"state": Build.State.CANCELING, "run_started": True, "stuck_reported": True,
+                     "cancel_requested_at": timezone.now()},
+        "lease": {"state": Build.State.SUBMITTING, "lease_until": timezone.now() - timedelta(seconds=1)},
+        "no worker": {"state": Build.State.PENDING, "created_at": long_ago},
+    }[how]
+    Build.objects.filter(pk=build.pk).update(**fields)
+    build.refresh_from_db()
+    return build
+
+
+@pytest.mark.parametrize("how", ["canceling", "reported", "lease", "no worker"])
+def test_the_admin_role_may_cancel_a_stuck_build_and_nothing_else(world, how):
+    erin = world["users"]["erin"]
+    build = _make_stuck(world["data_build"], how)
+    assert outcome(lambda: access.get_build(erin, build.uuid, need="change")) == "ok"
+    assert outcome(lambda: access.get_build(erin, build.uuid, need="build")) == 403
+
+
+@pytest.mark.parametrize("fields", [
+    {"state": "pending"},  # just requested
+    {"state": "submitting", "lease_until": "future"},  # a live lease
+    {"state": "pending", "created_at": "past", "next_attempt_at": "future"},  # a retry is due later
+    {"state": "canceling", "cancel_requested_at": "now"},  # canceling, not for long
+    {"state": "running"},
+])
+def test_a_healthy_build_is_not_stuck_and_the_admin_role_may_not_cancel_it(world, fields):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    times = {"future": now + timedelta(minutes=5), "past": now - timedelta(hours=1), "now": now}
+    Build.objects.filter(pk=world["web_build"].pk).update(
+        **{name: times.get(value, value) for name, value in fields.items()})
+    erin = world["users"]["erin"]
+    assert outcome(lambda: access.get_build(erin, world["web_build"].uuid, need="change")) == 403
+    event = AuditEvent.objects.filter(action="access.denied", object_id=str(world["web_build"].uuid)).latest("id")
+    assert event.changes["reason"] == "may cancel only a stuck build"
 
 
 # --- audit and scope ----------------------------------------------------------------------------

@@ -68,6 +68,6 @@ def test_it_lists_builds_stuck_in_canceling(client, erin, alice):
     Build.objects.filter(pk=stuck.pk).update(stuck_reported=True)
     client.force_login(erin)
     page = client.get(URL).content.decode()
-    assert "Canceling for over 60 minutes" in page
+    assert "canceling for over 60 minutes" in page
     assert stuck.template_name in page and canceling.template_name not in page
     assert reverse("builds:build-detail", args=[stuck.uuid]) in page

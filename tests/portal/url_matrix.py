@@ -83,6 +83,8 @@ GET_ONLY = "login 405 405 405 405 405 405"          # POST to a @login_required 
 POST_ONLY = "login 405 405 405 405 405 405"         # GET to a @login_required @require_POST endpoint
 CATALOG_READ = "login 403 ok ok ok ok 403"          # security, editors, auditors; not sam or admin
 OWN_DEPARTMENT_READ = "login 403 ok ok 404 ok 403"  # an object of web: carol is an outsider
+BUILD_READ = "login 403 ok ok ok ok ok"            # catalog readers, and the admin role (builds only)
+BUILD_DEPARTMENT_READ = "login 403 ok ok 404 ok ok"  # a build of web: carol is an outsider, erin reads it
 AUDIT_READ = "login 403 ok 403 403 ok 403"          # security and auditors
 AUDITOR_ONLY = "login 403 403 403 403 ok 403"
 ADMIN_ONLY = "login 403 403 403 403 403 ok"
@@ -139,6 +141,9 @@ ROWS: dict[str, Row] = {
     "builds:gold-detail": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
     "builds:gold-diff": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
     "builds:gold-lineage": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=CATALOG_READ, post=GET_ONLY),
+    "builds:gold-artifacts-refresh": Row(kwargs=lambda w: {"slug": w.gold.slug}, get=POST_ONLY,
+                                         post="login 403 ok 403 403 403 403",
+                                         note="security only: reads the gallery image versions back"),
     "builds:gold-version": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
                                get=CATALOG_READ, post=GET_ONLY),
     "builds:gold-version-build": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.published.version},
@@ -197,23 +202,25 @@ ROWS: dict[str, Row] = {
                                    get="login 403 ok 403 403 403 403", post="login 403 ok 403 403 403 403"),
     "builds:approval-break-glass": Row(kwargs=lambda w: {"slug": w.gold.slug, "version": w.draft.version},
                                        get=ADMIN_ONLY, post=ADMIN_ONLY, note="administrators only, with a reason"),
-    # --- builds: builds (web_build belongs to web) -----------------------------------------------
-    "builds:build-list": Row(get=CATALOG_READ, post=GET_ONLY),
-    "builds:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+    # --- builds: builds (web_build belongs to web; the admin role reads every build) -------------
+    "builds:build-list": Row(get=BUILD_READ, post=GET_ONLY),
+    "builds:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=BUILD_DEPARTMENT_READ,
                                post=GET_ONLY),
-    "builds:build-status": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+    "builds:build-status": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=BUILD_DEPARTMENT_READ,
                                post=GET_ONLY),
-    "builds:build-log": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+    "builds:build-log": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=BUILD_DEPARTMENT_READ,
                             post=GET_ONLY),
-    "builds:build-log-tail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+    "builds:build-log-tail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=BUILD_DEPARTMENT_READ,
                                  post=GET_ONLY),
     "builds:build-log-download": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid},
-                                     get="login 403 in in 404 in 403", post=GET_ONLY,
+                                     get="login 403 in in 404 in in", post=GET_ONLY,
                                      note="404 for readers when the build has no log"),
-    "builds:build-template": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=OWN_DEPARTMENT_READ,
+    "builds:build-template": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=BUILD_DEPARTMENT_READ,
                                  post=GET_ONLY),
     "builds:build-cancel": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=POST_ONLY,
-                               post="login 403 ok ok 404 403 403"),
+                               post="login 403 ok ok 404 403 403",
+                               note="web_build is healthy: the admin role cancels only a stuck build "
+                                    "(tests/builds/test_views_builds.py)"),
     "builds:build-rebuild": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=POST_ONLY,
                                 post="login 403 ok ok 404 403 403"),
     # --- builds: policy and template check -------------------------------------------------------
@@ -259,15 +266,15 @@ ROWS: dict[str, Row] = {
     "api:layer-version": Row(kwargs=lambda w: {"department": "web", "slug": w.web_layer.slug, "version": "1.0.0"},
                              get=API_OWN_DEPARTMENT_READ, post=API_NO_METHOD, put=API_NO_METHOD,
                              delete=API_NO_METHOD),
-    "api:build-list": Row(get=API_CATALOG_READ, post="401 403 ok ok ok 403 403", put=API_NO_METHOD,
+    "api:build-list": Row(get="401 403 ok ok ok ok ok", post="401 403 ok ok ok 403 403", put=API_NO_METHOD,
                           delete=API_NO_METHOD, note="security and editors request builds"),
-    "api:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=API_OWN_DEPARTMENT_READ,
+    "api:build-detail": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get="401 403 ok ok 404 ok ok",
                             post=API_NO_METHOD, put=API_NO_METHOD, patch=API_NO_METHOD, delete=API_NO_METHOD),
-    "api:build-log": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get="401 403 in in 404 in 403",
+    "api:build-log": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get="401 403 in in 404 in in",
                          post=API_NO_METHOD, put=API_NO_METHOD, patch=API_NO_METHOD, delete=API_NO_METHOD,
                          note="404 for readers when the build has no log"),
     "api:build-cancel": Row(kwargs=lambda w: {"build_uuid": w.web_build.uuid}, get=API_NO_METHOD,
-                            post="401 403 ok ok 404 403 403"),
+                            post="401 403 ok ok 404 403 403", note="the admin role cancels only a stuck build"),
     "api:notify-endpoint-list": Row(get=API_CATALOG_READ, post=API_CATALOG_READ),
     "api:notify-endpoint-detail": Row(kwargs=lambda w: {"endpoint_uuid": w.web_endpoint.uuid},
                                       get="401 403 ok ok 404 404 403", post=API_NO_METHOD,

@@ -132,6 +132,8 @@ def main_nav(context) -> dict:
         links.append(("Approvals", reverse("builds:approval-list")))
         links.append(("Policy", reverse("builds:policy")))
         links.append(("Check a template", reverse("builds:checktemplate")))  # web/views_checks.py READERS
+    elif roles.admin:  # the admin role reads builds (read-only), from the operator page's figures
+        links.append(("Builds", reverse("builds:build-list")))
     if roles.admin:
         links.append(("Operator", reverse("portal:operator")))
     items = []

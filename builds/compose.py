@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from builds.models import GoldImageVersion, LayerVersion
-    from builds.validation import PolicyRules
+
+# builds.validation.PolicyRules, read by attribute: validation imports this module, so it is not
+# imported here (not even for type checking).
+PolicyRules = Any
 
 API_VERSION = "2025-10-01"
 TAG_GOLD = "goldsmith.gold"

@@ -67,9 +67,10 @@ class StaleRequest(ServiceError):
 
 
 def gold_body(gold_version: GoldImageVersion) -> dict:
-    """The baseline template as a build would compose it (without build-specific provenance)."""
+    """The baseline template as a build would compose it (without build-specific provenance), with
+    the current policy's pins filled: a policy change that fills something else changes the hash."""
     body = compose.compose(gold_version, [], compose.BuildContext(
-        location=gold_version.location or settings.AZURE_LOCATION))
+        location=gold_version.location or settings.AZURE_LOCATION, policy=preflight.policy_rules()))
     return compose.without_provenance(body)
 
 

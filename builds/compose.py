@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from builds.models import GoldImageVersion, LayerVersion
 
+# builds.validation.PolicyRules, read by attribute: validation imports this module, so it is not
+# imported here (not even for type checking).
+PolicyRules = Any
+
 API_VERSION = "2025-10-01"
 TAG_GOLD = "goldsmith.gold"
 TAG_LAYERS = "goldsmith.layers"
@@ -50,6 +54,9 @@ class BuildContext:
     # (release.excluded_until_promoted): its SharedImage targets carry excludeFromLatest true,
     # so VMs asking for `latest` get only promoted versions; promotion flips it (builds/release.py).
     exclude_from_latest: bool = False
+    # The build policy that applies: its pins fill what the template leaves empty (apply_pins).
+    # None composes the template as the gold version and layers say, nothing filled.
+    policy: PolicyRules | None = None
 
 
 def template_name(build_id: uuid.UUID, gold_slug: str) -> str:
@@ -182,7 +189,26 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
     Returns a new dict; inputs are not modified. Layers contribute steps, validators, tags
     and the build network (vmProfile.vnetConfig's LAYER_NETWORK_KEYS, see vm_profile): source,
     identity, the rest of vmProfile and distribution always come from the gold version.
+    With `context.policy`, the policy's pins fill the settings the template leaves empty
+    (apply_pins); compose_pinned also says which.
     """
+    return compose_pinned(gold_version, layer_versions, context)[0]
+
+
+def compose_pinned(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion],
+                   context: BuildContext) -> tuple[dict, list[str]]:
+    """compose()'s body and the JSON paths the policy filled (apply_pins), in template order."""
+    body = _compose(gold_version, layer_versions, context)
+    if context.policy is None:
+        return body, []
+    named = staging_group(goldsmith_named(context.policy.staging_resource_group_prefix),
+                          gold_slug=gold_version.gold_image.slug,
+                          subscription=gold_version.subscription_id or context.subscription,
+                          build_id=context.build_id)
+    return apply_pins(body, context.policy, staging_group=named)
+
+
+def _compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersion], context: BuildContext) -> dict:
     gold = gold_version
     stamp = provenance(gold, layer_versions, context)
 
@@ -229,17 +255,92 @@ def compose(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVersio
 
 
 def baseline(gold_version: GoldImageVersion, location: str, *, subscription: str = "",
-             provenance: bool = False) -> dict:
+             provenance: bool = False, policy: PolicyRules | None = None) -> dict:
     """The gold version's own template: no layers and, unless `provenance`, no provenance tags.
 
     The one entry for what the gold version pages, the API, the wizard's review and the diff
     show (without provenance: the same for every build), and for what publishing checks (with
     provenance: exactly what a gold-only build would carry, so tag limits count them).
     `location` (and `subscription`, for a Goldsmith-named staging group's id) are used when the
-    gold version names none.
+    gold version names none; `policy` fills its pins (apply_pins), as a build would.
     """
-    body = compose(gold_version, [], BuildContext(location=location, subscription=subscription))
+    body = compose(gold_version, [], BuildContext(location=location, subscription=subscription, policy=policy))
     return body if provenance else without_provenance(body)
+
+
+# --- Pins: a policy's fixed value fills a setting the template leaves empty -------------------------
+#
+# The policy requires, forbids or fixes each enterprise setting (validation.check_enterprise_policy).
+# Where it fixes one value and the template says nothing, composition fills that value, so what the
+# pages show, what approvals hash and what builds submit carry it. A template that sets a different
+# value is left as it is, and the policy check refuses it.
+
+
+def apply_pins(body: dict, rules: PolicyRules, *, staging_group: str = "") -> tuple[dict, list[str]]:
+    """A copy of `body` with the policy's pinned values filled where the template leaves them empty,
+    and the JSON paths filled (in template order). Pure; `body` is not modified.
+
+    Pins: errorHandling.onCustomizerError / onValidationError (on_customizer_error,
+    on_validation_error), optimize.vmBoot.state (vm_boot_optimization), each "name=value" of
+    required_managed_resource_tags, stagingResourceGroup = `staging_group` (the id of the group
+    Goldsmith would name for this build) when the policy requires a named group, each SharedImage
+    target region's storageAccountType when the policy allows exactly one, and each SharedImage
+    target's versioning.scheme (gallery_versioning; not for an explicit version id).
+    """
+    body = copy.deepcopy(body)
+    props = body.setdefault("properties", {})
+    if not isinstance(props, dict):
+        return body, []
+    filled: list[str] = []
+    p = "properties"
+
+    def fill(where: dict, key: str, value: Any, path: str) -> None:
+        if where.get(key) in (None, ""):
+            where[key] = value
+            filled.append(path)
+
+    def section(key: str) -> dict | None:
+        if props.get(key) in (None, {}):
+            props[key] = {}
+        return props[key] if isinstance(props[key], dict) else None
+
+    if rules.staging_resource_group == "named" and staging_group:
+        fill(props, "stagingResourceGroup", staging_group, f"{p}.stagingResourceGroup")
+    pinned_tags = [(name.strip(), value.strip()) for name, has_value, value
+                   in (entry.partition("=") for entry in rules.required_managed_resource_tags) if has_value]
+    if pinned_tags and (tags := section("managedResourceTags")) is not None:
+        for name, value in pinned_tags:
+            fill(tags, name, value, f"{p}.managedResourceTags.{name}")
+    for rule, key in ((rules.on_customizer_error, "onCustomizerError"),
+                      (rules.on_validation_error, "onValidationError")):
+        if rule and (handling := section("errorHandling")) is not None:
+            fill(handling, key, rule, f"{p}.errorHandling.{key}")
+    if rules.vm_boot_optimization and (optimize := section("optimize")) is not None:
+        if optimize.get("vmBoot") in (None, {}):
+            optimize["vmBoot"] = {}
+        if isinstance(optimize["vmBoot"], dict):
+            fill(optimize["vmBoot"], "state", rules.vm_boot_optimization, f"{p}.optimize.vmBoot.state")
+    storage = rules.allowed_storage_account_types[0] if len(rules.allowed_storage_account_types) == 1 else ""
+    targets = props.get("distribute") if isinstance(props.get("distribute"), list) else []
+    for index, target in enumerate(targets):
+        if not isinstance(target, dict) or target.get("type") != "SharedImage":
+            continue
+        at = f"{p}.distribute[{index}]"
+        regions = target.get("targetRegions") if isinstance(target.get("targetRegions"), list) else []
+        for number, region in enumerate(regions):
+            if storage and isinstance(region, dict):
+                fill(region, "storageAccountType", storage, f"{at}.targetRegions[{number}].storageAccountType")
+        explicit = "/versions/" in str(target.get("galleryImageId") or "").lower()
+        if rules.gallery_versioning and not explicit:
+            if target.get("versioning") in (None, {}):
+                target["versioning"] = {}
+            if isinstance(target["versioning"], dict):
+                fill(target["versioning"], "scheme", rules.gallery_versioning, f"{at}.versioning.scheme")
+    # Sections opened for a pin that filled nothing stay out of the template.
+    for key in ("managedResourceTags", "errorHandling", "optimize"):
+        if props.get(key) == {}:
+            del props[key]
+    return body, filled
 
 
 def _stamp_distributor(target: dict, stamp: dict[str, str], *, exclude_from_latest: bool = False) -> dict:

@@ -293,7 +293,7 @@ def check_build(gold_version: GoldImageVersion, layer_versions: Sequence[LayerVe
         # As a build would compose it: a build id names its own staging group (compose.staging_group).
         body = compose.compose(gold_version, list(layer_versions), compose.BuildContext(
             location=settings.AZURE_LOCATION, build_id=uuid.uuid4(), subscription=settings.AZURE_SUBSCRIPTION_ID,
-            exclude_from_latest=release.excluded_until_promoted(gold_version)))
+            exclude_from_latest=release.excluded_until_promoted(gold_version), policy=policy_rules(policy)))
     problems = build_report(gold_version, layer_versions, policy=policy, body=body, lookups=lookups).problems
     return schema.dedupe(problems + schema.placeholders(body))
 
@@ -308,7 +308,7 @@ def build_report(gold_version: GoldImageVersion, layer_versions: Sequence[LayerV
     layer_versions = list(layer_versions)
     expected = compose.compose(gold_version, layer_versions, compose.BuildContext(
         location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
-        exclude_from_latest=release.excluded_until_promoted(gold_version)))
+        exclude_from_latest=release.excluded_until_promoted(gold_version), policy=rules))
     body = expected if body is None else body
     os_type = gold_version.gold_image.os_type
     subscription = gold_version.subscription_id or settings.AZURE_SUBSCRIPTION_ID

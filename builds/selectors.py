@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
-from builds import access, compose
+from builds import access, compose, preflight
 from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
 from builds.versions import VersionError, VersionRange
 
@@ -288,12 +288,19 @@ def outdated_layers(user, department_ids) -> list[dict]:
 
 def preview_context(**extra) -> compose.BuildContext:
     """What a preview composes with: the configured region and subscription (a Goldsmith-named
-    staging group's id needs it); a build adds its id and requester."""
-    return compose.BuildContext(location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID, **extra)
+    staging group's id needs it) and the current policy's pins; a build adds its id and requester."""
+    return compose.BuildContext(location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
+                                policy=preflight.policy_rules(), **extra)
 
 
 def baseline(gold_version: GoldImageVersion, *, provenance: bool = False) -> dict:
-    """compose.baseline in the configured region and subscription: what gold version pages, the
-    wizard's review, diffs and the API show."""
+    """compose.baseline in the configured region and subscription, with the current policy's pins
+    filled as a build fills them: what gold version pages, the wizard's review, diffs and the API show."""
     return compose.baseline(gold_version, settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
-                            provenance=provenance)
+                            provenance=provenance, policy=preflight.policy_rules())
+
+
+def filled_by_policy(gold_version: GoldImageVersion) -> list[str]:
+    """The JSON paths of baseline() that the current policy filled (compose.apply_pins), for the
+    "filled by policy" note beside the template."""
+    return compose.compose_pinned(gold_version, [], preview_context())[1]

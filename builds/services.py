@@ -176,7 +176,8 @@ def gold_version_update(*, actor: Actor, gold_version: GoldImageVersion, **chang
 def gold_version_problems(gold_version: GoldImageVersion) -> list[Problem]:
     """Schema problems of the version's baseline template (what publishing refuses)."""
     return schema.check_template(compose.baseline(gold_version, settings.AZURE_LOCATION,
-                                                  subscription=settings.AZURE_SUBSCRIPTION_ID, provenance=True))
+                                                  subscription=settings.AZURE_SUBSCRIPTION_ID, provenance=True,
+                                                  policy=preflight.policy_rules()))
 
 
 def gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reason: str = "",
@@ -480,7 +481,8 @@ def build_request(*, actor: Actor, gold_version: GoldImageVersion, layer_version
     build_id = uuid.uuid4()
     context = compose.BuildContext(location=gold_version.location or settings.AZURE_LOCATION, build_id=build_id,
                                    requester=_user(actor).get_username(), subscription=settings.AZURE_SUBSCRIPTION_ID,
-                                   exclude_from_latest=release.excluded_until_promoted(gold_version))
+                                   exclude_from_latest=release.excluded_until_promoted(gold_version),
+                                   policy=preflight.policy_rules())
     body = compose.compose(gold_version, layer_versions, context)
     problems = schema.errors(build_problems(gold_version, layer_versions, body))
     if problems:

@@ -156,7 +156,7 @@ def _gold_version_page(request, gold_version, *, build_errors: dict | None = Non
         "gold_version": gold_version, "gold_image": gold_version.gold_image, "newest": newest,
         "out_of_date": newest is not None and gold_version.is_buildable and gold_version.semver < newest.semver,
         "template": body, "template_sha256": compose.template_sha256(body),
-        "accepting_layers": accepting, "builds": builds, "roles": roles,
+        "filled": selectors.filled_by_policy(gold_version), "accepting_layers": accepting, "builds": builds, "roles": roles,
         "can_change": roles.security, "can_build": gold_version.is_buildable and (roles.security or roles.editor),
         "departments": departments, "build_errors": build_errors or {}, "build_problems": build_problems,
     }, status=status)

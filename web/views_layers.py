@@ -206,8 +206,8 @@ def layer_version_check(request, department, slug, version):
                "gold_version": gold_version}
     if gold_version is not None:
         report = preflight.check_layer_version(layer_version, gold_version)
-        body = compose.compose(gold_version, [layer_version], compose.BuildContext(location=gold_version.location
-                                                                                    or "eastus"))
+        body = compose.compose(gold_version, [layer_version], compose.BuildContext(
+            location=gold_version.location or "eastus", policy=preflight.policy_rules()))
         context.update(report=report, checks=report.checks, errors=report.errors,
                        template=compose.without_provenance(body))
     response = htmx.render(request, "builds/layer_edit_check.html", context, fragment="builds/_layer_edit_check.html")

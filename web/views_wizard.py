@@ -604,7 +604,8 @@ def _review_context(gold_version) -> dict:
     # Where the build runs (regions, sizes, roles, Azure Policy, staging) is checked again by every
     # build and does not hold publishing up, as in services.gold_version_publish.
     environment = [p for p in report.errors if validation.group_of(p) in preflight.ENVIRONMENT_GROUPS]
-    return {"template": selectors.baseline(gold_version), "report": report,
+    return {"template": selectors.baseline(gold_version), "filled": selectors.filled_by_policy(gold_version),
+            "report": report,
             "checks": report.checks, "errors": [p for p in report.errors if p not in environment],
             "environment_errors": environment, "warnings": [p for p in report.problems if p.severity != "error"]}
 

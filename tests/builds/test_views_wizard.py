@@ -307,15 +307,16 @@ def test_the_distribute_step_shows_the_policy_next_to_each_field(client, alice, 
     policies.policy_update(actor=alice, rules={"max_replica_count": 2, "allowed_storage_account_types": ["Standard_ZRS"],
                                                "gallery_versioning": "Source", "max_data_disk_size_gb": 100})
     response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus",
-                                                    "targetRegions-0-replicaCount": "3"})
+                                                    "targetRegions-0-replicaCount": "3",
+                                                    "targetRegions-0-storageAccountType": "Standard_LRS",
+                                                    "versioning": "Latest"})
     page = response.content.decode()
     assert response.status_code == 422
     for field in ("targetRegions-0-replicaCount", "targetRegions-0-storageAccountType", "versioning"):
         assert f'id="id_{field}-errors"' in page, field
     assert "at most 2 replicas" in page and "does not allow Standard_LRS" in page
-    response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus",
-                                                    "targetRegions-0-storageAccountType": "Standard_ZRS",
-                                                    "versioning": "Source"})
+    # Left empty, the storage type (the one allowed) and the scheme are filled by the policy.
+    response = client.post(step_url("distribute"), {**GALLERY, "targetRegions-0-name": "eastus"})
     assert response.status_code == 302, response.content.decode()[-3000:]
     response = client.post(step_url("distribute"), {"op": "next", "additionalDataDisks": "64, 128"})
     page = response.content.decode()
@@ -445,8 +446,10 @@ def test_the_build_vm_step_puts_policy_problems_next_to_their_fields(client, ali
                                                  "staging": "none"})
     page = response.content.decode()
     assert response.status_code == 422
-    for field in ("onCustomizerError", "vmBoot", "managedResourceTags", "stagingResourceGroup"):
-        assert f'id="id_{field}-errors"' in page, field
+    assert 'id="id_managedResourceTags-errors"' in page  # "costCenter" with any value: nothing to fill
+    # Left empty, the pinned settings are filled by the policy (compose.apply_pins), not refused.
+    for field in ("onCustomizerError", "vmBoot", "stagingResourceGroup"):
+        assert f'id="id_{field}-errors"' not in page, field
     response = client.post(step_url("buildvm"), {"vmSize": "Standard_D2ds_v5", "identity": factories.IDENTITY,
                                                  "staging": "own"})
     assert 'id="id_stagingResourceGroup-errors"' in response.content.decode()

@@ -3,7 +3,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from builds import compose, release, selectors, services
+from builds import compose, preflight, release, selectors, services
 
 
 class Command(BaseCommand):
@@ -30,5 +30,5 @@ class Command(BaseCommand):
         # A Goldsmith-named staging group is per build: its name keeps the <build-id> placeholder here.
         body = compose.compose(gold_version, layers, compose.BuildContext(
             location=settings.AZURE_LOCATION, subscription=settings.AZURE_SUBSCRIPTION_ID,
-            exclude_from_latest=release.excluded_until_promoted(gold_version)))
+            exclude_from_latest=release.excluded_until_promoted(gold_version), policy=preflight.policy_rules()))
         self.stdout.write(json.dumps(body, indent=2))

@@ -10,7 +10,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from builds.models import Build
+from builds import approvals
+from builds.models import Build, PublishRequest
 from tests import factories
 from tests.browser.support import check_accessibility, sign_in, submit
 from tests.support.emulator import SUBSCRIPTION_ID
@@ -38,7 +39,10 @@ def test_an_editor_builds_in_a_private_subnet_after_the_missing_role_is_granted(
     assert page.locator("input[name=subnetId]").input_value() == SUBNET
     check_accessibility(page, "layer-edit-network")
     page.get_by_role("button", name="Publish 1.0.0").click()
-    page.wait_for_url("**/layers/web/intranet/v/1.0.0/")
+    # Four eyes: publishing is a request another person approves (test_journey_approvals.py).
+    page.wait_for_url("**/approvals/*/")
+    approvals.publish_request_approve(actor=alice, request=PublishRequest.objects.get())
+    page.goto(portal(reverse("builds:layer-version", args=["web", "intranet", "1.0.0"])))
     assert SUBNET in page.get_by_text("Builds run in the subnet").inner_text()
 
     page.get_by_role("button", name="Build intranet 1.0.0").click()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 
 from builds import approvals, azure, jobs, policies, queue, release, services
 from builds.models import ArtifactState, Build, PublishRequest, ReleaseStep
@@ -98,6 +99,27 @@ def test_it_asks_after_the_grace_period_once_and_a_second_person_deletes_each_ve
     delete_all(gold_version)
     assert deletes(azure_emulator, mark) == {}
     assert approvals.deletion_requests_due(now=gold_version.revoked_at + 90 * DAY) == []
+
+
+@pytest.mark.django_db
+def test_the_approver_sees_the_resource_ids_and_approves_on_the_page(client, alice, frank, azure_emulator,
+                                                                      django_capture_on_commit_callbacks):
+    gold_version, ids = revoked(alice, azure_emulator, 2, django_capture_on_commit_callbacks, days=1)
+    (request,) = approvals.deletion_requests_due(now=gold_version.revoked_at + 2 * DAY)
+    client.force_login(frank)
+    page = client.get(reverse("builds:approval-detail", args=[request.uuid])).content.decode()
+    assert all(version_id in page for version_id in ids)
+    assert "Approve and delete" in page
+    assert "content changed" not in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("builds:approval-decide", args=[request.uuid]), {"verdict": "approve"},
+                               follow=True)
+    assert "having its gallery image versions deleted" in response.content.decode()
+    assert ReleaseStep.objects.filter(action="delete", state="pending").count() == 2
+    delete_all(gold_version)
+    client.force_login(alice)
+    page = client.get(reverse("builds:gold-detail", args=[gold_version.gold_image.slug])).content.decode()
+    assert page.count('<span class="badge mark-revoked">deleted</span>') == 2
 
 
 @pytest.mark.django_db

@@ -38,6 +38,8 @@ _POLICY_HELP = {
     "gallery_versioning": "Gallery targets' versioning scheme: `policy.versioning`.",
     "additional_data_disks": "False: additionalDataDisks refused (`policy.data-disks`).",
     "max_data_disk_size_gb": "0: no limit (`policy.data-disk-size`).",
+    "delete_revoked_after_days": "Days after revocation when the gallery image versions are deleted, with a "
+                                 "second approval; 0: never.",
 }
 _LIST_CHOICES = {"allowed_storage_account_types": STORAGE_ACCOUNT_TYPES}
 

@@ -17,6 +17,11 @@ in its transaction.
 - `publish_request_withdraw`: the author takes it back.
 - `gold_version_break_glass_publish`: an administrator publishes without approvals, with a
   mandatory reason; the request row and the audit event carry `break_glass`.
+- `deletion_requests_due`: the scheduler's job. When the policy's `delete_revoked_after_days`
+  has passed since a gold version's revocation, it asks (once per version, ever) for the
+  version's gallery image versions to be deleted: a request of kind `deletion` whose author is
+  the person who revoked it, so the approver is a second person (four eyes); the hash is that of
+  the resource ids to delete. The approval plans the delete fan-out (builds/release.py).
 
 Nothing here sends anything to Azure itself: promotions of `production` plan the release
 fan-out (builds/release.py), which the workers apply.
@@ -24,11 +29,13 @@ fan-out (builds/release.py), which the workers apply.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -53,6 +60,7 @@ from portal.audit import Actor
 
 Kind = PublishRequest.Kind
 State = PublishRequest.State
+log = logging.getLogger(__name__)
 
 
 class NotAllowed(ServiceError):
@@ -84,6 +92,20 @@ def content_sha256(target: GoldImageVersion | LayerVersion) -> str:
     version, the steps, validators, range and tags of a layer version."""
     body = gold_body(target) if isinstance(target, GoldImageVersion) else layer_body(target)
     return hashlib.sha256(compose.canonical_json(body).encode()).hexdigest()
+
+
+def deletion_ids(gold_version: GoldImageVersion) -> list[str]:
+    """The gallery image versions a deletion of the revoked version would delete (not deleted yet)."""
+    return sorted(output.artifact_id for output in release.artifacts(gold_version)
+                  .exclude(azure_state__deleted_at__isnull=False))
+
+
+def request_sha256(kind: str, target: GoldImageVersion | LayerVersion) -> str:
+    """What an approval of this kind is for: the content (content_sha256), or for a deletion the
+    resource ids to delete (a version built from it since would void the approval)."""
+    if kind == Kind.DELETION:
+        return hashlib.sha256(compose.canonical_json(deletion_ids(target)).encode()).hexdigest()
+    return content_sha256(target)
 
 
 # --- Checks ---------------------------------------------------------------------------------------
@@ -161,9 +183,10 @@ def publish_request_create(*, actor: Actor, target: GoldImageVersion | LayerVers
 
 @transaction.atomic
 def _create(*, actor: Actor, target, kind: str, comment: str, problems: list[Problem],
-            channel: Channel | None = None) -> PublishRequest:
+            channel: Channel | None = None, recorded_by: Actor | None = None) -> PublishRequest:
+    """`recorded_by`: who made the request on the author's behalf (the scheduler), for the audit."""
     target = _locked_target(target)
-    if kind != Kind.PROMOTION and not target.is_draft:
+    if kind in (Kind.GOLD, Kind.LAYER) and not target.is_draft:
         raise ImmutableVersion(f"{target} is already {target.status}.")
     errors = schema.errors(problems)
     if errors:
@@ -172,7 +195,7 @@ def _create(*, actor: Actor, target, kind: str, comment: str, problems: list[Pro
     field = "layer_version" if isinstance(target, LayerVersion) else "gold_version"
     superseded = _supersede_pending({field: target, "kind": kind, "channel": channel}, now)
     request = PublishRequest.objects.create(
-        kind=kind, author=services._user(actor), comment=comment.strip(), content_sha256=content_sha256(target),
+        kind=kind, author=services._user(actor), comment=comment.strip(), content_sha256=request_sha256(kind, target),
         approvals_required=policies.approval_rule(kind).approvals, channel=channel,
         checks=[problem.as_dict() for problem in problems], department_id=_department_id(target),
         **{field: target})
@@ -185,8 +208,12 @@ def _create(*, actor: Actor, target, kind: str, comment: str, problems: list[Pro
         changes["comment"] = [None, comment.strip()]
     if superseded:
         changes["supersedes"] = [None, superseded]
-    audit.record("publish_request.create", actor=actor, obj=request, department=request.department_id,
-                 changes=changes)
+    if kind == Kind.DELETION:
+        changes["resource_ids"] = [None, deletion_ids(target)]
+    if recorded_by is not None:
+        changes["author"] = [None, request.author.get_username()]
+    audit.record("publish_request.create", actor=recorded_by or actor, obj=request,
+                 department=request.department_id, changes=changes)
     return request
 
 
@@ -228,8 +255,8 @@ def _decide(*, actor: Actor, request: PublishRequest, verdict: str, comment: str
         raise NotAllowed(refusal)
     target = _locked_target(request.target)
     now = timezone.now()
-    current = content_sha256(target)
-    if current != request.content_sha256 or (request.kind != Kind.PROMOTION and not target.is_draft):
+    current = request_sha256(request.kind, target)
+    if current != request.content_sha256 or (request.kind in (Kind.GOLD, Kind.LAYER) and not target.is_draft):
         request.state, request.decided_at = State.SUPERSEDED, now
         request.save(update_fields=["state", "decided_at"])
         audit.record("publish_request.supersede", actor=actor, obj=request, department=request.department_id,
@@ -267,6 +294,8 @@ def _decide(*, actor: Actor, request: PublishRequest, verdict: str, comment: str
 def _publish(actor: Actor, request: PublishRequest, target, detail: dict) -> None:
     if request.kind == Kind.PROMOTION:
         _promote(actor, request.channel, target, detail)
+    elif request.kind == Kind.DELETION:
+        _delete(actor, target, detail)
     elif request.kind == Kind.GOLD:
         # The catalog look-ups ran when the request was made, on this exact content (the hash
         # says so); the rules that need no Azure run again here, inside the lock.
@@ -373,6 +402,48 @@ def _promote(actor: Actor, channel: Channel, gold_version: GoldImageVersion, det
         if steps:
             changes["gallery_versions"] = [None, steps]
     audit.record("channel.promote", actor=actor, obj=channel, label=str(channel), changes=changes)
+
+
+# --- Deleting revoked versions from the gallery (policy delete_revoked_after_days) -----------------
+
+
+def deletion_requests_due(*, now: dt.datetime | None = None) -> list[PublishRequest]:
+    """The scheduler's job: a deletion request for every revoked gold version whose grace
+    period (the default policy's `delete_revoked_after_days`; 0: never) has passed at `now`, that
+    still has gallery image versions and was never asked about before. The author is whoever
+    revoked it; the scheduler records the request. Returns the requests made."""
+    days = preflight.policy_rules().delete_revoked_after_days
+    if not days:
+        return []
+    now = now or timezone.now()
+    due = (GoldImageVersion.objects.filter(status=GoldImageVersion.Status.REVOKED, revoked_by__isnull=False,
+                                           revoked_at__lte=now - dt.timedelta(days=days))
+           .exclude(publish_requests__kind=Kind.DELETION).select_related("revoked_by", "gold_image").order_by("pk"))
+    made = []
+    for gold_version in due:
+        ids = deletion_ids(gold_version)
+        if not ids:
+            continue
+        comment = (f"Revoked on {gold_version.revoked_at:%Y-%m-%d}; the policy deletes revoked gallery image "
+                   f"versions after {days} day{'s' if days != 1 else ''}. Deletes {len(ids)} gallery image "
+                   f"version{'s' if len(ids) != 1 else ''}.")
+        try:
+            made.append(_create(actor=gold_version.revoked_by, target=gold_version, kind=Kind.DELETION,
+                                comment=comment, problems=[], recorded_by=audit.worker_actor()))
+        except IntegrityError:  # another run asked a moment ago (one request per version)
+            log.info("deletion of %s requested already", gold_version)
+    return made
+
+
+def _delete(actor: Actor, gold_version: GoldImageVersion, detail: dict) -> None:
+    """Plan the delete fan-out (inside the last approval's transaction); one event naming every
+    resource id."""
+    if gold_version.status != GoldImageVersion.Status.REVOKED:
+        raise ServiceError(f"{gold_version} is {gold_version.status}: only revoked versions are deleted.")
+    ids = deletion_ids(gold_version)
+    steps = release.plan(gold_version=gold_version, action=ReleaseStep.Action.DELETE)
+    audit.record("gold_version.delete_artifacts", actor=actor, obj=gold_version,
+                 changes={"resource_ids": [ids, None], "gallery_versions": [None, steps], **detail})
 
 
 def channel_resolve(gold_image: GoldImage, name: str) -> GoldImageVersion:

@@ -1507,3 +1507,15 @@ def gallery_version_update(version_id: str, *, exclude_from_latest: bool | None 
             compute(sub).gallery_image_versions.begin_update(group, gallery, image, version, body, polling=False)
         except ResourceNotFoundError as exc:
             raise AzureError("NotFound", _message(exc), permanent=True, status=404) from exc
+
+
+def gallery_version_delete(version_id: str) -> None:
+    """Start deleting the gallery image version (every region's replica goes with it), without
+    waiting for the operation: callers read the version back (provisioningState Deleting, then
+    gone). A version that does not exist is not an error. Raises AzureError."""
+    sub, group, gallery, image, version = _version_parts(version_id)
+    with _azure_errors:
+        try:
+            compute(sub).gallery_image_versions.begin_delete(group, gallery, image, version, polling=False)
+        except ResourceNotFoundError:
+            return

@@ -21,3 +21,6 @@ cron.register(notify_jobs.notify_reconcile, queue_name="default", interval=setti
 cron.register(notify_jobs.audit_verify, queue_name="default", cron="41 * * * *", job_timeout=1800, result_ttl=3600)
 # Kept build logs older than BUILD_LOG_RETENTION_DAYS.
 cron.register(jobs.build_logs_prune, queue_name="default", cron="37 3 * * *", job_timeout=1800, result_ttl=600)
+# Revoked versions past the policy's delete_revoked_after_days: one deletion request each.
+cron.register(jobs.revoked_deletions_request, queue_name="default", cron="29 * * * *", job_timeout=600,
+              result_ttl=600)

@@ -13,7 +13,7 @@ import logging
 import django_rq
 from django.core.management import call_command
 
-from builds import lifecycle, monitor, queue, release, rollouts
+from builds import approvals, lifecycle, monitor, queue, release, rollouts
 from builds.models import Build, GoldImageVersion
 from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
     QUEUE,
@@ -101,6 +101,13 @@ def builds_sweep() -> dict:
 def builds_reconcile() -> int:
     """Re-enqueue lost submit jobs, then lost release fan-outs."""
     return monitor.reconcile() + release.reconcile()
+
+
+def revoked_deletions_request() -> int:
+    """Ask for the deletion of revoked versions' gallery image versions whose grace period
+    (policy delete_revoked_after_days) has passed; a second person approves each. Returns how
+    many requests were made."""
+    return len(approvals.deletion_requests_due())
 
 
 def sessions_clear() -> None:

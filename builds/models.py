@@ -463,6 +463,7 @@ class PublishRequest(models.Model):
         GOLD = "gold", "Gold image version"
         LAYER = "layer", "Layer version"
         PROMOTION = "promotion", "Channel promotion"
+        DELETION = "deletion", "Deletion of revoked gallery image versions"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -496,11 +497,16 @@ class PublishRequest(models.Model):
                 condition=(models.Q(gold_version__isnull=False, layer_version__isnull=True)
                            | models.Q(gold_version__isnull=True, layer_version__isnull=False)),
                 name="publish_request_one_target"),
+            # The grace-period job asks once per revoked version, whatever became of the request.
+            models.UniqueConstraint(fields=["gold_version"], condition=models.Q(kind="deletion"),
+                                    name="publish_request_one_deletion"),
         ]
 
     def __str__(self) -> str:
         if self.kind == self.Kind.PROMOTION:
             return f"promote {self.gold_version} to {self.channel.name if self.channel else '?'}"
+        if self.kind == self.Kind.DELETION:
+            return f"delete the gallery image versions of revoked {self.gold_version}"
         return f"publish {self.target}"
 
     @property
@@ -544,13 +550,14 @@ class ArtifactState(models.Model):
     replication = models.CharField(max_length=20, blank=True)  # aggregatedState
     read_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)  # a deletion step saw it gone from Azure
 
     def __str__(self) -> str:
         return self.resource_id
 
 
 class ReleaseStep(models.Model):
-    """Progress of a release fan-out (deprecate, revoke, promote, demote): one row per version
+    """Progress of a release fan-out (deprecate, revoke, promote, demote, delete): one row per version
     and gallery image version, so a killed worker resumes where it stopped and no artifact is
     changed twice (builds/release.py)."""
 
@@ -559,6 +566,7 @@ class ReleaseStep(models.Model):
         REVOKE = "revoke", "Revoke"
         PROMOTE = "promote", "Promote"
         DEMOTE = "demote", "Demote"
+        DELETE = "delete", "Delete"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -570,7 +578,7 @@ class ReleaseStep(models.Model):
     round = models.PositiveIntegerField(default=1)  # a promotion after a demotion is a new round
     output = models.ForeignKey(BuildOutput, on_delete=models.CASCADE, related_name="release_steps")
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING, db_index=True)
-    patched = models.BooleanField(default=False)  # this step sent its PATCH (Azure accepted it)
+    patched = models.BooleanField(default=False)  # this step sent its PATCH (or DELETE; Azure accepted it)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

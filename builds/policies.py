@@ -91,6 +91,8 @@ APPROVAL_RULES = {
     "gold": ApprovalRule("gold", approvals=1, requesters="security", approvers="security"),
     "layer": ApprovalRule("layer", approvals=1, requesters="department", approvers="department"),
     "promotion": ApprovalRule("promotion", approvals=1, requesters="security", approvers="security"),
+    # Made by the scheduler on behalf of whoever revoked the version (builds/approvals.py).
+    "deletion": ApprovalRule("deletion", approvals=1, requesters="security", approvers="security"),
 }
 
 
@@ -112,7 +114,7 @@ def approval_refusal(user: Any, request: Any) -> str:
     if request.author_id == user.pk:
         return "You made this request: somebody else must approve it (four eyes)."
     target = request.target
-    if target.created_by_id == user.pk and request.kind != "promotion":
+    if target.created_by_id == user.pk and request.kind not in ("promotion", "deletion"):
         return f"You created {target}: somebody else must approve it (four eyes)."
     roles = roles_of(user)
     rule = approval_rule(request.kind)

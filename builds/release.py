@@ -21,6 +21,15 @@ What each action wants of every gallery image version:
 | revoke | true | revocation time |
 | promote (into production) | false | unchanged |
 | demote (out of production) | true | unchanged |
+
+Deletion (policy `delete_revoked_after_days`, after a second person's approval of a publish
+request of kind `deletion`, builds/approvals.py) is a fan-out too: each `delete` step reads the
+version first (gone: done, nothing sent; `Deleting`: wait), sends one DELETE without waiting for
+the operation, marks the row `patched`, and reads back on later runs (the job schedules itself
+every DELETE_POLL_SECONDS while a version is still `Deleting`) until the version is gone; then
+the row is done, its ArtifactState gets `deleted_at`, and one `artifact.delete` event names the
+resource id. A worker killed after the DELETE finds the version `Deleting` or gone and never
+sends a second one. `deletions_due` (the scheduler's daily job) writes the requests.
 """
 
 from __future__ import annotations
@@ -47,6 +56,8 @@ log = logging.getLogger(__name__)
 Action = ReleaseStep.Action
 # Steps that fail transiently this many times in a row are marked failed (shown on the page).
 MAX_ATTEMPTS = 8
+# How soon a delete fan-out reads again a version Azure still shows as Deleting.
+DELETE_POLL_SECONDS = 5.0
 _GALLERY_VERSION = "/galleries/"
 
 
@@ -78,10 +89,12 @@ def plan(*, gold_version: GoldImageVersion, action: str) -> int:
     on commit. Returns how many steps were written. Call it inside the changing transaction."""
     last = (ReleaseStep.objects.filter(gold_version=gold_version, action=action)
             .aggregate(last=Max("round"))["last"] or 0)
-    if last and action in (Action.DEPRECATE, Action.REVOKE):
+    if last and action in (Action.DEPRECATE, Action.REVOKE, Action.DELETE):
         return 0  # they happen once in a version's life
     round_ = last + 1
     outputs = list(artifacts(gold_version))
+    if action == Action.DELETE:
+        outputs = [output for output in outputs if not _deleted(output)]
     # The latest intent wins: a pending promotion or demotion of the same versions would undo it.
     ReleaseStep.objects.filter(output__in=outputs, action__in=(Action.PROMOTE, Action.DEMOTE),
                                state=ReleaseStep.State.PENDING).update(
@@ -91,6 +104,10 @@ def plan(*, gold_version: GoldImageVersion, action: str) -> int:
     if rows:
         queue.enqueue_release(gold_version, action, round_)
     return len(rows)
+
+
+def _deleted(output: BuildOutput) -> bool:
+    return ArtifactState.objects.filter(output=output, deleted_at__isnull=False).exists()
 
 
 def wanted(step: ReleaseStep) -> Wanted:
@@ -131,11 +148,15 @@ class Progress:
     patched: int = 0
     failed: int = 0
     retry_in: float | None = None
+    deleting: int = 0  # delete steps whose version Azure still shows (Deleting)
 
 
 def apply(gold_version_id: int, action: str, round_: int) -> Progress:
     """Work through the pending steps of one fan-out; returns what happened and, after a
-    transient Azure error, when to run again (the rows keep the progress)."""
+    transient Azure error or while versions are still being deleted, when to run again (the
+    rows keep the progress)."""
+    if action == Action.DELETE:
+        return _apply_delete(gold_version_id, round_)
     done = patched = failed = 0
     steps = (ReleaseStep.objects.filter(gold_version_id=gold_version_id, action=action, round=round_,
                                         state=ReleaseStep.State.PENDING)
@@ -165,8 +186,47 @@ def apply(gold_version_id: int, action: str, round_: int) -> Progress:
     return Progress(done, patched, failed)
 
 
+def _apply_delete(gold_version_id: int, round_: int) -> Progress:
+    """The delete fan-out: read, DELETE once (no waiting), read back on later runs until gone."""
+    done = sent = failed = deleting = 0
+    steps = (ReleaseStep.objects.filter(gold_version_id=gold_version_id, action=Action.DELETE, round=round_,
+                                        state=ReleaseStep.State.PENDING)
+             .select_related("gold_version", "output__build").order_by("pk"))
+    for step in steps:
+        resource_id = step.output.artifact_id
+        try:
+            state = azure.gallery_version_state(resource_id)
+            if state is not None and state.provisioning_state != "Deleting":
+                # Not being deleted: ours was never sent, or Azure failed it (send it again, a
+                # few times: each resend counts as an attempt).
+                resends = step.attempts + 1 if step.patched else step.attempts
+                if resends >= MAX_ATTEMPTS:
+                    _finish(step, state, error="Azure did not delete the version; see its activity log.", failed=True)
+                    failed += 1
+                    continue
+                azure.gallery_version_delete(resource_id)
+                ReleaseStep.objects.filter(pk=step.pk).update(patched=True, attempts=resends)
+                sent += 1
+                faultpoints.reached("release.deleted")
+                state = azure.gallery_version_state(resource_id)
+        except azure.AzureError as exc:
+            if exc.permanent or step.attempts + 1 >= MAX_ATTEMPTS:
+                _finish(step, None, error=f"{exc.code}: {exc.message}", failed=True)
+                failed += 1
+                continue
+            ReleaseStep.objects.filter(pk=step.pk).update(attempts=step.attempts + 1, error=f"{exc.code}: {exc}")
+            return Progress(done, sent, failed, retry_in=max(exc.retry_after or 0, 5.0), deleting=deleting)
+        if state is not None:
+            deleting += 1  # read again on the next run
+            continue
+        _finish(step, None, error="", deleted=True)
+        done += 1
+    return Progress(done, sent, failed, retry_in=DELETE_POLL_SECONDS if deleting else None, deleting=deleting)
+
+
 @transaction.atomic
-def _finish(step: ReleaseStep, state: azure.GalleryVersionState | None, *, error: str, failed: bool = False) -> None:
+def _finish(step: ReleaseStep, state: azure.GalleryVersionState | None, *, error: str, failed: bool = False,
+            deleted: bool = False) -> None:
     """Mark the step done (or failed) with what Azure showed; one audit event. A version that
     no longer exists is done: nobody can use it any more."""
     claimed = ReleaseStep.objects.filter(pk=step.pk, state=ReleaseStep.State.PENDING).update(
@@ -176,15 +236,22 @@ def _finish(step: ReleaseStep, state: azure.GalleryVersionState | None, *, error
     now = timezone.now()
     ArtifactState.objects.update_or_create(output=step.output, defaults={
         "resource_id": step.output.artifact_id, "read_at": now, "error": error,
+        **({"deleted_at": now} if deleted else {}),
         **({"exclude_from_latest": state.exclude_from_latest, "end_of_life_date": state.end_of_life_date,
             "replication": state.replication} if state is not None else {})})
     changes: dict = {"action": [None, step.action], "gold_version": [None, str(step.gold_version)]}
+    if step.action == Action.DELETE:
+        # The row's `patched` says whether this fan-out sent the DELETE (False: it was gone already).
+        sent = ReleaseStep.objects.filter(pk=step.pk).values_list("patched", flat=True).get()
+        changes.update(resource_id=[step.output.artifact_id, None] if deleted else [None, step.output.artifact_id],
+                       delete_sent=[None, sent])
     if state is not None:
         changes["excludeFromLatest"] = [None, state.exclude_from_latest]
         changes["endOfLifeDate"] = [None, state.end_of_life_date or None]
     if error:
         changes["error"] = [None, error]
-    audit.record("artifact.release", actor=audit.worker_actor(), obj=step.output, object_type="buildoutput",
+    action = "artifact.delete" if step.action == Action.DELETE else "artifact.release"
+    audit.record(action, actor=audit.worker_actor(), obj=step.output, object_type="buildoutput",
                  object_id=str(step.output.pk), label=step.output.artifact_id,
                  department=step.output.build.department_id, changes=changes,
                  outcome="failure" if failed else "success")

@@ -85,7 +85,7 @@ POLICY_CHOICES: dict[str, tuple[str, ...]] = {
     "gallery_versioning": ("Latest", "Source"),
 }
 _POLICY_INT_RANGES = {"max_build_timeout": (0, schema.MAX_BUILD_TIMEOUT), "max_replica_count": (0, 100),
-                      "max_data_disk_size_gb": (0, 32767)}
+                      "max_data_disk_size_gb": (0, 32767), "delete_revoked_after_days": (0, 3650)}
 
 
 # --- Inputs ---------------------------------------------------------------------------------
@@ -127,6 +127,9 @@ class PolicyRules:
     gallery_versioning: str = ""  # "Latest" / "Source": gallery targets must use this scheme
     additional_data_disks: bool = True  # False: additionalDataDisks forbidden
     max_data_disk_size_gb: int = 0  # 0: no limit
+    # Days after a gold version's revocation when its gallery image versions are deleted (a
+    # publish request of kind "deletion", approved by a second person; builds/release.py). 0: never.
+    delete_revoked_after_days: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> PolicyRules:
@@ -666,7 +669,8 @@ def check_policy_rules(data: Any) -> list[Problem]:
         elif key != "max_build_timeout":
             low, high = _POLICY_INT_RANGES[key]
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                problems.append(Problem("policy.rules", key, f"must be a number from {low} to {high} (0: no limit)."))
+                never = "never" if key == "delete_revoked_after_days" else "no limit"
+                problems.append(Problem("policy.rules", key, f"must be a number from {low} to {high} (0: {never})."))
         elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= schema.MAX_BUILD_TIMEOUT:
             problems.append(Problem("policy.rules", key,
                                     f"must be a number of minutes from 6 to {schema.MAX_BUILD_TIMEOUT} (0: no limit)."))

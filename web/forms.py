@@ -726,6 +726,10 @@ class PolicyForm(forms.Form):
     additional_data_disks = forms.BooleanField(label="Templates may add data disks", required=False)
     max_data_disk_size_gb = forms.IntegerField(label="Largest data disk (GB)", required=False, min_value=0,
                                                max_value=32767, help_text="0 or empty: no limit.")
+    delete_revoked_after_days = forms.IntegerField(
+        label="Delete revoked gallery image versions after (days)", required=False, min_value=0, max_value=3650,
+        help_text="Counted from the revocation; each deletion still needs a second security-team member's "
+                  "approval. 0 or empty: never delete.")
     comment = forms.CharField(label="Why this change", max_length=1000, required=False)
 
     LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags",
@@ -733,7 +737,7 @@ class PolicyForm(forms.Form):
                    "allowed_storage_account_types")
     BOOL_FIELDS = ("require_checksums", "departments_may_use_windows_update", "departments_may_run_elevated",
                    "layers_may_set_network", "additional_data_disks")
-    INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb")
+    INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb", "delete_revoked_after_days")
     TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
                    "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning")
 

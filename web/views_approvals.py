@@ -71,12 +71,13 @@ def _body(target) -> dict:
 def approval_detail(request, request_uuid):
     publish_request = access.get_publish_request(request.user, request_uuid)
     target = publish_request.target
-    previous = _previous(target) if publish_request.kind != PublishRequest.Kind.PROMOTION else (
+    deletion = publish_request.kind == PublishRequest.Kind.DELETION
+    previous = None if deletion else _previous(target) if publish_request.kind != PublishRequest.Kind.PROMOTION else (
         publish_request.channel.gold_version if publish_request.channel else None)
     body = _body(target)
     diff = diffing.diff(_body(previous), body) if previous is not None else None
     refusal = policies.approval_refusal(request.user, publish_request) if publish_request.is_pending else ""
-    current = approvals.content_sha256(target)
+    current = approvals.request_sha256(publish_request.kind, target)
     return render(request, "builds/approvals/detail.html", {
         "publish_request": publish_request, "target": target, "previous": previous,
         "template": diffing.pretty(body), "diff": diff,
@@ -85,6 +86,7 @@ def approval_detail(request, request_uuid):
         "may_decide": publish_request.is_pending and not refusal, "form": DecisionForm(),
         "may_withdraw": publish_request.is_pending and publish_request.author_id == request.user.pk,
         "changed_since": publish_request.is_pending and current != publish_request.content_sha256,
+        "deletion_ids": approvals.deletion_ids(target) if deletion and publish_request.is_pending else [],
     })
 
 
@@ -108,10 +110,14 @@ def approval_decide(request, request_uuid):
         messages.error(request, exc.message)
         return redirect("builds:approval-detail", request_uuid=publish_request.uuid)
     messages.success(request, {"approved": f"Approved: {decided.target} is "
-                                           f"{'promoted' if decided.kind == 'promotion' else 'published'}.",
+                                           f"{_done_word(decided.kind)}.",
                                "pending": "Your approval is recorded; more approvals are needed.",
                                "rejected": "Rejected; the author sees your comment."}[decided.state])
     return redirect("builds:approval-detail", request_uuid=publish_request.uuid)
+
+
+def _done_word(kind: str) -> str:
+    return {"promotion": "promoted", "deletion": "having its gallery image versions deleted"}.get(kind, "published")
 
 
 @login_required

@@ -80,6 +80,7 @@ def receiver() -> Iterator[Receiver]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keeps the connection open, as real receivers do
+    disable_nagle_algorithm = True
 
     def do_POST(self):
         found: Receiver = self.server.found

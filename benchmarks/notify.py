@@ -6,7 +6,7 @@
 Everything runs for real: a private Redis, one `manage.py rqworker default` (RQ's forking
 worker unless --worker-class says otherwise), a fresh database (SQLite in a temporary folder
 unless --database-url names PostgreSQL), and a threaded HTTP receiver on loopback answering
-200 to every webhook. The endpoints (plain http to loopback: the sandbox's SSRF rule) belong to
+200 to every webhook (HTTP/1.1, keep-alive). The endpoints (plain http to loopback: the sandbox's SSRF rule) belong to
 the security team, half Goldsmith-wide and half scoped to one of two departments; `--users`
 users have e-mail addresses (none is subscribed: fan-out still reads them all, as it must).
 Events (build.failed of a web build) are emitted in one burst through notify.events.emit,
@@ -50,6 +50,9 @@ def parse_args() -> argparse.Namespace:
 
 
 class _Answer(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real receivers: the sender reuses connections
+    disable_nagle_algorithm = True  # else the body waits for the ACK of the headers (40 ms)
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)

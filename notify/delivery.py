@@ -3,20 +3,25 @@
 - `fanout(event_id)`: claims the event (a conditional UPDATE of `fanned_out_at`) and, in the
   same transaction, creates one Delivery per endpoint that asked for the type and per user
   subscribed to it, both only when the access rules let them see the object
-  (notify/visibility.py). Deliveries are unique per (event, endpoint) and (event, recipient);
-  their jobs are enqueued when the transaction commits.
-- `send(delivery_id)`: claims the delivery (conditional UPDATE: pending, due, lease free),
-  checks the recipient may still see the object, and posts it: a signed JSON webhook, a
-  Teams card, a Slack message or an e-mail. Success records status, latency and an excerpt of
+  (notify/visibility.py). Deliveries are unique per (event, endpoint) and (event, recipient).
+  The same job then sends them (`send_event`).
+- `send_event(event_id)`: sends an event's due deliveries in chunks of CHUNK: claims each row
+  of a chunk (conditional UPDATE: pending, due, lease free; one transaction), checks the
+  recipient may still see the object, and posts it: a signed JSON webhook, a Teams card, a
+  Slack message or an e-mail, over connections kept per checked address for the job (`Sender`),
+  then records the chunk's outcomes in one transaction. After its time budget (at most half a
+  lease) the job enqueues its continuation while work remains; a chunk never outlives its
+  lease (what is left is handed back unsent). `send(delivery_id)` is the same for one row. Success records status, latency and an excerpt of
   the answer. A failure is retried with exponential backoff (NOTIFY_RETRY_BASE_SECONDS,
   doubling up to an hour) until NOTIFY_RETRY_HOURS after the event; an endpoint failing
   NOTIFY_DISABLE_AFTER times in a row is disabled and its owner told.
 - e-mail digests: a recipient's (N+1)-th message within NOTIFY_DIGEST_MINUTES (N =
   NOTIFY_DIGEST_THRESHOLD) and the ones after it are held and sent as one digest when the
   window closes (`send_digest`).
-- `reconcile()`: the scheduler's safety net: fans out events whose job was lost, enqueues due
-  deliveries without a live job (Redis flushed, worker killed; a killed holder's lease expires
-  after NOTIFY_LEASE_SECONDS) and due digests.
+- `reconcile()`: the scheduler's safety net: fans out events whose job was lost, enqueues a send
+  job for events with due deliveries and no waiting job (Redis flushed, worker killed; a killed
+  holder's lease expires after NOTIFY_LEASE_SECONDS) and due digests. A duplicate send job
+  claims nothing and costs one query.
 
 Receivers get `X-Goldsmith-Idempotency-Key` (the delivery's key, derived from the event and the
 endpoint): a delivery whose worker died after the receiver answered but before the row was
@@ -116,8 +121,6 @@ def fanout(event_id: int) -> int:
             rows.append(Delivery(event=event, recipient_id=user_id,
                                  idempotency_key=idempotency_key(event, recipient_id=user_id)))
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-        for delivery in Delivery.objects.filter(event=event, status=Status.PENDING).only("pk", "uuid", "attempts"):
-            queue.enqueue_deliver(delivery)
     faultpoints.reached("notify.fanned_out")
     return len(rows)
 
@@ -134,41 +137,96 @@ class Outcome:
     permanent: bool = False  # no point in retrying (the URL is refused)
 
 
-def _claim(delivery_id: int) -> bool:
+CHUNK = 100  # deliveries claimed (and their outcomes recorded) together
+
+
+def _free(now) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def _due(now) -> Q:
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+def _claim(delivery_ids) -> tuple[list[int], dt.datetime]:
+    """Claim each row with its own conditional UPDATE (pending, due, lease free), all in one
+    transaction; returns the ids this job won and the lease it holds them until."""
     now = timezone.now()
-    return Delivery.objects.filter(pk=delivery_id, status=Status.PENDING).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now)).update(
-        lease_until=now + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS), attempts=F("attempts") + 1) == 1
+    lease = now + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
+    won = []
+    with transaction.atomic():
+        for delivery_id in delivery_ids:
+            if Delivery.objects.filter(pk=delivery_id, status=Status.PENDING).filter(_due(now)).filter(
+                    _free(now)).update(lease_until=lease, attempts=F("attempts") + 1) == 1:
+                won.append(delivery_id)
+    return won, lease
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-    """POST `body` to `url` after the SSRF guard, connecting to the address it checked."""
-    try:
-        target = ssrf.check(url)
-    except ssrf.UnsafeURL as exc:
-        return Outcome(False, error=str(exc), permanent=True)
-    timeout = urllib3.Timeout(connect=5, read=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
-    if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(target.address, target.port, server_hostname=target.host,
-                                           assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-                                           ca_certs=settings.NOTIFY_CA_BUNDLE or certifi.where(), timeout=timeout,
-                                           retries=False, maxsize=1)
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False, maxsize=1)
-    default_port = 443 if target.scheme == "https" else 80
-    host = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    try:
-        with pool:
+class Sender:
+    """HTTP connections for one job, kept per (scheme, name, port, checked address).
+
+    Every request goes through the SSRF guard first; its checked address picks the pool, and a
+    pool only ever connects to that address, so a reused connection never reaches an address
+    the guard did not allow, and a name that now resolves elsewhere gets a new pool (checked).
+    """
+
+    def __init__(self):
+        self.pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
+
+    def _pool(self, target: ssrf.Target) -> urllib3.HTTPConnectionPool:
+        key = (target.scheme, target.host, target.port, target.address)
+        pool = self.pools.get(key)
+        if pool is None:
+            timeout = urllib3.Timeout(connect=5, read=settings.NOTIFY_WEBHOOK_TIMEOUT_SECONDS)
+            if target.scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    target.address, target.port, server_hostname=target.host, assert_hostname=target.host,
+                    cert_reqs="CERT_REQUIRED", ca_certs=settings.NOTIFY_CA_BUNDLE or certifi.where(),
+                    timeout=timeout, retries=False, maxsize=1)
+            else:
+                pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False,
+                                                  maxsize=1)
+            self.pools[key] = pool
+        return pool
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        """POST `body` to `url` after the SSRF guard, connecting to the address it checked."""
+        try:
+            target = ssrf.check(url)
+        except ssrf.UnsafeURL as exc:
+            return Outcome(False, error=str(exc), permanent=True)
+        pool = self._pool(target)
+        default_port = 443 if target.scheme == "https" else 80
+        host = target.host if target.port == default_port else f"{target.host}:{target.port}"
+        try:
             response = pool.urlopen("POST", target.path, body=body, redirect=False, preload_content=False,
                                     headers={"Host": host, "Content-Type": "application/json",
                                              "User-Agent": "Goldsmith-Notify/1", **headers})
             excerpt = response.read(_EXCERPT * 4).decode("utf-8", "replace")[:_EXCERPT]
+            if response.length_remaining != 0:  # more than we read, or no length: do not reuse it
+                response.close()
             response.release_conn()
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
-    ok = 200 <= response.status < 300
-    return Outcome(ok, response.status, excerpt, "" if ok else f"HTTP {response.status}")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:_EXCERPT])
+        ok = 200 <= response.status < 300
+        return Outcome(ok, response.status, excerpt, "" if ok else f"HTTP {response.status}")
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    """One POST on a connection of its own (see Sender)."""
+    with Sender() as sender:
+        return sender.post(url, body, headers)
 
 
 def _webhook_headers(delivery: Delivery, endpoint: Endpoint, body: bytes) -> dict[str, str]:
@@ -195,7 +253,7 @@ def _mail(to: str, subject: str, text: str, html: str, key: str, extra: dict[str
     return Outcome(True, excerpt="accepted by the mail server")
 
 
-def _deliver(delivery: Delivery) -> Outcome:
+def _deliver(delivery: Delivery, sender: Sender) -> Outcome:
     body = delivery.event.body
     if delivery.recipient_id is not None:
         unsubscribe = unsubscribe_url(delivery.recipient_id, delivery.event.type)
@@ -212,39 +270,85 @@ def _deliver(delivery: Delivery) -> Outcome:
         data = payloads.body_bytes(payloads.slack(body))
     else:
         data = payloads.body_bytes(body)
-    return post(endpoint.url, data, _webhook_headers(delivery, endpoint, data))
+    return sender.post(endpoint.url, data, _webhook_headers(delivery, endpoint, data))
 
 
 def backoff(attempts: int) -> float:
     return min(settings.NOTIFY_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600)
 
 
-def _still_allowed(delivery: Delivery) -> bool:
+def _still_allowed(delivery: Delivery, roles: dict[int, Roles]) -> bool:
     if delivery.endpoint_id is not None:
         endpoint = delivery.endpoint
-        return endpoint.enabled and visibility.endpoint_receives(endpoint, delivery.event)
+        return endpoint.enabled and visibility.endpoint_receives(endpoint, delivery.event,
+                                                                 roles.get(endpoint.owner_id, Roles()))
     user = delivery.recipient
-    return user.is_active and bool(user.email) and visibility.may_see(user, delivery.event)
+    return (user.is_active and bool(user.email)
+            and visibility.roles_may_see(roles.get(user.pk, Roles()), delivery.event))
 
 
 def send(delivery_id: int) -> str:
-    """Deliver once (claimed); returns the resulting status ("" when not claimed)."""
-    if not _claim(delivery_id):
-        return ""
+    """Deliver one row once (claimed); returns the resulting status ("" when not claimed)."""
+    with Sender() as sender:
+        return dict(_send_chunk([delivery_id], sender)).get(delivery_id, "")
+
+
+def send_event(event_id: int, *, generation: int = 0) -> dict[str, int]:
+    """Send the event's due deliveries, chunk by chunk, for at most half a lease (and 30 s);
+    enqueue the continuation while some are left. Returns counts by resulting status."""
+    deadline = time.monotonic() + min(30.0, settings.NOTIFY_LEASE_SECONDS / 2)
+    counts: dict[str, int] = defaultdict(int)
+    with Sender() as sender:
+        while True:
+            now = timezone.now()
+            ids = list(Delivery.objects.filter(event_id=event_id, status=Status.PENDING).filter(_due(now)).filter(
+                _free(now)).order_by("pk").values_list("pk", flat=True)[:CHUNK])
+            if not ids:
+                return dict(counts)
+            for _, status in _send_chunk(ids, sender):
+                counts[status] += 1
+            if time.monotonic() > deadline:
+                break
+    event = OutboxEvent.objects.only("pk", "uuid").get(pk=event_id)
+    queue.enqueue_send(event.pk, event.uuid, f"c{generation + 1}", generation=generation + 1, on_commit=False)
+    return dict(counts)
+
+
+def _send_chunk(delivery_ids, sender: Sender) -> list[tuple[int, str]]:
+    claimed, lease = _claim(delivery_ids)
+    if not claimed:
+        return []
     faultpoints.reached("notify.claimed")
-    delivery = Delivery.objects.select_related("event", "endpoint__owner", "recipient").get(pk=delivery_id)
-    if not _still_allowed(delivery):
-        reason = "the endpoint is disabled" if delivery.endpoint_id and not delivery.endpoint.enabled else \
-            "the recipient may no longer see this object"
-        Delivery.objects.filter(pk=delivery_id).update(status=Status.SKIPPED, lease_until=None, error=reason)
-        return Status.SKIPPED
-    if delivery.recipient_id is not None and _hold_for_digest(delivery):
-        return Status.HELD
-    started = time.monotonic()
-    outcome = _deliver(delivery)
-    latency = int((time.monotonic() - started) * 1000)
-    faultpoints.reached("notify.sent")
-    return record_outcome(delivery, outcome, latency)
+    # Hand back what could not be sent before the lease ends (another job may then claim it).
+    stop_at = time.monotonic() + settings.NOTIFY_LEASE_SECONDS * 0.8
+    rows = list(Delivery.objects.filter(pk__in=claimed).select_related("event", "endpoint", "recipient")
+                .order_by("pk"))
+    roles = all_roles()
+    done: list[tuple[int, str]] = []
+    sent: list[tuple[Delivery, Outcome, int]] = []
+    for index, delivery in enumerate(rows):
+        if time.monotonic() > stop_at:
+            Delivery.objects.filter(pk__in=[row.pk for row in rows[index:]], lease_until=lease).update(
+                lease_until=None, attempts=F("attempts") - 1)
+            break
+        if not _still_allowed(delivery, roles):
+            reason = "the endpoint is disabled" if delivery.endpoint_id and not delivery.endpoint.enabled else \
+                "the recipient may no longer see this object"
+            Delivery.objects.filter(pk=delivery.pk).update(status=Status.SKIPPED, lease_until=None, error=reason)
+            done.append((delivery.pk, Status.SKIPPED))
+            continue
+        if delivery.recipient_id is not None and _hold_for_digest(delivery):
+            done.append((delivery.pk, Status.HELD))
+            continue
+        started = time.monotonic()
+        outcome = _deliver(delivery, sender)
+        sent.append((delivery, outcome, int((time.monotonic() - started) * 1000)))
+    if sent:
+        faultpoints.reached("notify.sent")
+        with transaction.atomic():  # one commit for the chunk's outcomes
+            for delivery, outcome, latency in sent:
+                done.append((delivery.pk, record_outcome(delivery, outcome, latency)))
+    return done
 
 
 def record_outcome(delivery: Delivery, outcome: Outcome, latency_ms: int) -> str:
@@ -264,8 +368,8 @@ def record_outcome(delivery: Delivery, outcome: Outcome, latency_ms: int) -> str
         else:
             delay = backoff(delivery.attempts)
             Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + dt.timedelta(seconds=delay), **fields)
-            delivery.refresh_from_db(fields=["attempts", "next_attempt_at"])
-            queue.enqueue_deliver(delivery, delay=delay)
+            due = now + dt.timedelta(seconds=delay)
+            queue.enqueue_send(delivery.event_id, delivery.event.uuid, f"r{int(due.timestamp())}", delay=delay)
             status = Status.PENDING
         if delivery.endpoint_id:
             _count_failure(delivery.endpoint_id, outcome)
@@ -359,6 +463,11 @@ def send_digest(recipient_id: int) -> int:
 # --- The safety net -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Uuid:
+    uuid: object
+
+
 def reconcile(limit: int = 2000) -> dict[str, int]:
     """Enqueue what a lost job left behind; returns counts by kind."""
     now = timezone.now()
@@ -368,14 +477,22 @@ def reconcile(limit: int = 2000) -> dict[str, int]:
         if not queue.alive(queue.fanout_job_id(event)):
             queue.enqueue_fanout(event, on_commit=False)
             counts["fanouts"] += 1
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    free, due = _free(now), _due(now)
     pending = (Delivery.objects.filter(status=Status.PENDING, created_at__lt=stale).filter(free).filter(due)
-               .only("pk", "uuid", "attempts")[:limit])
-    for delivery in pending:
-        if not queue.alive(queue.deliver_job_id(delivery)):
-            queue.enqueue_deliver(delivery, on_commit=False)
-            counts["deliveries"] += 1
+               .values_list("event_id", "event__uuid", "next_attempt_at", "lease_until")[:limit])
+    waiting: dict[int, dict] = {}
+    for event_id, event_uuid, next_attempt_at, lease_until in pending:
+        entry = waiting.setdefault(event_id, {"uuid": event_uuid, "orphaned": False,
+                                              "jobs": {queue.fanout_job_id(_Uuid(event_uuid))}})
+        entry["orphaned"] |= lease_until is not None  # claimed, and its holder's lease ran out
+        if next_attempt_at is not None:
+            entry["jobs"].add(queue.send_job_id(event_uuid, f"r{int(next_attempt_at.timestamp())}"))
+    sweep = int(now.timestamp()) // settings.NOTIFY_RECONCILE_SECONDS
+    for event_id, entry in waiting.items():
+        if not entry["orphaned"] and any(queue.waiting(job_id) for job_id in entry["jobs"]):
+            continue
+        queue.enqueue_send(event_id, entry["uuid"], f"s{sweep}", on_commit=False)
+        counts["deliveries"] += 1
     held = (Delivery.objects.filter(status=Status.HELD, next_attempt_at__lte=now).filter(free)
             .values_list("recipient_id", flat=True).distinct())
     for recipient_id in held:

@@ -18,11 +18,18 @@ from portal import audit
 log = logging.getLogger(__name__)
 
 
-def event_fanout(event_id: int) -> int:
-    return delivery.fanout(event_id)
+def event_fanout(event_id: int) -> dict[str, int]:
+    """Fan the event out, then send its deliveries in the same job (no job, no fork, per delivery)."""
+    delivery.fanout(event_id)
+    return delivery.send_event(event_id)
+
+
+def event_send(event_id: int, generation: int = 0) -> dict[str, int]:
+    return delivery.send_event(event_id, generation=generation)
 
 
 def delivery_send(delivery_id: int) -> str:
+    """One delivery (jobs enqueued before sending was batched per event may still be queued)."""
     return delivery.send(delivery_id)
 
 

@@ -1,7 +1,8 @@
 """The notification queue: job ids, enqueueing on commit, liveness (the low piece, like builds/queue.py).
 
-Jobs run on the `default` queue that every worker already serves. Job ids derive from the row
-(and its attempt), so enqueuing twice is harmless and the reconciler can tell a lost job.
+Jobs run on the `default` queue that every worker already serves. Job ids derive from the event
+(and why the job was made: its fan-out, a continuation, a retry's due time, a reconcile sweep),
+so enqueuing twice is harmless and the reconciler can tell a waiting job.
 The entry points in notify/jobs.py are named by dotted path, so nothing imports jobs.py back.
 """
 
@@ -16,54 +17,67 @@ from rq.job import Job, JobStatus
 
 QUEUE = "default"
 FANOUT = "notify.jobs.event_fanout"
-DELIVER = "notify.jobs.delivery_send"
+SEND = "notify.jobs.event_send"
 DIGEST = "notify.jobs.digest_send"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+_WAITING = _ALIVE - {JobStatus.STARTED}  # a started job may belong to a killed worker
 
 
 def fanout_job_id(event) -> str:
     return f"notify-fanout-{event.uuid}"
 
 
-def deliver_job_id(delivery) -> str:
-    return f"notify-deliver-{delivery.uuid}-{delivery.attempts}"
+def send_job_id(event_uuid, stamp: str) -> str:
+    """The job sending an event's due deliveries: stamp c<n> (continuation), r<epoch> (retries due
+    then), s<n> (reconcile sweep n), m<attempts> (a redelivery)."""
+    return f"notify-send-{event_uuid}-{stamp}"
 
 
 def digest_job_id(recipient_id: int, due: dt.datetime) -> str:
     return f"notify-digest-{recipient_id}-{int(due.timestamp())}"
 
 
-def alive(job_id: str) -> bool:
+def _status(job_id: str):
     try:
-        job = Job.fetch(job_id, connection=django_rq.get_connection(QUEUE))
-        return job.get_status(refresh=False) in _ALIVE
+        return Job.fetch(job_id, connection=django_rq.get_connection(QUEUE)).get_status(refresh=False)
     except NoSuchJobError:
-        return False
+        return None
 
 
-def _send(func: str, arg, job_id: str, delay: float | None) -> None:
+def alive(job_id: str) -> bool:
+    return _status(job_id) in _ALIVE
+
+
+def waiting(job_id: str) -> bool:
+    """Queued or scheduled: it will run (a started one may be a killed worker's)."""
+    return _status(job_id) in _WAITING
+
+
+def _send(func: str, args: tuple, job_id: str, delay: float | None) -> None:
     queue = django_rq.get_queue(QUEUE)
     if alive(job_id):
         return
     if delay and delay > 0:
-        queue.enqueue_in(dt.timedelta(seconds=delay), func, arg, job_id=job_id, result_ttl=600, failure_ttl=86400)
+        queue.enqueue_in(dt.timedelta(seconds=delay), func, *args, job_id=job_id, result_ttl=600, failure_ttl=86400)
     else:
-        queue.enqueue(func, arg, job_id=job_id, result_ttl=600, failure_ttl=86400)
+        queue.enqueue(func, *args, job_id=job_id, result_ttl=600, failure_ttl=86400)
 
 
 def _enqueue(func: str, arg, job_id: str, *, delay: float | None = None, on_commit: bool = True) -> None:
+    args = arg if isinstance(arg, tuple) else (arg,)
     if on_commit:
-        transaction.on_commit(lambda: _send(func, arg, job_id, delay))
+        transaction.on_commit(lambda: _send(func, args, job_id, delay))
     else:
-        _send(func, arg, job_id, delay)
+        _send(func, args, job_id, delay)
 
 
 def enqueue_fanout(event, *, on_commit: bool = True) -> None:
     _enqueue(FANOUT, event.pk, fanout_job_id(event), on_commit=on_commit)
 
 
-def enqueue_deliver(delivery, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(DELIVER, delivery.pk, deliver_job_id(delivery), delay=delay, on_commit=on_commit)
+def enqueue_send(event_id: int, event_uuid, stamp: str, *, generation: int = 0, delay: float | None = None,
+                 on_commit: bool = True) -> None:
+    _enqueue(SEND, (event_id, generation), send_job_id(event_uuid, stamp), delay=delay, on_commit=on_commit)
 
 
 def enqueue_digest(recipient_id: int, due: dt.datetime, *, delay: float | None = None, on_commit: bool = True) -> None:

@@ -129,7 +129,7 @@ def delivery_redeliver(*, actor, delivery: Delivery) -> Delivery:
     audit.record("notify.redeliver", actor=actor, obj=delivery, label=f"{delivery.event.type} to {endpoint}",
                  department=endpoint.department_id if endpoint else None,
                  changes={"status": [before, "pending"], "event": [None, str(delivery.event.uuid)]})
-    queue.enqueue_deliver(delivery)
+    queue.enqueue_send(delivery.event_id, delivery.event.uuid, f"m{delivery.pk}.{delivery.attempts}")
     return delivery
 
 

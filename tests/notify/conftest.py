@@ -79,10 +79,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open, as real receivers do
+    disable_nagle_algorithm = True
+
     def do_POST(self):
         found: Receiver = self.server.found
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        found.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        found.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                               "client_port": self.client_address[1]})
         status = found.statuses.pop(0) if found.statuses else 200
         answer = b'{"ok": true}' if status < 300 else b"receiver says no"
         self.send_response(status)

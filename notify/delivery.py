@@ -69,15 +69,20 @@ def idempotency_key(event: OutboxEvent, *, endpoint: Endpoint | None = None, rec
 
 
 def all_roles() -> dict[int, Roles]:
-    """Every user's roles from one query (roles_of reads them one user at a time)."""
-    found: dict[int, dict] = defaultdict(lambda: {"security": False, "auditor": False, "departments": set()})
+    """Every user's roles from two queries (roles_of reads them one user at a time), by the same
+    rules: memberships, and superusers hold the admin role."""
+    found: dict[int, dict] = defaultdict(lambda: {"security": False, "auditor": False, "admin": False,
+                                                  "departments": set()})
     for user_id, role, department_id in Membership.objects.values_list("user_id", "role", "department_id"):
         entry = found[user_id]
-        if role in ("security", "auditor"):
+        if role in ("security", "auditor", "admin"):
             entry[role] = True
         elif role == "editor" and department_id is not None:
             entry["departments"].add(department_id)
-    return {user_id: Roles(security=e["security"], auditor=e["auditor"], editor_departments=frozenset(e["departments"]))
+    for user_id in get_user_model().objects.filter(is_superuser=True).values_list("pk", flat=True):
+        found[user_id]["admin"] = True
+    return {user_id: Roles(security=e["security"], auditor=e["auditor"], admin=e["admin"],
+                           editor_departments=frozenset(e["departments"]))
             for user_id, e in found.items()}
 
 

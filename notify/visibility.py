@@ -6,13 +6,14 @@ department, status) so that fan-out decides thousands of (event, recipient) pair
 query each; tests/notify/test_visibility.py checks them against the funnel's own query sets for
 every persona.
 
-- builds: security and auditors see all; editors their departments' (gold-only builds have no
-  department and are not theirs);
+- builds: security, auditors and administrators see all; editors their departments' (gold-only
+  builds have no department and are not theirs);
 - gold image versions: security and auditors all; editors published, deprecated and revoked;
 - the audit chain: auditors and the security team (who read the audit history);
 - anything else (approvals, rollouts, source images): security and auditors, and the editors of
   the event's department.
-Users without a catalog role (admins, people with no role) and inactive users receive nothing.
+Administrators (the operator) receive build events, as they read every build; otherwise users
+without a catalog role and inactive users receive nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def roles_may_see(roles: Roles, event: OutboxEvent) -> bool:
         return roles.auditor or roles.security
     if roles.security or roles.auditor:
         return True
+    if roles.admin and event.object_type == "build":
+        return True  # the operator reads every build (and cancels a stuck one)
     if event.object_type == "gold_version":
         return roles.editor and event.body.get("version", {}).get("status") in VISIBLE_GOLD_STATUSES
     return roles.edits(event.department_id)

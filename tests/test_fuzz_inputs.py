@@ -67,7 +67,8 @@ NO_INPUT_ACTIONS = {
     "builds:build-cancel", "builds:build-rebuild", "builds:gold-version-build", "builds:layer-version-build",
     "builds:wizard-publish", "builds:layer-version-publish", "portal:token-revoke", "portal:audit-checkpoint",
     "builds:gold-version-action", "api:build-cancel", "api:publish-request-approve", "api:publish-request-reject",
-    "api:publish-request-withdraw",
+    "api:publish-request-withdraw", "builds:rollout-action", "builds:rollout-prepare-draft", "api:rollout-pause",
+    "api:rollout-resume", "api:rollout-cancel",
     # Four eyes: a free-text reason or comment is all they take, like gold-version-action's.
     "builds:approval-decide", "builds:approval-withdraw", "builds:approval-promote", "builds:approval-break-glass",
 }

@@ -16,6 +16,10 @@ from tests.support import samples
 from tests.support.emulator import RESOURCE_GROUP, SUBSCRIPTION_ID
 from tests.support.fixtures import needs_fixtures
 
+# Each `az` call starts the CLI afresh (1-2 s) and the first run builds its venv: CI runs this
+# suite (.ci/run), `make test` leaves it out unless asked (PYTEST_ARGS=).
+pytestmark = pytest.mark.slow
+
 IDENTITY = (f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/aib-builder")
 JAMMY = "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2"

@@ -143,11 +143,3 @@ def _emit(type_: str, group: list[Target], version: str, when: str) -> None:
     link = f"/gold/{group[0].gold_image.slug}/" if len(group) == 1 else "/"
     events.emit(type_, object_type="source", object_id=f"{source.label}@{version}", data=data, link=link)
 
-
-def findings(gold_images=None) -> list[SourceWatch]:
-    """The watch rows with something to say (a newer version, a deprecation or an error), for
-    the gold image page and the security team's home page."""
-    rows = SourceWatch.objects.select_related("gold_image", "gold_version", "build")
-    if gold_images is not None:
-        rows = rows.filter(gold_image__in=gold_images)
-    return [row for row in rows if row.newer or row.deprecation_state or row.error]

@@ -126,6 +126,7 @@ def gold_detail(request, slug):
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
+        "source_findings": selectors.source_findings(request.user, gold_image),
         "artifacts": release.gallery_outputs(access.builds(request.user).filter(
             gold_version__gold_image=gold_image))[:ARTIFACT_ROWS],
         "diff_from": versions[1].version if len(versions) > 1 else "",

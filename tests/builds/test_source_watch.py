@@ -152,3 +152,19 @@ def test_a_version_in_use_scheduled_for_deprecation_is_announced_once(alice, azu
     assert event.body["source"]["deprecation_date"] == "2027-03-01T00:00:00Z"
     row = SourceWatch.objects.get(gold_image=gold_version.gold_image)
     assert row.deprecation_state == "ScheduledForDeprecation"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_finding_shows_on_the_gold_image_and_the_security_home_page(built, alice, bob, client, azure_emulator):
+    azure_emulator.add_image(**JAMMY, version="22.04.202612010")
+    sourcewatch.run()
+
+    client.force_login(alice)
+    page = client.get("/gold/ubuntu/")
+    assert page.status_code == 200
+    assert "22.04.202612010</strong>, is available" in page.content.decode()
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "22.04.202612010</strong>, is available" in home.content.decode()
+    client.force_login(bob)  # an editor's home page has no source findings
+    assert "is available" not in client.get("/").content.decode()

@@ -717,3 +717,28 @@ class SourceWatch(models.Model):
 
     def __str__(self) -> str:
         return f"source watch of {self.gold_image.slug}"
+
+
+class PatchSchedule(models.Model):
+    """When a gold image's current version is rebuilt on the newest source (builds/schedules.py):
+    a cron expression in a time zone. Each run requests a gold-only build; when it succeeds a
+    rollout is planned (state `planned`) for a person to start."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_image = models.OneToOneField(GoldImage, on_delete=models.CASCADE, related_name="patch_schedule")
+    cron = models.CharField(max_length=100)  # five fields, in time_zone
+    time_zone = models.CharField(max_length=64, default="UTC")
+    next_run_at = models.DateTimeField(db_index=True)  # UTC; claimed by the firing job (conditional UPDATE)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    build = models.ForeignKey(Build, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")  # last run's
+    rollout = models.ForeignKey("Rollout", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    error = models.TextField(blank=True)  # the last run's refusal or failure
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gold_image__slug"]
+
+    def __str__(self) -> str:
+        return f"patch schedule of {self.gold_image.slug}"

@@ -139,3 +139,19 @@ def test_the_form_sets_the_schedule_and_refuses_others(gold, alice, bob, client)
     client.post("/gold/ubuntu/schedule/delete/")
     assert not PatchSchedule.objects.exists()
     assert AuditEvent.objects.filter(action="schedule.delete", actor_name="alice").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_firing_job_runs_in_a_real_worker(gold, alice, azure_emulator, rq_worker):
+    import django_rq
+
+    from builds import jobs
+
+    schedule = schedules.schedule_set(actor=alice, gold_image=gold.gold_image, cron="0 3 * * 2#2", time_zone="UTC")
+    PatchSchedule.objects.filter(pk=schedule.pk).update(next_run_at=dt.datetime.now(UTC) - dt.timedelta(minutes=1))
+    django_rq.get_queue("default").enqueue(jobs.schedules_fire)
+    deadline = time.monotonic() + 30
+    while not PatchSchedule.objects.filter(pk=schedule.pk, build__isnull=False).exists():
+        assert time.monotonic() < deadline, rq_worker.log()[-2000:]
+        time.sleep(0.2)
+    assert PatchSchedule.objects.get().next_run_at > dt.datetime.now(UTC)

@@ -168,3 +168,19 @@ def test_the_finding_shows_on_the_gold_image_and_the_security_home_page(built, a
     assert "22.04.202612010</strong>, is available" in home.content.decode()
     client.force_login(bob)  # an editor's home page has no source findings
     assert "is available" not in client.get("/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_periodic_job_runs_in_a_real_worker(built, azure_emulator, rq_worker):
+    import django_rq
+
+    from builds import jobs
+
+    azure_emulator.add_image(**JAMMY, version="22.04.202612010")
+    azure.lookup_cache_clear()
+    django_rq.get_queue("default").enqueue(jobs.source_watch)
+    deadline = time.monotonic() + 30
+    while not OutboxEvent.objects.filter(type="source.available").exists():
+        assert time.monotonic() < deadline, rq_worker.log()[-2000:]
+        time.sleep(0.2)
+    assert SourceWatch.objects.get().newer == "22.04.202612010"

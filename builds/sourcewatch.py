@@ -113,7 +113,7 @@ def run() -> dict:
                 announce_available[(target.source.key, finding.newer)].append(target)
                 if auto_build:
                     _build(row, target)
-                    counts["builds"] += bool(row.build_id and not row.error)
+                    counts["builds"] += not row.error
             if finding.deprecation_state == "ScheduledForDeprecation" and row.announced_deprecation != target.in_use:
                 row.announced_deprecation = target.in_use
                 announce_deprecation[(target.source.key, target.in_use, finding.deprecation_time)].append(target)
@@ -130,6 +130,7 @@ def _build(row: SourceWatch, target: Target) -> None:
     try:
         row.build = services.build_request(actor=ACTOR, gold_version=target.gold_version)
     except services.ServiceError as exc:
+        row.build = None  # an earlier finding's build is not this one's
         row.error = f"The automatic build was refused: {exc}"
 
 

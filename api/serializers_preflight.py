@@ -40,6 +40,8 @@ _POLICY_HELP = {
     "max_data_disk_size_gb": "0: no limit (`policy.data-disk-size`).",
     "delete_revoked_after_days": "Days after revocation when the gallery image versions are deleted, with a "
                                  "second approval; 0: never.",
+    "on_new_source": "What the source watch does with a newer source version: `notify` (also when empty) or "
+                     "`build` (a gold-only build on it).",
 }
 _LIST_CHOICES = {"allowed_storage_account_types": STORAGE_ACCOUNT_TYPES}
 

@@ -901,6 +901,60 @@ def _version_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else 0 for part in name.split("."))
 
 
+# --- Source versions (the source watch, builds/sourcewatch.py) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """One listed version of a watched source, with the catalog's deprecation status."""
+
+    name: str
+    deprecation_state: str = "Active"  # Active, ScheduledForDeprecation, Deprecated
+    deprecation_time: str = ""  # scheduledDeprecationTime as Azure sent it, "" when none
+
+
+def marketplace_source_versions(location: str, publisher: str, offer: str, sku: str, *,
+                                subscription: str | None = None) -> tuple[SourceVersion, ...]:
+    """A Marketplace SKU's listed versions, newest first, each with its deprecation status: one
+    Compute list call (`$expand=properties/imageDeprecationStatus`), cached for
+    AZURE_LOOKUP_CACHE_SECONDS. Deprecated versions are not listed (Azure hides them); () when
+    the SKU is unknown."""
+    sub = _subscription(subscription)
+
+    def fetch() -> tuple[SourceVersion, ...]:
+        operations = compute(sub).virtual_machine_images
+        found = []
+        for item in _not_found_is_empty(lambda: [image.as_dict() for image in operations.list_with_properties(
+                location, publisher, offer, sku, expand="properties/imageDeprecationStatus", orderby="name desc")]):
+            status = (item.get("properties") or {}).get("imageDeprecationStatus") or {}
+            found.append(SourceVersion(name=str(item.get("name") or ""),
+                                       deprecation_state=str(status.get("imageState") or "Active"),
+                                       deprecation_time=str(status.get("scheduledDeprecationTime") or "")))
+        return tuple(sorted((item for item in found if item.name), key=lambda item: _version_key(item.name),
+                            reverse=True))
+
+    return _cached("source-versions", (sub, normalize_location(location), publisher, offer, sku), fetch) or ()
+
+
+def gallery_source_versions(definition_id: str) -> tuple[SourceVersion, ...]:
+    """A gallery image definition's versions that "latest" may resolve to (not excluded from
+    latest), newest first: one Compute list call, cached for AZURE_LOOKUP_CACHE_SECONDS; () when
+    the definition does not exist. Raises AzureError(code="InvalidId") for a bad id."""
+    parts = _GALLERY_IMAGE.match(definition_id or "")
+    if not parts or parts.group(5):
+        raise AzureError("InvalidId", f"'{definition_id}' is not a gallery image definition id.", permanent=True)
+    sub, group, gallery, image = parts.group(1, 2, 3, 4)
+
+    def fetch() -> tuple[SourceVersion, ...]:
+        listed = _not_found_is_empty(lambda: [item.as_dict() for item in compute(sub).gallery_image_versions
+                                              .list_by_gallery_image(group, gallery, image)])
+        names = [str(item.get("name") or "") for item in listed
+                 if not ((item.get("properties") or {}).get("publishingProfile") or {}).get("excludeFromLatest")]
+        return tuple(SourceVersion(name=name) for name in sorted(filter(None, names), key=_version_key, reverse=True))
+
+    return _cached("gallery-source-versions", (definition_id.lower(),), fetch) or ()
+
+
 # --- Preflight look-ups: regions, VM sizes, RBAC, identities, Azure Policy ---------------------------
 # Each answers frozen dataclasses and is cached for settings.AZURE_PREFLIGHT_CACHE_SECONDS per
 # subscription and kind (one ARM read per kind per subscription in that window: the wizard's

@@ -24,3 +24,9 @@ cron.register(jobs.build_logs_prune, queue_name="default", cron="37 3 * * *", jo
 # Revoked versions past the policy's delete_revoked_after_days: one deletion request each.
 cron.register(jobs.revoked_deletions_request, queue_name="default", cron="29 * * * *", job_timeout=600,
               result_ttl=600)
+# The source watch: newer or deprecated source images of gold images that follow "latest".
+cron.register(jobs.source_watch, queue_name="default", interval=settings.SOURCE_WATCH_HOURS * 3600, job_timeout=900,
+              result_ttl=3600)
+# Patch schedules: each schedule keeps its own cron expression and time zone in the database, so
+# one job a minute fires the due ones (builds/schedules.py) instead of one registration each.
+cron.register(jobs.schedules_fire, queue_name="default", cron="* * * * *", job_timeout=600, result_ttl=600)

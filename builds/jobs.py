@@ -13,7 +13,7 @@ import logging
 import django_rq
 from django.core.management import call_command
 
-from builds import approvals, lifecycle, monitor, queue, release, rollouts
+from builds import approvals, lifecycle, monitor, queue, release, rollouts, schedules, sourcewatch
 from builds.models import Build, GoldImageVersion
 from builds.queue import (  # noqa: F401 - re-exported: the queue's public names, as before
     QUEUE,
@@ -108,6 +108,18 @@ def revoked_deletions_request() -> int:
     (policy delete_revoked_after_days) has passed; a second person approves each. Returns how
     many requests were made."""
     return len(approvals.deletion_requests_due())
+
+
+def source_watch() -> dict:
+    """Check every gold image that follows "latest" for a newer or deprecated source
+    (builds/sourcewatch.py); returns the counts."""
+    return sourcewatch.run()
+
+
+def schedules_fire() -> dict:
+    """Run the patch schedules that are due and plan the rollouts of their succeeded builds
+    (builds/schedules.py); returns the counts."""
+    return schedules.fire()
 
 
 def sessions_clear() -> None:

@@ -692,3 +692,53 @@ class RolloutItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department.slug}/{self.layer.slug}@{self.layer_version.version}"
+
+
+class SourceWatch(models.Model):
+    """What the source watch last saw for one gold image (builds/sourcewatch.py): the source
+    version its newest build resolved, a newer listed one, the catalog's deprecation status of
+    the one in use, and which findings were already announced (each is announced once)."""
+
+    gold_image = models.OneToOneField(GoldImage, on_delete=models.CASCADE, related_name="source_watch")
+    gold_version = models.ForeignKey(GoldImageVersion, on_delete=models.CASCADE, related_name="+")  # the one watched
+    source = models.CharField(max_length=600)  # "Publisher:offer:sku" or the gallery image definition id
+    in_use = models.CharField(max_length=200, blank=True)  # the version the newest build resolved
+    newer = models.CharField(max_length=200, blank=True)  # the newest listed version above it, "" when none
+    deprecation_state = models.CharField(max_length=30, blank=True)  # of the version in use; "" when active
+    deprecation_time = models.CharField(max_length=40, blank=True)
+    announced_newer = models.CharField(max_length=200, blank=True)  # source.available was emitted for it
+    announced_deprecation = models.CharField(max_length=200, blank=True)  # source.deprecation_scheduled: in_use
+    build = models.ForeignKey(Build, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")  # auto-build
+    error = models.TextField(blank=True)  # the listing or the automatic build request failed
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gold_image__slug"]
+
+    def __str__(self) -> str:
+        return f"source watch of {self.gold_image.slug}"
+
+
+class PatchSchedule(models.Model):
+    """When a gold image's current version is rebuilt on the newest source (builds/schedules.py):
+    a cron expression in a time zone. Each run requests a gold-only build; when it succeeds a
+    rollout is planned (state `planned`) for a person to start."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gold_image = models.OneToOneField(GoldImage, on_delete=models.CASCADE, related_name="patch_schedule")
+    cron = models.CharField(max_length=100)  # five fields, in time_zone
+    time_zone = models.CharField(max_length=64, default="UTC")
+    next_run_at = models.DateTimeField(db_index=True)  # UTC; claimed by the firing job (conditional UPDATE)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    build = models.ForeignKey(Build, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")  # last run's
+    rollout = models.ForeignKey("Rollout", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    error = models.TextField(blank=True)  # the last run's refusal or failure
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gold_image__slug"]
+
+    def __str__(self) -> str:
+        return f"patch schedule of {self.gold_image.slug}"

@@ -19,7 +19,7 @@ from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from builds import access, compose, preflight
-from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion
+from builds.models import Build, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, SourceWatch
 from builds.versions import VersionError, VersionRange
 
 LAYER_REF = re.compile(r"^(?P<department>[\w-]+)/(?P<layer>[\w-]+)@(?P<version>[\w.\-]+)$")
@@ -304,3 +304,13 @@ def filled_by_policy(gold_version: GoldImageVersion) -> list[str]:
     """The JSON paths of baseline() that the current policy filled (compose.apply_pins), for the
     "filled by policy" note beside the template."""
     return compose.compose_pinned(gold_version, [], preview_context())[1]
+
+
+def source_findings(user, gold_image: GoldImage | None = None) -> list[SourceWatch]:
+    """What the source watch (builds/sourcewatch.py) found for the gold images `user` may see:
+    a newer source version, a deprecation of the one in use, or a listing that failed."""
+    rows = (SourceWatch.objects.filter(gold_image__in=access.gold_images(user))
+            .select_related("gold_image", "gold_version", "build").order_by("gold_image__slug"))
+    if gold_image is not None:
+        rows = rows.filter(gold_image=gold_image)
+    return [row for row in rows if row.newer or row.deprecation_state or row.error]

@@ -83,6 +83,7 @@ POLICY_CHOICES: dict[str, tuple[str, ...]] = {
     "on_validation_error": ("cleanup", "abort"),
     "vm_boot_optimization": ("Enabled", "Disabled"),
     "gallery_versioning": ("Latest", "Source"),
+    "on_new_source": ("notify", "build"),
 }
 _POLICY_INT_RANGES = {"max_build_timeout": (0, schema.MAX_BUILD_TIMEOUT), "max_replica_count": (0, 100),
                       "max_data_disk_size_gb": (0, 32767), "delete_revoked_after_days": (0, 3650)}
@@ -130,6 +131,9 @@ class PolicyRules:
     # Days after a gold version's revocation when its gallery image versions are deleted (a
     # publish request of kind "deletion", approved by a second person; builds/release.py). 0: never.
     delete_revoked_after_days: int = 0
+    # What the source watch does when a newer source version is listed (builds/sourcewatch.py):
+    # "notify" (also when empty) announces it; "build" also requests a gold-only build on it.
+    on_new_source: str = ""
 
     @classmethod
     def from_json(cls, data: Any) -> PolicyRules:

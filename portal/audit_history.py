@@ -37,7 +37,8 @@ KNOWN_ACTIONS = (
     "gold_version.deprecate", "gold_version.revoke", "gold_version.import", "layer.create", "layer_version.create",
     "layer_version.update", "layer_version.publish", "build.request", "build.cancel", "build.state_change",
     "policy.update", "rollout.create", "rollout.start", "rollout.pause", "rollout.resume", "rollout.cancel",
-    "rollout.wave_done", "rollout.finish", "auth.login", "auth.login_failed", "auth.logout", "access.denied", "token.create",
+    "rollout.wave_done", "rollout.finish", "schedule.create", "schedule.update", "schedule.delete",
+    "auth.login", "auth.login_failed", "auth.logout", "access.denied", "token.create",
     "token.revoke", "export.download", "audit.checkpoint", "audit.prune",
 )
 FILTER_FIELDS = ("actor", "department", "action", "object_type", "object_id", "outcome", "since", "until", "q")

@@ -341,6 +341,8 @@ BUILD_MAX_SUBMITTING = env_int("BUILD_MAX_SUBMITTING", 20, minimum=1)
 # Rollouts (builds/rollouts.py) share BUILD_MAX_SUBMITTING: they never hold more builds waiting
 # to be submitted than it allows. An advance job holds its rollout at most this long.
 ROLLOUT_LEASE_SECONDS = env_int("ROLLOUT_LEASE_SECONDS", 120, minimum=1)
+# How often the source watch lists each watched source image (builds/sourcewatch.py).
+SOURCE_WATCH_HOURS = env_int("SOURCE_WATCH_HOURS", 6, minimum=1)
 BUILD_TEMPLATE_RETENTION_HOURS = env_int("BUILD_TEMPLATE_RETENTION_HOURS", 0, minimum=0)
 # A VHD without an explicit uri lives in the template's staging storage and is lost when the
 # template is deleted, so such builds keep their template longer.

@@ -730,6 +730,10 @@ class PolicyForm(forms.Form):
         label="Delete revoked gallery image versions after (days)", required=False, min_value=0, max_value=3650,
         help_text="Counted from the revocation; each deletion still needs a second security-team member's "
                   "approval. 0 or empty: never delete.")
+    on_new_source = forms.ChoiceField(
+        label="When a newer source image is listed", required=False,
+        choices=_policy_choice("on_new_source", {"notify": "Notify only",
+                                                 "build": "Notify and build the gold version on it"}))
     comment = forms.CharField(label="Why this change", max_length=1000, required=False)
 
     LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags",
@@ -739,7 +743,7 @@ class PolicyForm(forms.Form):
                    "layers_may_set_network", "additional_data_disks")
     INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb", "delete_revoked_after_days")
     TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
-                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning")
+                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning", "on_new_source")
 
     def to_rules(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -74,6 +74,14 @@ urlpatterns += [
     path("gold/<slug:slug>/artifacts/refresh/", views_approvals.artifacts_refresh, name="gold-artifacts-refresh"),
 ]
 
+# Patch schedules (web/views_schedules.py).
+from web import views_schedules  # noqa: E402
+
+urlpatterns += [
+    path("gold/<slug:slug>/schedule/", views_schedules.schedule_set, name="gold-schedule"),
+    path("gold/<slug:slug>/schedule/delete/", views_schedules.schedule_delete, name="gold-schedule-delete"),
+]
+
 # Rollouts (web/views_rollouts.py).
 from web import views_rollouts  # noqa: E402
 

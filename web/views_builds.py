@@ -32,6 +32,7 @@ from builds import (
     lineage,
     packerlog,
     release,
+    schedules,
     schema,
     selectors,
     services,
@@ -39,11 +40,12 @@ from builds import (
     timeline,
     validation,
 )
-from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion
+from builds.models import Build, BuildOutput, GoldImageVersion, LayerVersion, PatchSchedule
 from builds.replication import for_build as gallery_replication
 from builds.versions import VersionError, VersionRange
 from portal.models import Department
 from web import htmx, logpanel
+from web.views_schedules import ScheduleForm
 
 POLL_SECONDS = logpanel.POLL_SECONDS  # how often an open build page asks for the live fragment while active
 LINEAGE_BUILDS = 40  # the lineage graph shows this many most recent builds
@@ -126,11 +128,20 @@ def gold_detail(request, slug):
     return render(request, "builds/gold_detail.html", {
         "gold_image": gold_image, "versions": versions, "newest": newest, "layers": layers, "builds": builds,
         "roles": roles, "can_change": roles.security,
+        "source_findings": selectors.source_findings(request.user, gold_image),
+        **_schedule_context(gold_image, roles),
         "artifacts": release.gallery_outputs(access.builds(request.user).filter(
             gold_version__gold_image=gold_image))[:ARTIFACT_ROWS],
         "diff_from": versions[1].version if len(versions) > 1 else "",
         "diff_to": versions[0].version if versions else "",
     })
+
+
+def _schedule_context(gold_image, roles) -> dict:
+    schedule = PatchSchedule.objects.filter(gold_image=gold_image).select_related("build", "rollout").first()
+    initial = {"cron": schedule.cron, "time_zone": schedule.time_zone} if schedule else {}
+    return {"schedule": schedule, "schedule_runs": schedules.next_runs(schedule) if schedule else [],
+            "schedule_form": ScheduleForm(initial=initial) if roles.security else None}
 
 
 @login_required

@@ -25,6 +25,8 @@ def home(request):
     context: dict = {"roles": roles}
     if roles.security or roles.editor:
         context["approval_queue"] = list(approvals.pending_for(request.user)[:10])
+    if roles.security:
+        context["source_findings"] = selectors.source_findings(request.user)
     if roles.security or roles.auditor:
         versions = access.gold_versions(request.user).order_by("gold_image__slug", "-major", "-minor", "-patch")
         images: dict[int, dict] = {}

@@ -380,8 +380,12 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Goldsmith <goldsmith@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# The portal's public address, for links in messages (no request to take it from in a worker).
-NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", f"http://127.0.0.1:{env_int('GOLDSMITH_WEB_PORT', 8000, minimum=1)}")
+# The portal's public address, for links in messages (no request to take it from in a worker):
+# deployed, https:// and the first ALLOWED_HOSTS name that is neither a wildcard nor loopback.
+_PUBLIC_HOSTS = [host for host in ALLOWED_HOSTS if host and not host.startswith((".", "*"))
+                 and host not in ("localhost", "127.0.0.1", "[::1]")]
+NOTIFY_BASE_URL = env_str("NOTIFY_BASE_URL", f"https://{_PUBLIC_HOSTS[0]}" if DEPLOYED and _PUBLIC_HOSTS else
+                          f"http://127.0.0.1:{env_int('GOLDSMITH_WEB_PORT', 8000, minimum=1)}")
 # More than this many e-mails to one person within NOTIFY_DIGEST_MINUTES become one digest.
 NOTIFY_DIGEST_THRESHOLD = env_int("NOTIFY_DIGEST_THRESHOLD", 5, minimum=1)
 NOTIFY_DIGEST_MINUTES = env_int("NOTIFY_DIGEST_MINUTES", 10, minimum=1)

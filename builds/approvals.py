@@ -37,6 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from builds import compose, policies, preflight, release, schema, services
@@ -54,6 +55,7 @@ from builds.schema import Problem
 from builds.services import ImmutableVersion, ServiceError
 from builds.validators import slug_problem
 from builds.versions import VersionError, VersionRange
+from notify import events
 from portal import audit
 from portal.access import roles_of
 from portal.audit import Actor
@@ -214,6 +216,7 @@ def _create(*, actor: Actor, target, kind: str, comment: str, problems: list[Pro
         changes["author"] = [None, request.author.get_username()]
     audit.record("publish_request.create", actor=recorded_by or actor, obj=request,
                  department=request.department_id, changes=changes)
+    _emit("approval.requested", request, comment=comment)
     return request
 
 
@@ -274,6 +277,7 @@ def _decide(*, actor: Actor, request: PublishRequest, verdict: str, comment: str
         changes["state"] = [State.PENDING, State.REJECTED]
         audit.record("publish_request.reject", actor=actor, obj=request, department=request.department_id,
                      changes=changes)
+        _emit("approval.rejected", request, decided_by=actor, comment=comment)
         return request, False
     approvers = list(request.decisions.filter(verdict=PublishDecision.Verdict.APPROVE)
                      .order_by("at", "id").values_list("approver__username", flat=True))
@@ -287,8 +291,23 @@ def _decide(*, actor: Actor, request: PublishRequest, verdict: str, comment: str
     detail = {"request": [None, str(request.uuid)], "requested_by": [None, request.author.username],
               "approved_by": [None, approvers], "content_sha256": [None, current],
               **({"comment": [None, comment.strip()]} if comment.strip() else {})}
-    _publish(actor, request, target, detail)  # the one event of this transaction
+    _publish(actor, request, target, detail)  # the one audit event of this transaction
+    _emit("approval.approved", request, decided_by=actor, comment=comment)
     return request, False
+
+
+def _emit(type_: str, request: PublishRequest, *, decided_by: Actor = None, comment: str = "") -> None:
+    """The request's notification event (notify/catalog.py, "approval"), in the caller's
+    transaction: approvers hear of a new request, its author of the decision."""
+    target = request.target
+    data = {"id": str(request.uuid), "subject": {"type": request.kind, "id": str(target.uuid), "label": str(target)},
+            "department": request.department.slug if request.department_id else None,
+            "requested_by": request.author.get_username(),
+            "decided_by": decided_by.get_username() if hasattr(decided_by, "get_username") else None,
+            "comment": comment.strip()}
+    events.emit(type_, object_type="approval", object_id=request.uuid, data=data,
+                link=reverse("builds:approval-detail", args=[request.uuid]), department_id=request.department_id,
+                subjects={"requested_by": [request.author_id]})
 
 
 def _publish(actor: Actor, request: PublishRequest, target, detail: dict) -> None:
@@ -402,6 +421,7 @@ def _promote(actor: Actor, channel: Channel, gold_version: GoldImageVersion, det
         if steps:
             changes["gallery_versions"] = [None, steps]
     audit.record("channel.promote", actor=actor, obj=channel, label=str(channel), changes=changes)
+    events.version_event(gold_version, "version.promoted", actor=actor, reason=f"promoted to {channel.name}")
 
 
 # --- Deleting revoked versions from the gallery (policy delete_revoked_after_days) -----------------

@@ -137,10 +137,12 @@ def _build(row: SourceWatch, target: Target) -> None:
 def _emit(type_: str, group: list[Target], version: str, when: str) -> None:
     source = group[0].source
     gallery = source.kind == "gallery"
-    data = {"publisher": source.definition_id.split("/galleries/")[-1].split("/")[0] if gallery else source.publisher,
+    object_id = f"{source.label}@{version}"
+    data = {"id": object_id,
+            "publisher": source.definition_id.split("/galleries/")[-1].split("/")[0] if gallery else source.publisher,
             "offer": source.definition_id.rsplit("/", 1)[-1] if gallery else source.offer,
             "sku": "" if gallery else source.sku, "version": version, "deprecation_date": when or None,
             "gold_images": sorted(target.gold_image.slug for target in group)}
     link = f"/gold/{group[0].gold_image.slug}/" if len(group) == 1 else "/"
-    events.emit(type_, object_type="source", object_id=f"{source.label}@{version}", data=data, link=link)
+    events.emit(type_, object_type="source", object_id=object_id, data=data, link=link)
 

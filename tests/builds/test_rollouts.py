@@ -15,6 +15,7 @@ from django.core.management import call_command
 
 from builds import approvals, lifecycle, monitor, rollouts
 from builds.models import Build, Rollout, RolloutItem, RolloutWave
+from notify import catalog
 from notify.models import OutboxEvent
 from portal.models import AuditEvent
 from tests import factories
@@ -134,6 +135,8 @@ def test_a_rollout_builds_each_layer_once_wave_after_wave(world, alice, azure_em
     assert rollout.promotion_request.state == "pending"
     assert list(OutboxEvent.objects.filter(object_id=str(rollout.uuid)).order_by("pk").values_list("type", flat=True)) == [
         "rollout.started", "rollout.wave_done", "rollout.wave_done", "rollout.finished"]
+    for event in OutboxEvent.objects.filter(object_id=str(rollout.uuid)):
+        assert catalog.schema_problems(event.body) == [], event.type
     actions = list(AuditEvent.objects.filter(object_id=str(rollout.uuid)).order_by("pk").values_list("action", flat=True))
     assert actions == ["rollout.create", "rollout.start", "rollout.wave_done", "rollout.wave_done", "rollout.finish"]
 

@@ -14,6 +14,7 @@ import pytest
 from builds import azure, lifecycle, monitor, policies, sources, sourcewatch
 from builds.models import Build, SourceWatch
 from builds.services import build_request
+from notify import catalog
 from notify.models import OutboxEvent
 from portal.models import AuditEvent
 from tests import factories
@@ -92,6 +93,7 @@ def test_a_newer_catalog_version_is_announced_once(built, azure_emulator):
     assert row.in_use == "22.04.202411190"
     assert row.newer == "22.04.202612010"
     event = OutboxEvent.objects.get(type="source.available")
+    assert catalog.schema_problems(event.body) == []
     assert event.body["source"]["version"] == "22.04.202612010"
     assert event.body["source"]["gold_images"] == ["ubuntu"]
     assert len(azure_emulator.requests(since=seq, operation="VirtualMachineImages_List*")) <= 1
@@ -148,6 +150,7 @@ def test_a_version_in_use_scheduled_for_deprecation_is_announced_once(alice, azu
     assert sourcewatch.run()["deprecations"] == 0
 
     event = OutboxEvent.objects.get(type="source.deprecation_scheduled")
+    assert catalog.schema_problems(event.body) == []
     assert event.body["source"]["version"] == "1.0.0"
     assert event.body["source"]["deprecation_date"] == "2027-03-01T00:00:00Z"
     row = SourceWatch.objects.get(gold_image=gold_version.gold_image)

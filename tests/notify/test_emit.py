@@ -9,12 +9,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from builds import lifecycle, services
+from builds import approvals, lifecycle, services
 from builds.models import Build
 from notify import catalog, jobs
 from notify.models import OutboxEvent
 from portal import audit
 from portal.models import AuditEvent
+from tests import factories
 from tests.support import build_rows
 
 
@@ -102,8 +103,47 @@ def test_a_broken_audit_chain_emits_audit_verify_failed_once(world):
     assert event.body["link"] == "http://testserver/audit/verify/"
 
 
-def test_every_type_emitted_today_has_a_test_here():
-    source = Path(__file__).read_text()
+# Rollout and source events are emitted by those features' own tests, which check their schemas.
+EMITTING_TESTS = (Path(__file__), Path(__file__).parents[1] / "builds" / "test_rollouts.py",
+                  Path(__file__).parents[1] / "builds" / "test_source_watch.py")
+
+
+def test_every_type_emitted_today_has_a_test():
+    source = "".join(path.read_text() for path in EMITTING_TESTS)
     for event_type in catalog.TYPES:
         if event_type.emitted:
             assert f'"{event_type.name}"' in source, event_type.name
+
+
+def test_a_layer_publish_request_emits_requested_then_approved_to_the_departments_people(world, grace):
+    draft = factories.make_layer_version(world.web_layer_version.layer, version="1.1.0", publish=False,
+                                         actor=world.bob)
+    request = approvals.publish_request_create(actor=world.bob, target=draft, extra_problems=[])
+    approvals.publish_request_approve(actor=grace, request=request, comment="fine")
+    events = list(OutboxEvent.objects.order_by("id"))
+    assert [event.type for event in events] == ["approval.requested", "approval.approved"]
+    for event in events:
+        assert catalog.schema_problems(event.body) == []
+        assert event.department_id == world.web.pk
+        assert event.subjects == {"requested_by": [world.bob.pk]}
+        assert event.body["approval"]["subject"] == {"type": "layer", "id": str(draft.uuid), "label": str(draft)}
+        assert event.body["link"] == f"http://testserver/approvals/{request.uuid}/"
+    assert events[1].body["approval"]["decided_by"] == "grace"
+
+
+def test_a_rejection_emits_approval_rejected_and_a_promotion_emits_version_promoted(world, frank):
+    draft = services.gold_version_create(actor=world.alice, gold_image=world.gold_version.gold_image,
+                                         version="1.1.0", based_on=world.gold_version)
+    request = approvals.publish_request_create(actor=world.alice, target=draft, extra_problems=[])
+    approvals.publish_request_reject(actor=frank, request=request, comment="not yet")
+    assert [e.type for e in OutboxEvent.objects.order_by("id")] == ["approval.requested", "approval.rejected"]
+    OutboxEvent.objects.all().delete()
+
+    promotion = approvals.promotion_request_create(actor=world.alice, gold_version=world.gold_version,
+                                                   channel="preview")
+    approvals.publish_request_approve(actor=frank, request=promotion)
+    assert [e.type for e in OutboxEvent.objects.order_by("id")] == [
+        "approval.requested", "version.promoted", "approval.approved"]
+    promoted = OutboxEvent.objects.get(type="version.promoted")
+    assert catalog.schema_problems(promoted.body) == []
+    assert promoted.body["version"]["reason"] == "promoted to preview"

@@ -30,4 +30,7 @@ class BoundedJSONParser(JSONParser):
         if not jsonlimits.json_depth_ok(data):
             raise ProblemsError("The request is not valid.", [
                 problem("request.too-deep", "", jsonlimits.TOO_DEEP_MESSAGE)])
-        return super().parse(io.BytesIO(data), media_type, parser_context)
+        parsed = super().parse(io.BytesIO(data), media_type, parser_context)
+        if jsonlimits.contains_nul(parsed):
+            raise ProblemsError("The request is not valid.", [problem("request.nul", "", jsonlimits.NUL_MESSAGE)])
+        return parsed

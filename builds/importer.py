@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builds import schema
-from builds.jsonlimits import MAX_JSON_DEPTH, TOO_DEEP_MESSAGE, json_depth_ok
+from builds.jsonlimits import MAX_JSON_DEPTH, NUL_MESSAGE, TOO_DEEP_MESSAGE, contains_nul, json_depth_ok
 from builds.schema import Problem
 
 RESOURCE_TYPE = "microsoft.virtualmachineimages/imagetemplates"
@@ -45,15 +45,19 @@ class ParsedTemplate:
 
 def load(text: str | bytes) -> Any:
     """Parse a JSON document. Raises ImportError_ (never RecursionError or UnicodeDecodeError)
-    for bytes that are not UTF-8, text that is not JSON, and documents nested deeper than
-    MAX_JSON_DEPTH, which are refused before json.loads recurses into them."""
+    for bytes that are not UTF-8, text that is not JSON, documents nested deeper than
+    MAX_JSON_DEPTH, which are refused before json.loads recurses into them, and strings holding
+    U+0000, which no field may hold."""
     if isinstance(text, (bytes, bytearray)):
         text = decode(bytes(text))
     check_depth(text)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ImportError_(f"The file is not valid JSON: {exc}") from exc
+    if contains_nul(data):
+        raise ImportError_(NUL_MESSAGE)
+    return data
 
 
 def decode(data: bytes) -> str:

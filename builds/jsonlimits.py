@@ -46,3 +46,23 @@ def json_depth_ok(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
         elif token in closers:
             depth = max(depth - 1, 0)
     return True
+
+
+NUL_MESSAGE = "The JSON holds a NUL character (\\u0000): no field may, and PostgreSQL cannot store one."
+
+
+def contains_nul(value: object) -> bool:
+    """Whether any string of a parsed JSON document (keys included) holds U+0000. Walks with a
+    stack, not recursion; call it on documents json_depth_ok() admitted."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

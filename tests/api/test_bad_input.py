@@ -126,3 +126,13 @@ def test_a_session_call_with_a_huge_body_is_413_before_its_csrf_check(bob, setti
 
     assert response.status_code == 413
     assert error_of(response)["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("path", BODY_ENDPOINTS)
+def test_a_nul_character_in_a_json_string_is_a_400_not_a_database_error(api, bob, path):
+    """PostgreSQL cannot store U+0000 in text or jsonb: refused where the body is read."""
+    response = api(bob).post(path, '{"template": {"location": "east\\u0000us"}}', content_type="application/json")
+
+    assert response.status_code == 400
+    assert [(p["rule"], p["path"]) for p in error_of(response)["problems"]] == [("request.nul", "")]
+    assert not Build.objects.exists()

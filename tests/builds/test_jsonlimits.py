@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from builds import jsonlimits
 from builds.jsonlimits import MAX_JSON_DEPTH, json_depth_ok
 
 
@@ -49,3 +50,11 @@ def test_it_is_linear_on_hostile_input(text):
     json_depth_ok(text.encode("utf-8", "surrogatepass"))
 
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(("document", "found"), [
+    ({"a": "x\x00y"}, True), ({"k\x00": 1}, True), ([[["deep\x00"]]], True),
+    ({"a": "x", "b": [1, 2, {"c": "\\u0000 as text"}]}, False), ("plain", False),
+])
+def test_contains_nul_finds_u0000_in_any_string_key_or_value(document, found):
+    assert jsonlimits.contains_nul(document) is found

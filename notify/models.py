@@ -20,7 +20,7 @@ class OutboxEvent(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=60, db_index=True)
     object_type = models.CharField(max_length=60)
-    object_id = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=700)  # a uuid, or a source image "Publisher:offer:sku@version" or gallery id
     department = models.ForeignKey(Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # Users the event concerns directly ("my builds", "gold images I own", "approvals I can give").
     subjects = models.JSONField(default=dict, blank=True)

@@ -1483,16 +1483,9 @@ class Replication:
 def gallery_version_replication(version_id: str) -> Replication | None:
     """A gallery image version's per-region replication (Compute's $expand=ReplicationStatus),
     read now (it moves while the build distributes); None when the version does not exist."""
-    parts = _GALLERY_IMAGE.match(version_id or "")
-    if not parts or not parts.group(5):
-        raise AzureError("InvalidId", f"'{version_id}' is not a gallery image version id.", permanent=True)
-    sub, group, gallery, image, version = parts.group(1, 2, 3, 4, 5)
-    with _azure_errors:
-        try:
-            found = compute(sub).gallery_image_versions.get(group, gallery, image, version,
-                                                            expand="ReplicationStatus").as_dict()
-        except ResourceNotFoundError:
-            return None
+    found = _gallery_version_read(version_id)
+    if found is None:
+        return None
     status = (found.get("properties") or {}).get("replicationStatus") or {}
     regions = tuple(RegionReplication(region=normalize_location(item.get("region", "")),
                                       state=str(item.get("state") or "Unknown"), progress=_int(item.get("progress")) or 0,
@@ -1522,16 +1515,24 @@ def _version_parts(version_id: str) -> tuple[str, str, str, str, str]:
     return parts.group(1, 2, 3, 4, 5)
 
 
-def gallery_version_state(version_id: str) -> GalleryVersionState | None:
-    """One ARM read, never cached (a release step compares it with what it wants); None when the
-    version does not exist. Raises AzureError."""
+def _gallery_version_read(version_id: str) -> dict | None:
+    """One GET of a gallery image version with $expand=ReplicationStatus, never cached; None when
+    it does not exist. Raises AzureError (InvalidId for anything but an exact version id)."""
     sub, group, gallery, image, version = _version_parts(version_id)
     with _azure_errors:
         try:
-            found = compute(sub).gallery_image_versions.get(group, gallery, image, version,
-                                                            expand="ReplicationStatus").as_dict()
+            return compute(sub).gallery_image_versions.get(group, gallery, image, version,
+                                                           expand="ReplicationStatus").as_dict()
         except ResourceNotFoundError:
             return None
+
+
+def gallery_version_state(version_id: str) -> GalleryVersionState | None:
+    """One ARM read, never cached (a release step compares it with what it wants); None when the
+    version does not exist. Raises AzureError."""
+    found = _gallery_version_read(version_id)
+    if found is None:
+        return None
     props = found.get("properties") or found
     profile = props.get("publishingProfile") or props.get("publishing_profile") or {}
     replication = props.get("replicationStatus") or props.get("replication_status") or {}

@@ -10,8 +10,9 @@ import logging
 
 from django.db import transaction
 from django.urls import reverse
+from rq import get_current_job
 
-from notify import delivery, events
+from notify import delivery, events, queue
 from notify.models import OutboxEvent
 from portal import audit
 
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def event_fanout(event_id: int) -> dict[str, int]:
-    """Fan the event out, then send its deliveries in the same job (no job, no fork, per delivery)."""
-    delivery.fanout(event_id)
-    return delivery.send_event(event_id)
+    """The pump: fan the event out and send its deliveries in the same job (no job, no fork, per
+    delivery), then every other event waiting for its fan-out, while its time budget lasts."""
+    job = get_current_job()
+    queue.pump_started(job.id if job else None)
+    return delivery.pump(event_id)
 
 
 def event_send(event_id: int, generation: int = 0) -> dict[str, int]:

@@ -3,6 +3,12 @@
 Jobs run on the `default` queue that every worker already serves. Job ids derive from the event
 (and why the job was made: its fan-out, a continuation, a retry's due time, a reconcile sweep),
 so enqueuing twice is harmless and the reconciler can tell a waiting job.
+
+Fan-out jobs are pumps: one fans out and sends every event still waiting when it starts, so a
+burst of events costs a few jobs, not one forked job each. A new event enqueues a pump (named
+after it) unless one is known to be waiting in the queue (`PUMP_MARK` names it, and its status
+is checked): a pump that has not started yet will read the event when it does. A pump deletes
+the mark when it starts, so events committed after that wake another.
 The entry points in notify/jobs.py are named by dotted path, so nothing imports jobs.py back.
 """
 
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 import django_rq
+from django.conf import settings
 from django.db import transaction
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -71,8 +78,36 @@ def _enqueue(func: str, arg, job_id: str, *, delay: float | None = None, on_comm
         _send(func, args, job_id, delay)
 
 
+PUMP_MARK = "goldsmith:notify:pump-waiting"
+
+
+def _wake(event_pk: int, job_id: str) -> None:
+    connection = django_rq.get_connection(QUEUE)
+    mark_seconds = max(settings.NOTIFY_LEASE_SECONDS, 60)  # a lost mark only costs a spare pump
+    if not connection.set(PUMP_MARK, job_id, nx=True, ex=mark_seconds):
+        marked = connection.get(PUMP_MARK)
+        if marked is not None and waiting(marked.decode()):
+            return  # it has not started: it will fan this event out too
+        connection.set(PUMP_MARK, job_id, ex=mark_seconds)
+    _send(FANOUT, (event_pk,), job_id, None)
+
+
+def pump_started(job_id: str | None) -> None:
+    """The pump `job_id` runs: events committed from now on must wake another."""
+    if job_id is None:
+        return
+    connection = django_rq.get_connection(QUEUE)
+    if connection.get(PUMP_MARK) == job_id.encode():
+        connection.delete(PUMP_MARK)
+
+
 def enqueue_fanout(event, *, on_commit: bool = True) -> None:
-    _enqueue(FANOUT, event.pk, fanout_job_id(event), on_commit=on_commit)
+    """Make sure a pump will fan the event out (after the commit that wrote it)."""
+    args = (event.pk, fanout_job_id(event))
+    if on_commit:
+        transaction.on_commit(lambda: _wake(*args))
+    else:
+        _wake(*args)
 
 
 def enqueue_send(event_id: int, event_uuid, stamp: str, *, generation: int = 0, delay: float | None = None,

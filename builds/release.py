@@ -175,11 +175,9 @@ def apply(gold_version_id: int, action: str, round_: int) -> Progress:
                 faultpoints.reached("release.patched")
                 state = azure.gallery_version_state(resource_id)
         except azure.AzureError as exc:
-            if exc.permanent or step.attempts + 1 >= MAX_ATTEMPTS:
-                _finish(step, None, error=f"{exc.code}: {exc.message}", failed=True)
+            if _gave_up(step, exc):
                 failed += 1
                 continue
-            ReleaseStep.objects.filter(pk=step.pk).update(attempts=step.attempts + 1, error=f"{exc.code}: {exc}")
             return Progress(done, patched, failed, retry_in=max(exc.retry_after or 0, 5.0))
         _finish(step, state, error="" if state is not None else "The gallery image version no longer exists.")
         done += 1
@@ -210,11 +208,9 @@ def _apply_delete(gold_version_id: int, round_: int) -> Progress:
                 faultpoints.reached("release.deleted")
                 state = azure.gallery_version_state(resource_id)
         except azure.AzureError as exc:
-            if exc.permanent or step.attempts + 1 >= MAX_ATTEMPTS:
-                _finish(step, None, error=f"{exc.code}: {exc.message}", failed=True)
+            if _gave_up(step, exc):
                 failed += 1
                 continue
-            ReleaseStep.objects.filter(pk=step.pk).update(attempts=step.attempts + 1, error=f"{exc.code}: {exc}")
             return Progress(done, sent, failed, retry_in=max(exc.retry_after or 0, 5.0), deleting=deleting)
         if state is not None:
             deleting += 1  # read again on the next run
@@ -222,6 +218,16 @@ def _apply_delete(gold_version_id: int, round_: int) -> Progress:
         _finish(step, None, error="", deleted=True)
         done += 1
     return Progress(done, sent, failed, retry_in=DELETE_POLL_SECONDS if deleting else None, deleting=deleting)
+
+
+def _gave_up(step: ReleaseStep, exc: azure.AzureError) -> bool:
+    """After an Azure error: fail the step when the error is permanent or its attempts are spent
+    (True: go on with the next step), else count the attempt (False: the fan-out runs again later)."""
+    if exc.permanent or step.attempts + 1 >= MAX_ATTEMPTS:
+        _finish(step, None, error=f"{exc.code}: {exc.message}", failed=True)
+        return True
+    ReleaseStep.objects.filter(pk=step.pk).update(attempts=step.attempts + 1, error=f"{exc.code}: {exc}")
+    return False
 
 
 @transaction.atomic

@@ -14,8 +14,9 @@ class RolloutBuildSerializer(serializers.Serializer):
     state = serializers.CharField(help_text="The build's state, `waiting` (not requested yet) or `refused`.")
     attempt = serializers.IntegerField()
     sub_state = serializers.CharField(allow_blank=True)
-    failure = serializers.JSONField(allow_null=True, help_text="`code`, `message` and `failed_step` (the kept log's "
-                                    "failing step, when known) of a failed build or refused request; null otherwise.")
+    failure = serializers.JSONField(allow_null=True, help_text="`code`, `message` and `failed_step` (the step the "
+                                    "build's log names, as on the build page, when known) of a failed build or "
+                                    "refused request; null otherwise.")
 
 
 class RolloutWaveSerializer(serializers.Serializer):

@@ -572,6 +572,14 @@ def failure(build: Build) -> Summary:
     return customization
 
 
+def failed_step_data(build: Build) -> dict | None:
+    """The step `failure(build)` names, as the JSON a kept copy stores in `failed_step`; None
+    when no log names one. A kept copy is read from the database; otherwise the live log is read
+    once and its summary cached (`summary`), so pages that refresh read it from the cache."""
+    found = failure(build)
+    return _section_dict(found.failed_step) if found.failed_step is not None else None
+
+
 # What one call of sections() reads at most of a live log: a refresh stays well under a second,
 # and a big log's steps catch up over a few refreshes (shared by everyone watching).
 STEP_BYTES = 1024 * 1024

@@ -47,7 +47,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from builds import approvals, queue, services
+from builds import approvals, buildlogs, queue, services
 from builds.models import Build, GoldImageVersion, Layer, LayerVersion, Rollout, RolloutItem, RolloutWave
 from builds.services import ServiceError
 from builds.validators import slug_problem
@@ -599,7 +599,6 @@ def get_rollout(user: Any, rollout_id: Any, need: str = "view") -> Rollout:
 def entries(rollout: Rollout, user: Any = None) -> QuerySet[RolloutItem]:
     """The rollout's items the user may see (every item without a user)."""
     queryset = (rollout.items.select_related("build", "layer", "layer_version", "department", "wave", "draft")
-                .prefetch_related("build__kept_logs")
                 .order_by("wave__number", "department__slug", "layer__slug", "attempt"))
     return queryset if user is None else queryset.filter(scope_q(user, "department"))
 
@@ -610,11 +609,10 @@ def _failure(item: RolloutItem) -> dict | None:
     build = item.build
     if build is None or build.state not in FAILED_BUILD_STATES:
         return None
-    # The kept copies only (no Azure read per entry): validation.log's step when the build
-    # failed validating, else whichever kept log names one.
-    kept = sorted((log for log in build.kept_logs.all() if log.kept_at and log.failed_step),
-                  key=lambda log: (log.name != "validation") if build.sub_state == "Validating" else log.name != "customization")
-    step = kept[0].failed_step if kept else None
+    # The build page's reading (validation.log's step when a validator failed): the kept copy
+    # once the template is cleaned up, the live log before that (read once, then cached), so a
+    # wave that stops shows its failing steps at once rather than when the logs are kept.
+    step = buildlogs.failed_step_data(build) if build.state != Build.State.CANCELED else None
     return {"code": build.error_code, "message": build.error_message[:500], "failed_step": step}
 
 

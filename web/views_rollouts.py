@@ -16,6 +16,8 @@ from builds import access, approvals, rollouts, services
 from builds.models import RolloutItem
 from web import htmx
 
+POLL_SECONDS = 3  # how often a running rollout's page refreshes its live fragment
+
 
 class RolloutForm(forms.Form):
     gold_image = forms.SlugField(label="Gold image")
@@ -59,7 +61,7 @@ def rollout_create(request):
 
 def _context(request, rollout) -> dict:
     return {"rollout": rollout, "summary": rollouts.describe(rollout, request.user),
-            "may_act": access.roles_of(request.user).security}
+            "may_act": access.roles_of(request.user).security, "poll_seconds": POLL_SECONDS}
 
 
 @login_required

@@ -155,6 +155,13 @@ def test_a_wave_over_the_threshold_stops_and_resumes_after_the_fix(world, alice,
     assert wave.state == RolloutWave.State.FAILED
     assert wave.failure_rate == 0.5
     assert OutboxEvent.objects.filter(type="rollout.stopped", object_id=str(rollout.uuid)).count() == 1
+    # The failing step is said at once, from the live log: the kept copy comes only when the
+    # failed build's template is cleaned up, hours later.
+    failed = rollout.items.get(layer=layers["front"]).build
+    assert not failed.kept_logs.exists()
+    (entry,) = [b for b in rollouts.describe(rollout)["waves"][1]["builds"] if b["state"] == "failed"]
+    assert entry["id"] == str(failed.uuid)
+    assert entry["failure"]["failed_step"]["name"] == "app"
     # The department fixes its layer; alice resumes; only the failed layer is built again.
     factories.make_layer_version(layers["front"], "1.2.0", accepts="^1")
     rollouts.rollout_resume(actor=alice, rollout=rollout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from builds import rollouts
 from builds.models import Rollout
 from tests import factories
 
@@ -49,3 +50,50 @@ def test_an_editor_sees_only_their_entries_and_prepares_their_draft(client, alic
     item.refresh_from_db()
     assert item.draft.version == "1.1.0"
     assert item.draft.accepts == "~1.0 || ^1"
+
+
+def test_the_gold_version_page_links_the_rollout_plan_and_the_form_is_filled_in(client, alice, planned):
+    client.force_login(alice)
+    page = client.get("/gold/ubuntu/v/1.1.0/").content.decode()
+    assert '<a class="button secondary" href="/rollouts/?gold_image=ubuntu&amp;version=1.1.0">Plan a rollout…</a>' in page
+    form = client.get("/rollouts/?gold_image=ubuntu&version=1.1.0").content.decode()
+    assert 'name="gold_image" value="ubuntu"' in form
+    assert 'name="version" value="1.1.0"' in form
+
+
+@pytest.mark.parametrize("persona, shown", [
+    ("alice", True), ("bob", True), ("dave", True), ("erin", False), ("sam", False)])
+def test_the_navigation_links_the_rollouts_for_the_roles_that_see_them(client, request, persona, shown):
+    client.force_login(request.getfixturevalue(persona))
+    page = client.get("/", follow=True).content.decode()
+    nav = page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    assert ('<a href="/rollouts/">Rollouts</a>' in nav) is shown
+
+
+@pytest.mark.parametrize("state, shown, hidden", [
+    ("running", ["Pause", "Cancel"], ["Resume", "Start"]),
+    ("stopped", ["Resume", "Cancel"], ["Pause", "Start"]),
+    ("succeeded", [], ["Resume", "Pause", "Cancel", "Start"]),
+])
+def test_the_live_fragment_carries_the_actions_of_the_current_state(client, alice, planned, state, shown, hidden):
+    """A rollout that stops by itself while its page is open must offer Resume in the fragment
+    the page swaps in, without a reload."""
+    gold_version = planned.versions.get(version="1.1.0")
+    rollout = rollouts.rollout_create(actor=alice, gold_version=gold_version)
+    Rollout.objects.filter(pk=rollout.pk).update(state=state)
+    client.force_login(alice)
+    fragment = client.get(f"/rollouts/{rollout.uuid}/", HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.startswith('<div id="rollout-live"')
+    for name in shown:
+        assert f'formaction="/rollouts/{rollout.uuid}/{name.lower()}/">{name}</button>' in fragment
+    for name in hidden:
+        assert f">{name}</button>" not in fragment
+
+
+def test_an_editor_gets_the_fragment_without_actions(client, alice, bob, planned):
+    rollout = rollouts.rollout_create(actor=alice, gold_version=planned.versions.get(version="1.1.0"))
+    Rollout.objects.filter(pk=rollout.pk).update(state="stopped")
+    client.force_login(bob)
+    fragment = client.get(f"/rollouts/{rollout.uuid}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ">Resume</button>" not in fragment
+    assert ">Cancel</button>" not in fragment

@@ -130,6 +130,7 @@ def main_nav(context) -> dict:
         links.append(("History", reverse("portal:audit-history")))
     if roles.security or roles.editor or roles.auditor:
         links.append(("Approvals", reverse("builds:approval-list")))
+        links.append(("Rollouts", reverse("builds:rollout-list")))  # editors see their departments' entries
         links.append(("Policy", reverse("builds:policy")))
         links.append(("Check a template", reverse("builds:checktemplate")))  # web/views_checks.py READERS
     elif roles.admin:  # the admin role reads builds (read-only), from the operator page's figures

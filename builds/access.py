@@ -142,26 +142,26 @@ def _gold_version_checked(user: Any, roles: Roles, gold_version: GoldImageVersio
 # --- Layers ---------------------------------------------------------------------------------
 
 
-def layers(user: Any) -> QuerySet[Layer]:
-    """Layers the user may see: all for security and auditors, their departments' for editors."""
+def _departments_seen(user: Any, queryset: QuerySet, department_field: str, **editor_filter: Any) -> QuerySet:
+    """All of `queryset` for security and auditors; for editors the rows whose `department_field`
+    is one of their departments (and matching `editor_filter`); nothing for anyone else."""
     roles = roles_of(user)
-    queryset = Layer.objects.select_related("department", "gold_image")
     if roles.security or roles.auditor:
         return queryset
     if roles.editor:
-        return queryset.filter(department_id__in=roles.editor_departments)
+        return queryset.filter(**{f"{department_field}__in": roles.editor_departments}, **editor_filter)
     return queryset.none()
+
+
+def layers(user: Any) -> QuerySet[Layer]:
+    """Layers the user may see: all for security and auditors, their departments' for editors."""
+    return _departments_seen(user, Layer.objects.select_related("department", "gold_image"), "department_id")
 
 
 def layer_versions(user: Any) -> QuerySet[LayerVersion]:
     """Layer versions of the layers the user may see."""
-    roles = roles_of(user)
-    queryset = LayerVersion.objects.select_related("layer__department", "layer__gold_image")
-    if roles.security or roles.auditor:
-        return queryset
-    if roles.editor:
-        return queryset.filter(layer__department_id__in=roles.editor_departments)
-    return queryset.none()
+    return _departments_seen(user, LayerVersion.objects.select_related("layer__department", "layer__gold_image"),
+                             "layer__department_id")
 
 
 def get_layer(user: Any, department_slug: str, slug: str, need: str = "view") -> Layer:
@@ -264,15 +264,10 @@ def get_build(user: Any, build_uuid: Any, need: str = "view") -> Build:
 def publish_requests(user: Any) -> QuerySet[PublishRequest]:
     """Requests the user may see: all for security and auditors; the layer requests of their
     departments for editors (gold requests name drafts, which editors never see)."""
-    roles = roles_of(user)
     queryset = PublishRequest.objects.select_related(
         "gold_version__gold_image", "layer_version__layer__department", "layer_version__layer__gold_image",
         "author", "channel", "department")
-    if roles.security or roles.auditor:
-        return queryset
-    if roles.editor:
-        return queryset.filter(kind=PublishRequest.Kind.LAYER, department_id__in=roles.editor_departments)
-    return queryset.none()
+    return _departments_seen(user, queryset, "department_id", kind=PublishRequest.Kind.LAYER)
 
 
 def get_publish_request(user: Any, request_uuid: Any, need: str = "view") -> PublishRequest:

@@ -42,6 +42,9 @@ _POLICY_HELP = {
                                  "second approval; 0: never.",
     "on_new_source": "What the source watch does with a newer source version: `notify` (also when empty) or "
                      "`build` (a gold-only build on it).",
+    "rollout_on_publish": "What publishing a gold version does to its dependent layers: empty, nothing "
+                          "(rollouts are planned by hand); `plan` a planned rollout; `start` a started one.",
+    "rollout_on_promote": "The same when a gold version is promoted to a channel (only when it has no rollout yet).",
 }
 _LIST_CHOICES = {"allowed_storage_account_types": STORAGE_ACCOUNT_TYPES}
 

@@ -40,7 +40,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from builds import compose, policies, preflight, release, schema, services
+from builds import compose, policies, preflight, release, schema, services, signals
 from builds.models import (
     Build,
     Channel,
@@ -422,6 +422,8 @@ def _promote(actor: Actor, channel: Channel, gold_version: GoldImageVersion, det
             changes["gallery_versions"] = [None, steps]
     audit.record("channel.promote", actor=actor, obj=channel, label=str(channel), changes=changes)
     events.version_event(gold_version, "version.promoted", actor=actor, reason=f"promoted to {channel.name}")
+    signals.version_released.send(sender=GoldImageVersion, gold_version=gold_version, channel=channel.name,
+                                  actor=actor)
 
 
 # --- Deleting revoked versions from the gallery (policy delete_revoked_after_days) -----------------

@@ -44,10 +44,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.dispatch import receiver
 from django.http import Http404
 from django.utils import timezone
 
-from builds import approvals, buildlogs, queue, services
+from builds import approvals, buildlogs, preflight, queue, services, signals
 from builds.models import Build, GoldImageVersion, Layer, LayerVersion, Rollout, RolloutItem, RolloutWave
 from builds.services import ServiceError
 from builds.validators import slug_problem
@@ -172,7 +173,7 @@ def _changes(rollout: Rollout, before: str) -> dict:
 
 @transaction.atomic
 def rollout_create(*, actor: Actor, gold_version: GoldImageVersion, canary_size: int = 1, wave_size: int = 10,
-                   max_failure_rate: float = 0.2, channel: str = "") -> Rollout:
+                   max_failure_rate: float = 0.2, channel: str = "", trigger: str = "") -> Rollout:
     """A planned rollout of the gold version: its waves and items written, nothing requested.
 
     Raises NotAllowed (not the security team) and ServiceError (a version that cannot be built,
@@ -203,7 +204,40 @@ def rollout_create(*, actor: Actor, gold_version: GoldImageVersion, canary_size:
         "gold_version": [None, str(gold_version)], "builds": [None, len(plan.builds)],
         "needs_action": [None, [str(p.layer_version) for p in plan.needs_action]],
         "waves": [None, len(plan.waves)], "max_failure_rate": [None, max_failure_rate],
-        **({"channel": [None, channel]} if channel else {})})
+        **({"channel": [None, channel]} if channel else {}), **({"trigger": [None, trigger]} if trigger else {})})
+    return rollout
+
+
+POLICY_ACTOR = "policy"  # automatic rollouts started for somebody outside the security team
+
+
+@receiver(signals.version_released)
+def rollout_on_release(sender: Any, *, gold_version: GoldImageVersion, channel: str, actor: Actor,
+                       **kwargs: Any) -> Rollout | None:
+    """The rollout the policy asks for when a gold version is published (`rollout_on_publish`)
+    or promoted to a channel (`rollout_on_promote`): "plan" writes a planned rollout, "start"
+    starts it too; empty does nothing. Runs inside the publishing (or promoting)
+    transaction, so the rollout exists exactly when the release does. Nothing is planned for a
+    version without dependent layers or one that has a rollout already (a rollout's own
+    promotion does not plan another). A refusal is logged and never undoes the release."""
+    rules = preflight.policy_rules()
+    rule, trigger = ((rules.rollout_on_promote, f"promoted to {channel}") if channel
+                     else (rules.rollout_on_publish, "published"))
+    if rule not in ("plan", "start"):
+        return None
+    if gold_version.rollouts.exclude(state__in=(State.CANCELED, State.FAILED)).exists():
+        return None
+    if not dependents(gold_version):
+        return None
+    by = actor if not isinstance(actor, str) and roles_of(actor).security else POLICY_ACTOR
+    try:
+        rollout = rollout_create(actor=by, gold_version=gold_version, trigger=f"policy: {trigger}")
+        if rule == "start":
+            rollout = rollout_start(actor=by, rollout=rollout)
+    except (ServiceError, approvals.NotAllowed) as exc:
+        log.warning("the policy's rollout of %s was not %s: %s", gold_version, "started" if rule == "start" else
+                    "planned", exc)
+        return None
     return rollout
 
 

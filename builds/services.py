@@ -15,7 +15,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from builds import compose, importer, lifecycle, preflight, queue, release, schema, stuck, validation, validators
+from builds import (
+    compose,
+    importer,
+    lifecycle,
+    preflight,
+    queue,
+    release,
+    schema,
+    signals,
+    stuck,
+    validation,
+    validators,
+)
 from builds.models import Build, BuildEvent, BuildLayer, GoldImage, GoldImageVersion, Layer, LayerVersion, OsType
 from builds.schema import Problem
 from builds.versions import Version, VersionError, VersionRange, major_range, newest, newest_above
@@ -216,6 +228,7 @@ def _gold_version_publish(*, actor: Actor, gold_version: GoldImageVersion, reaso
                  changes={"status": ["draft", "published"], **({"reason": [None, reason]} if reason else {}),
                           **(detail or {})})
     events.version_event(gold_version, "version.published", actor=actor, reason=reason)
+    signals.version_released.send(sender=GoldImageVersion, gold_version=gold_version, channel="", actor=actor)
     return gold_version
 
 

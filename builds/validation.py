@@ -84,6 +84,8 @@ POLICY_CHOICES: dict[str, tuple[str, ...]] = {
     "vm_boot_optimization": ("Enabled", "Disabled"),
     "gallery_versioning": ("Latest", "Source"),
     "on_new_source": ("notify", "build"),
+    "rollout_on_publish": ("plan", "start"),  # empty: rollouts are planned by hand
+    "rollout_on_promote": ("plan", "start"),
 }
 _POLICY_INT_RANGES = {"max_build_timeout": (0, schema.MAX_BUILD_TIMEOUT), "max_replica_count": (0, 100),
                       "max_data_disk_size_gb": (0, 32767), "delete_revoked_after_days": (0, 3650)}
@@ -134,6 +136,11 @@ class PolicyRules:
     # What the source watch does when a newer source version is listed (builds/sourcewatch.py):
     # "notify" (also when empty) announces it; "build" also requests a gold-only build on it.
     on_new_source: str = ""
+    # What publishing a gold version, or promoting it to a channel, does to its dependent layers
+    # (builds/rollouts.py, rollout_on_release): "" nothing (rollouts are planned by hand), "plan"
+    # a planned rollout for the security team to check and start, "start" a started one.
+    rollout_on_publish: str = ""
+    rollout_on_promote: str = ""
 
     @classmethod
     def from_json(cls, data: Any) -> PolicyRules:

@@ -659,6 +659,10 @@ def _policy_choice(key: str, labels: dict[str, str]) -> list[tuple[str, str]]:
     return [_LEFT_TO_TEMPLATE, *((value, labels.get(value, value)) for value in validation.POLICY_CHOICES[key])]
 
 
+_ROLLOUT_CHOICES = [("", "Nothing: rollouts are planned by hand"), ("plan", "Plan a rollout to check and start"),
+                    ("start", "Plan and start a rollout")]
+
+
 class PolicyForm(forms.Form):
     """Every rule of validation.PolicyRules: to_rules() writes them all, so saving the page
     never resets a rule the page does not show."""
@@ -734,6 +738,14 @@ class PolicyForm(forms.Form):
         label="When a newer source image is listed", required=False,
         choices=_policy_choice("on_new_source", {"notify": "Notify only",
                                                  "build": "Notify and build the gold version on it"}))
+    rollout_on_publish = forms.ChoiceField(
+        label="When a gold version is published", required=False,
+        choices=_ROLLOUT_CHOICES,
+        help_text="A rollout rebuilds every department layer that accepts the new version, in waves.")
+    rollout_on_promote = forms.ChoiceField(
+        label="When a gold version is promoted to a channel", required=False,
+        choices=_ROLLOUT_CHOICES,
+        help_text="Only when the version has no rollout yet.")
     comment = forms.CharField(label="Why this change", max_length=1000, required=False)
 
     LIST_FIELDS = ("allowed_hosts", "allowed_vm_sizes", "allowed_regions", "required_tags",
@@ -743,7 +755,8 @@ class PolicyForm(forms.Form):
                    "layers_may_set_network", "additional_data_disks")
     INT_FIELDS = ("max_build_timeout", "max_replica_count", "max_data_disk_size_gb", "delete_revoked_after_days")
     TEXT_FIELDS = ("staging_resource_group", "staging_resource_group_prefix", "network", "isolated_builds",
-                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning", "on_new_source")
+                   "on_customizer_error", "on_validation_error", "vm_boot_optimization", "gallery_versioning", "on_new_source",
+                   "rollout_on_publish", "rollout_on_promote")
 
     def to_rules(self) -> dict[str, Any]:
         data = self.cleaned_data

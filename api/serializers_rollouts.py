@@ -35,6 +35,7 @@ class NeedsActionSerializer(serializers.Serializer):
     accepts = serializers.CharField()
     draft = serializers.CharField(allow_null=True, help_text="The draft prepared for it, `DEPT/LAYER@VERSION`.")
     draft_status = serializers.CharField(allow_null=True)
+    draft_link = serializers.CharField(allow_null=True, help_text="The draft's page in the portal.")
 
 
 class RolloutSerializer(serializers.Serializer):

@@ -46,6 +46,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.dispatch import receiver
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from builds import approvals, buildlogs, preflight, queue, services, signals
@@ -666,7 +667,10 @@ def describe(rollout: Rollout, user: Any = None) -> dict:
             needs_action.append({"item": item.pk, "layer": layer, "accepts": item.layer_version.accepts,
                                  "draft": (f"{item.department.slug}/{item.layer.slug}@{item.draft.version}"
                                            if item.draft_id else None),
-                                 "draft_status": item.draft.status if item.draft_id else None})
+                                 "draft_status": item.draft.status if item.draft_id else None,
+                                 "draft_link": reverse("builds:layer-version", args=[
+                                     item.department.slug, item.layer.slug, item.draft.version]) if item.draft_id
+                                 else None})
             continue
         waves[item.wave_id]["builds"].append({
             "id": str(item.build.uuid) if item.build_id else None, "layer": layer, "state": item_state(item),

@@ -211,7 +211,8 @@ def test_startrollout_prints_the_id_and_showrollout_the_waves(world, alice, azur
     assert canary["state"] == "pending"
     assert canary["id"] == str(Build.objects.get().uuid)
     assert shown["needs_action"] == [{"item": rollout.items.get(kind="needs_action").pk, "layer": "data/etl@1.0.0",
-                                      "accepts": "~1.0", "draft": None, "draft_status": None}]
+                                      "accepts": "~1.0", "draft": None, "draft_status": None,
+                                      "draft_link": None}]
     out = io.StringIO()
     call_command("showrollout", rollout_id, stdout=out)
     assert "needs a new version: data/etl@1.0.0" in out.getvalue()

@@ -50,6 +50,8 @@ def test_an_editor_sees_only_their_entries_and_prepares_their_draft(client, alic
     item.refresh_from_db()
     assert item.draft.version == "1.1.0"
     assert item.draft.accepts == "~1.0 || ^1"
+    page = client.get(f"/rollouts/{rollout.uuid}/").content.decode()
+    assert '<a href="/layers/data/etl/v/1.1.0/">data/etl@1.1.0</a> (draft)' in page  # her draft, one click away
 
 
 def test_the_gold_version_page_links_the_rollout_plan_and_the_form_is_filled_in(client, alice, planned):

@@ -472,5 +472,6 @@ SPECTACULAR_SETTINGS = {
         "RolloutStateEnum": "builds.models.Rollout.State",
         "RolloutWaveStateEnum": "builds.models.RolloutWave.State",
         "ErrorHandlingEnum": ["cleanup", "abort"],  # the policy's on_customizer_error and on_validation_error
+        "AutomaticRolloutEnum": ["plan", "start"],  # the policy's rollout_on_publish and rollout_on_promote
     },
 }

@@ -235,20 +235,35 @@ def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
     assert code == 0, log.read_text()
 
 
+def _idle(url: str) -> bool:
+    """No job waiting or running on the worker's queues (the scheduler's first jobs are done)."""
+    import redis
+    from rq import Queue
+
+    connection = redis.Redis.from_url(url)
+    queues = [Queue(name, connection=connection) for name in ("builds", "default")]
+    return all(queue.count == 0 and queue.started_job_registry.count == 0 for queue in queues)
+
+
 def test_the_worker_and_scheduler_ride_out_a_redis_restart(tmp_path):
-    """Redis killed: runall starts it again, the worker reconnects by itself and still runs jobs."""
+    """Redis killed while the worker waits for work: runall starts it again, the worker
+    reconnects by itself and still runs jobs. (A worker that meets the outage in the middle of a
+    job exits, and runall starts it again: test_it_restarts_a_child_that_dies_and_keeps_the_others.)"""
     import redis
     from rq import Queue
 
     proc, log, port = start_runall(tmp_path, "--no-emulator")
     try:
         pids = child_pids(wait_for_banner(proc, log))
+        url = f"unix://{tmp_path / 'var' / 'redis.sock'}"
+        deadline = time.monotonic() + 30
+        while not _idle(url) and time.monotonic() < deadline:  # the scheduler enqueues jobs as it starts
+            time.sleep(0.2)
         os.kill(pids["redis"], signal.SIGKILL)
         wait_for_text(proc, log, "redis exited unexpectedly with code -9; restarting it in 1s", timeout=30)
         deadline = time.monotonic() + 30
         while child_pids(log.read_text())["redis"] == pids["redis"] and time.monotonic() < deadline:
             time.sleep(0.2)
-        url = f"unix://{tmp_path / 'var' / 'redis.sock'}"
         while not redis_answers(url) and time.monotonic() < deadline:
             time.sleep(0.2)
         connection = redis.Redis.from_url(url)

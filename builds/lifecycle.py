@@ -38,6 +38,7 @@ from portal import audit, faultpoints
 
 log = logging.getLogger(__name__)
 State = Build.State
+WAITING = (State.PENDING, State.SUBMITTING)  # the builds the submit cap (BUILD_MAX_SUBMITTING) counts
 
 PROVISIONING_WAIT_SECONDS = 120  # how long one submit attempt waits for Azure to provision a template
 _LOG_URL = re.compile(r"https://\S+?/customization\.log")
@@ -103,6 +104,10 @@ def transition(build: Build, *, state: str | None = None, sub_state: str | None 
                          department=current.department_id, changes=changes)
         if state_changed and new_state in Build.TERMINAL:
             events.build_finished(current)
+        if state_changed and before in WAITING and new_state not in WAITING:
+            # A place under the submit cap is free: a rollout held back by it requests its next
+            # build now rather than at the next sweep.
+            queue.enqueue_rollouts_waiting_for_room()
         return current
 
 

@@ -20,7 +20,7 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 
-from builds.models import Build, GoldImageVersion, Rollout
+from builds.models import Build, GoldImageVersion, Rollout, RolloutItem, RolloutWave
 
 QUEUE = "builds"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -214,6 +214,19 @@ def enqueue_rollout(rollout: Rollout, *, on_commit: bool = True) -> None:
         transaction.on_commit(send)
     else:
         send()
+
+
+def enqueue_rollouts_waiting_for_room() -> None:
+    """Enqueue (on commit) the advance of every running rollout whose running wave still has
+    builds to request: called when a build stops waiting for submission, which frees a place
+    under the submit cap the rollout was held back by. The job lands behind the submits already
+    queued, so one advance fills the places those free (rather than one job per place)."""
+    waiting = (Rollout.objects.filter(state=Rollout.State.RUNNING, waves__state=RolloutWave.State.RUNNING,
+                                      waves__items__kind=RolloutItem.Kind.BUILD, waves__items__build__isnull=True,
+                                      waves__items__error="")
+               .distinct())
+    for rollout in waiting:
+        enqueue_rollout(rollout)
 
 
 def rollout_job_alive(rollout: Rollout) -> bool:

@@ -10,10 +10,11 @@ import io
 import json
 import time
 
+import django_rq
 import pytest
 from django.core.management import call_command
 
-from builds import approvals, lifecycle, monitor, rollouts
+from builds import approvals, lifecycle, monitor, queue, rollouts
 from builds.models import Build, Rollout, RolloutItem, RolloutWave
 from notify import catalog
 from notify.models import OutboxEvent
@@ -38,6 +39,10 @@ def world(alice, web, data_dept):
     layers["etl"] = factories.make_layer(data_dept, gold, "etl")
     factories.make_layer_version(layers["etl"], "1.0.0", accepts="~1.0")
     return new, layers
+
+
+def queued_job_ids():
+    return set(django_rq.get_queue(queue.QUEUE).job_ids)
 
 
 def drive(rollout, timeout=60):
@@ -164,6 +169,32 @@ def test_a_wave_over_the_threshold_stops_and_resumes_after_the_fix(world, alice,
     retried = rollout.items.get(layer=layers["front"], attempt=2)
     assert retried.layer_version.version == "1.2.0"
     assert retried.build.state == "succeeded"
+
+
+def test_a_build_leaving_the_submit_cap_nudges_the_rollout_it_held_back(world, alice, azure_emulator, settings):
+    settings.BUILD_MAX_SUBMITTING = 1
+    new, _ = world
+    rollout = rollouts.rollout_create(actor=alice, gold_version=new, canary_size=0, wave_size=3)
+    rollouts.rollout_start(actor=alice, rollout=rollout)
+    rollouts.advance(rollout.pk)
+    first = Build.objects.get()  # the cap holds the other two back
+    rollout.refresh_from_db()
+    nudge = queue.rollout_job_id(rollout)
+    assert nudge not in queued_job_ids()
+    lifecycle.submit(first.pk)
+    assert Build.objects.get(pk=first.pk).state == Build.State.RUNNING
+    # Its place is free: the advance is queued now, not at the next sweep.
+    assert nudge in queued_job_ids()
+    rollouts.advance(rollout.pk)
+    assert Build.objects.count() == 2
+    second = Build.objects.exclude(pk=first.pk).get()
+    lifecycle.submit(second.pk)
+    rollouts.advance(rollout.pk)
+    third = Build.objects.exclude(pk__in=(first.pk, second.pk)).get()
+    # Every build of the wave is requested: the last one's submit nudges nothing.
+    rollout.refresh_from_db()
+    lifecycle.submit(third.pk)
+    assert queue.rollout_job_id(rollout) not in queued_job_ids()
 
 
 def test_pause_holds_new_builds_and_cancel_cancels_the_rest(world, alice, azure_emulator):

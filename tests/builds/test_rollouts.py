@@ -14,12 +14,13 @@ import django_rq
 import pytest
 from django.core.management import call_command
 
-from builds import approvals, lifecycle, monitor, queue, rollouts
+from builds import approvals, monitor, queue, rollouts
 from builds.models import Build, Rollout, RolloutItem, RolloutWave
 from notify import catalog
 from notify.models import OutboxEvent
 from portal.models import AuditEvent
 from tests import factories
+from tests.support.workers import submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FAIL = [{"type": "Shell", "name": "app", "inline": ["exit 1"]}]
@@ -54,7 +55,7 @@ def drive(rollout, timeout=60):
         if rollout.state != Rollout.State.RUNNING:
             return rollout
         for build in Build.objects.filter(state=Build.State.PENDING):
-            lifecycle.submit(build.pk)
+            submit(build.pk)
         monitor.sweep()
         assert time.monotonic() < deadline, f"rollout still {rollout.state}"
         time.sleep(0.1)
@@ -181,19 +182,19 @@ def test_a_build_leaving_the_submit_cap_nudges_the_rollout_it_held_back(world, a
     rollout.refresh_from_db()
     nudge = queue.rollout_job_id(rollout)
     assert nudge not in queued_job_ids()
-    lifecycle.submit(first.pk)
+    submit(first.pk)
     assert Build.objects.get(pk=first.pk).state == Build.State.RUNNING
     # Its place is free: the advance is queued now, not at the next sweep.
     assert nudge in queued_job_ids()
     rollouts.advance(rollout.pk)
     assert Build.objects.count() == 2
     second = Build.objects.exclude(pk=first.pk).get()
-    lifecycle.submit(second.pk)
+    submit(second.pk)
     rollouts.advance(rollout.pk)
     third = Build.objects.exclude(pk__in=(first.pk, second.pk)).get()
     # Every build of the wave is requested: the last one's submit nudges nothing.
     rollout.refresh_from_db()
-    lifecycle.submit(third.pk)
+    submit(third.pk)
     assert queue.rollout_job_id(rollout) not in queued_job_ids()
 
 

@@ -23,6 +23,10 @@ from rq.worker import Worker
 from builds.models import Build, GoldImageVersion, Rollout, RolloutItem, RolloutWave
 
 QUEUE = "builds"
+# Clean-up (keep the log, delete the template) is housekeeping: it waits on the default queue,
+# which workers serve after `builds` (`rqworker builds default`), so the clean-ups of builds that
+# ended together never hold back the submits and rollout advances queued behind them.
+CLEANUP_QUEUE = "default"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 # The RQ entry points, by dotted path (builds/jobs.py).
 SUBMIT = "builds.jobs.build_submit"
@@ -51,9 +55,10 @@ def cleanup_job_id(build: Build) -> str:
     return f"build-cleanup-{build.uuid}"
 
 
-def _enqueue(func: str, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True) -> None:
+def _enqueue(func: str, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True,
+             queue_name: str = QUEUE) -> None:
     def send() -> None:
-        queue = django_rq.get_queue(QUEUE)
+        queue = django_rq.get_queue(queue_name)
         if _alive(job_id, queue.connection):
             return
         if delay:
@@ -84,7 +89,7 @@ def enqueue_cancel(build: Build, *, delay: float | None = None, on_commit: bool 
 
 
 def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(CLEANUP, build, cleanup_job_id(build), delay=delay, on_commit=on_commit)
+    _enqueue(CLEANUP, build, cleanup_job_id(build), delay=delay, on_commit=on_commit, queue_name=CLEANUP_QUEUE)
 
 
 def release_job_id(gold_version: GoldImageVersion, action: str, round_: int) -> str:

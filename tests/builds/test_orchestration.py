@@ -6,10 +6,11 @@ processes and fault injection are in test_orchestration_faults.py.
 
 import datetime as dt
 
+import django_rq
 import pytest
 from django.utils import timezone
 
-from builds import azure, compose, lifecycle, monitor, services
+from builds import azure, compose, lifecycle, monitor, queue, services
 from builds.models import Build
 from tests import factories
 from tests.support.workers import run_sweeps, submit
@@ -82,6 +83,19 @@ def test_the_template_is_deleted_after_the_build_and_outputs_stay(azure_emulator
     assert build.template_deleted_at is not None
     assert azure_emulator.wait_for(lambda: azure.template_get(SUB, "goldsmith-images", build.template_name) is None)
     assert build.outputs.count() == 1
+
+
+def test_clean_ups_wait_behind_the_submits_of_builds_requested_meanwhile(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    ended = request(alice)
+    submit(ended.pk)
+    finish(ended)  # the sweep enqueues its clean-up
+    waiting = request(alice)  # say, the next wave of a rollout
+    # A worker serves `builds` before `default`: the submit goes first.
+    builds, default = django_rq.get_queue("builds").job_ids, django_rq.get_queue("default").job_ids
+    assert queue.submit_job_id(waiting) in builds
+    assert queue.cleanup_job_id(ended) in default
+    assert queue.cleanup_job_id(ended) not in builds
 
 
 def test_a_vhd_left_in_staging_storage_keeps_its_template(azure_emulator, alice):

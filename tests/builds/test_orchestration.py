@@ -98,6 +98,17 @@ def test_clean_ups_wait_behind_the_submits_of_builds_requested_meanwhile(azure_e
     assert queue.cleanup_job_id(ended) not in builds
 
 
+def test_the_sweep_and_the_reconciler_are_queued_ahead_of_housekeeping():
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(django_rq.get_connection(queue.QUEUE))
+    scheduler.load_config_from_file("builds.cron")
+    queues = {job.func_name.rsplit(".", 1)[1]: job.queue_name for job in scheduler.get_jobs()}
+    # Clean-ups and notifications wait on default, which a worker serves after builds.
+    assert queues["builds_sweep"] == queues["builds_reconcile"] == queue.QUEUE
+    assert queue.CLEANUP_QUEUE == queues["notify_reconcile"] == "default"
+
+
 def test_a_vhd_left_in_staging_storage_keeps_its_template(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     build = request(alice, distribute=[{"type": "VHD", "runOutputName": "vhd"}])

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,6 +92,7 @@ class TemplateStatus:
     run_end: str = ""
     staging_resource_group: str = ""
     source_exact_version: str = ""
+    retry_after: float | None = None  # from an answer still provisioning: when to look again (seconds)
 
 
 @dataclass(frozen=True)
@@ -397,17 +398,26 @@ def template_get(subscription: str, resource_group: str, name: str) -> TemplateS
 
 
 def template_put(subscription: str, resource_group: str, name: str, body: dict, *,
-                 wait_seconds: float = 120) -> TemplateStatus:
-    """Create the template and wait (up to wait_seconds) for Azure to provision it.
+                 wait_seconds: float = 0) -> TemplateStatus:
+    """Create the template; with wait_seconds, wait that long for Azure to provision it.
 
     Returns the status: provisioning_state Succeeded, Failed with the error, or still Creating
-    when the wait ran out (read it again later). Raises AzureError(code="Conflict") when the
-    name exists; other errors per their nature.
+    (read it again later, after its `retry_after` when Azure said). wait_seconds=0 (the
+    default) sends the PUT alone and returns its answer, usually Creating: nothing sleeps and
+    no operation is polled. Raises AzureError(code="Conflict") when the name exists; other
+    errors per their nature.
     """
     operations = imagebuilder(subscription).virtual_machine_image_templates
+    template = ib_models.ImageTemplate(body)
     with _azure_errors:
         try:
-            poller = operations.begin_create_or_update(resource_group, name, ib_models.ImageTemplate(body))
+            if not wait_seconds:
+                answer = operations.begin_create_or_update(
+                    resource_group, name, template, polling=False,
+                    cls=lambda response, found, _: (found, response.http_response.headers)).result()
+                found, headers = answer
+                return replace(_status(found), retry_after=_retry_after(headers))
+            poller = operations.begin_create_or_update(resource_group, name, template)
         except ResourceExistsError as exc:
             raise AzureError("Conflict", _message(exc), permanent=True, status=409) from exc
         try:

@@ -6,12 +6,15 @@ It also registers notify/'s: the one scheduler process runs them all.
 from django.conf import settings
 from rq import cron
 
-from builds import jobs
+from builds import jobs, queue
 from notify import jobs as notify_jobs
 
-cron.register(jobs.builds_sweep, queue_name="default", interval=settings.BUILD_SWEEP_SECONDS,
+# Following and re-driving builds go on the builds queue, which workers serve first: a sweep is
+# never held back by housekeeping (clean-ups) or notifications queued on default, so a build's
+# end, and a rollout wave's, is seen within one period.
+cron.register(jobs.builds_sweep, queue_name=queue.QUEUE, interval=settings.BUILD_SWEEP_SECONDS,
               job_timeout=300, result_ttl=600)
-cron.register(jobs.builds_reconcile, queue_name="default", interval=settings.BUILD_RECONCILE_SECONDS,
+cron.register(jobs.builds_reconcile, queue_name=queue.QUEUE, interval=settings.BUILD_RECONCILE_SECONDS,
               job_timeout=300, result_ttl=600)
 # Sessions live in the database; expired ones are never deleted otherwise.
 cron.register(jobs.sessions_clear, queue_name="default", cron="17 3 * * *", job_timeout=600, result_ttl=600)

@@ -52,10 +52,10 @@ def build_cancel(build_id: int) -> None:
 def build_cleanup(build_id: int) -> None:
     build = Build.objects.filter(pk=build_id).first()
     if build is not None:
-        _retry_later(lifecycle.cleanup(build), build_cleanup, build_id, "cleanup")
+        _retry_later(lifecycle.cleanup(build), build_cleanup, build_id, "cleanup", queue.CLEANUP_QUEUE)
 
 
-def _retry_later(result: lifecycle.StepResult, func, build_id: int, step: str) -> None:
+def _retry_later(result: lifecycle.StepResult, func, build_id: int, step: str, queue_name: str = QUEUE) -> None:
     """Schedule the same step again; its id carries the time, since this job's id is still taken."""
     if result.retry_in is None:
         return
@@ -63,7 +63,8 @@ def _retry_later(result: lifecycle.StepResult, func, build_id: int, step: str) -
     if build is None:
         return
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=max(1.0, result.retry_in))
-    django_rq.get_queue(QUEUE).enqueue_at(when, func, build_id, job_id=f"build-{step}-{build.uuid}-{when:%Y%m%d%H%M%S}")
+    django_rq.get_queue(queue_name).enqueue_at(when, func, build_id,
+                                               job_id=f"build-{step}-{build.uuid}-{when:%Y%m%d%H%M%S}")
 
 
 def release_apply(gold_version_id: int, action: str, round_: int) -> None:

@@ -6,7 +6,9 @@ that dies half way (worker killed, Redis flushed, Azure throttling) is simply ru
 
 - submit: the template is created only when a GET says it is absent (a 409 means an earlier
   attempt created it), and the run is started only when the template has never run; so a
-  build is exactly one template PUT and at most one run, however often submit is retried;
+  build is exactly one template PUT and at most one run, however often submit is retried.
+  It never waits for Azure to provision the template: the attempt that sent the PUT comes
+  back after Azure's Retry-After and starts the run;
 - follow (builds/monitor.py): state comes from one listing per resource group, never from
   per-build pollers;
 - cancel: asking twice is harmless (OperationNotAllowed on an already canceling run is
@@ -38,8 +40,11 @@ from portal import audit, faultpoints
 
 log = logging.getLogger(__name__)
 State = Build.State
+WAITING = (State.PENDING, State.SUBMITTING)  # the builds the submit cap (BUILD_MAX_SUBMITTING) counts
 
-PROVISIONING_WAIT_SECONDS = 120  # how long one submit attempt waits for Azure to provision a template
+# How long after the PUT (or the last look) a template still provisioning is read again when
+# Azure sent no Retry-After; with one, what it says (at least 1 s).
+PROVISIONING_RECHECK_SECONDS = 10
 _LOG_URL = re.compile(r"https://\S+?/customization\.log")
 _RUN_STATES = {
     "Running": State.RUNNING,
@@ -103,6 +108,10 @@ def transition(build: Build, *, state: str | None = None, sub_state: str | None 
                          department=current.department_id, changes=changes)
         if state_changed and new_state in Build.TERMINAL:
             events.build_finished(current)
+        if state_changed and before in WAITING and new_state not in WAITING:
+            # A place under the submit cap is free: a rollout held back by it requests its next
+            # build now rather than at the next sweep.
+            queue.enqueue_rollouts_waiting_for_room()
         return current
 
 
@@ -166,7 +175,9 @@ def _submit_claimed(build: Build) -> StepResult:
     status = azure.template_get(sub, rg, name)
     if status is None:
         try:
-            status = azure.template_put(sub, rg, name, build.template, wait_seconds=PROVISIONING_WAIT_SECONDS)
+            # No wait for provisioning here (tens of seconds in Azure): the worker is free for
+            # other builds meanwhile, and a later attempt reads the template and starts the run.
+            status = azure.template_put(sub, rg, name, build.template)
         except azure.AzureError as error:
             if error.code != "Conflict":
                 raise
@@ -176,8 +187,9 @@ def _submit_claimed(build: Build) -> StepResult:
         faultpoints.reached("submit.template_created")
         transition(build, detail="template created", submitted_at=build.submitted_at or timezone.now())
     if status.provisioning_state in ("Creating", "Updating", ""):
-        _release(build, next_attempt_at=timezone.now() + dt.timedelta(seconds=10))
-        return StepResult(retry_in=10, note="Azure is still provisioning the template")
+        wait = PROVISIONING_RECHECK_SECONDS if status.retry_after is None else max(1.0, status.retry_after)
+        _release(build, next_attempt_at=timezone.now() + dt.timedelta(seconds=wait))
+        return StepResult(retry_in=wait, note="Azure is still provisioning the template")
     if status.provisioning_state == "Failed":
         _fail(build, status.provisioning_error_code or "ProvisioningFailed",
               status.provisioning_error_message or "Image Builder could not provision the template.")

@@ -20,9 +20,13 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.worker import Worker
 
-from builds.models import Build, GoldImageVersion, Rollout
+from builds.models import Build, GoldImageVersion, Rollout, RolloutItem, RolloutWave
 
 QUEUE = "builds"
+# Clean-up (keep the log, delete the template) is housekeeping: it waits on the default queue,
+# which workers serve after `builds` (`rqworker builds default`), so the clean-ups of builds that
+# ended together never hold back the submits and rollout advances queued behind them.
+CLEANUP_QUEUE = "default"
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 # The RQ entry points, by dotted path (builds/jobs.py).
 SUBMIT = "builds.jobs.build_submit"
@@ -51,9 +55,10 @@ def cleanup_job_id(build: Build) -> str:
     return f"build-cleanup-{build.uuid}"
 
 
-def _enqueue(func: str, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True) -> None:
+def _enqueue(func: str, build: Build, job_id: str, *, delay: float | None = None, on_commit: bool = True,
+             queue_name: str = QUEUE) -> None:
     def send() -> None:
-        queue = django_rq.get_queue(QUEUE)
+        queue = django_rq.get_queue(queue_name)
         if _alive(job_id, queue.connection):
             return
         if delay:
@@ -84,7 +89,7 @@ def enqueue_cancel(build: Build, *, delay: float | None = None, on_commit: bool 
 
 
 def enqueue_cleanup(build: Build, *, delay: float | None = None, on_commit: bool = True) -> None:
-    _enqueue(CLEANUP, build, cleanup_job_id(build), delay=delay, on_commit=on_commit)
+    _enqueue(CLEANUP, build, cleanup_job_id(build), delay=delay, on_commit=on_commit, queue_name=CLEANUP_QUEUE)
 
 
 def release_job_id(gold_version: GoldImageVersion, action: str, round_: int) -> str:
@@ -214,6 +219,19 @@ def enqueue_rollout(rollout: Rollout, *, on_commit: bool = True) -> None:
         transaction.on_commit(send)
     else:
         send()
+
+
+def enqueue_rollouts_waiting_for_room() -> None:
+    """Enqueue (on commit) the advance of every running rollout whose running wave still has
+    builds to request: called when a build stops waiting for submission, which frees a place
+    under the submit cap the rollout was held back by. The job lands behind the submits already
+    queued, so one advance fills the places those free (rather than one job per place)."""
+    waiting = (Rollout.objects.filter(state=Rollout.State.RUNNING, waves__state=RolloutWave.State.RUNNING,
+                                      waves__items__kind=RolloutItem.Kind.BUILD, waves__items__build__isnull=True,
+                                      waves__items__error="")
+               .distinct())
+    for rollout in waiting:
+        enqueue_rollout(rollout)
 
 
 def rollout_job_alive(rollout: Rollout) -> bool:

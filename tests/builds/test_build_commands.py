@@ -11,7 +11,7 @@ from builds import lifecycle, monitor
 from builds.models import Build
 from tests import factories
 from tests.support.build_rows import make_build
-from tests.support.workers import run_sweeps
+from tests.support.workers import run_sweeps, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +32,7 @@ def test_startbuild_prints_the_id_alone_and_showbuild_reports_the_finished_build
     assert printed == f"{build.uuid}\n"
     assert build.requested_by == bob and build.state == Build.State.PENDING
 
-    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert submit(build.pk) == lifecycle.DONE
     run_sweeps(lambda: Build.objects.get(pk=build.pk).is_terminal, timeout=30)
     monitor.sweep()  # outputs
     summary = json.loads(run("showbuild", str(build.uuid), "--json"))

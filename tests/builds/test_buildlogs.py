@@ -16,7 +16,7 @@ from django.utils import timezone
 from builds import azure, buildlogs, lifecycle, monitor, services
 from builds.models import Build, BuildLog, BuildLogChunk
 from tests import factories
-from tests.support.workers import run_sweeps
+from tests.support.workers import run_sweeps, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE_CUSTOMIZING = 60 + 300  # Queued and Building, simulated seconds
@@ -51,7 +51,7 @@ def request_build(actor, customize):
 
 
 def running(emulator, build):
-    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert submit(build.pk) == lifecycle.DONE
     run_sweeps(lambda: Build.objects.get(pk=build.pk).staging_resource_group, timeout=20)
     return Build.objects.get(pk=build.pk)
 

@@ -13,7 +13,7 @@ from builds import approvals, lifecycle, monitor, release, services
 from builds.models import Build
 from tests import factories
 from tests.support.gallery import profile_of
-from tests.support.workers import run_sweeps
+from tests.support.workers import run_sweeps, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def promote(gold_version, channel, requester, approver):
 
 
 def finish(build):
-    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert submit(build.pk) == lifecycle.DONE
     run_sweeps(lambda: Build.objects.get(pk=build.pk).is_terminal, timeout=30)
     monitor.sweep()  # outputs
     build = Build.objects.get(pk=build.pk)

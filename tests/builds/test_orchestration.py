@@ -6,13 +6,14 @@ processes and fault injection are in test_orchestration_faults.py.
 
 import datetime as dt
 
+import django_rq
 import pytest
 from django.utils import timezone
 
-from builds import azure, compose, lifecycle, monitor, services
+from builds import azure, compose, lifecycle, monitor, queue, services
 from builds.models import Build
 from tests import factories
-from tests.support.workers import run_sweeps
+from tests.support.workers import run_sweeps, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SUB = "22222222-2222-2222-2222-222222222222"
@@ -50,7 +51,7 @@ def put_and_run_counts(emulator, build):
 def test_a_build_succeeds_for_each_distribution_type(azure_emulator, alice, distribute, artifact):
     azure_emulator.set_time_scale(20000)
     build = request(alice, distribute=distribute)
-    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert submit(build.pk) == lifecycle.DONE
     build.refresh_from_db()
     assert build.state == Build.State.RUNNING and build.run_started
     build = finish(build)
@@ -74,7 +75,7 @@ def test_a_build_succeeds_for_each_distribution_type(azure_emulator, alice, dist
 def test_the_template_is_deleted_after_the_build_and_outputs_stay(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     build = request(alice)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert lifecycle.cleanup_due(build)
     lifecycle.cleanup(build)
@@ -84,10 +85,34 @@ def test_the_template_is_deleted_after_the_build_and_outputs_stay(azure_emulator
     assert build.outputs.count() == 1
 
 
+def test_clean_ups_wait_behind_the_submits_of_builds_requested_meanwhile(azure_emulator, alice):
+    azure_emulator.set_time_scale(20000)
+    ended = request(alice)
+    submit(ended.pk)
+    finish(ended)  # the sweep enqueues its clean-up
+    waiting = request(alice)  # say, the next wave of a rollout
+    # A worker serves `builds` before `default`: the submit goes first.
+    builds, default = django_rq.get_queue("builds").job_ids, django_rq.get_queue("default").job_ids
+    assert queue.submit_job_id(waiting) in builds
+    assert queue.cleanup_job_id(ended) in default
+    assert queue.cleanup_job_id(ended) not in builds
+
+
+def test_the_sweep_and_the_reconciler_are_queued_ahead_of_housekeeping():
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(django_rq.get_connection(queue.QUEUE))
+    scheduler.load_config_from_file("builds.cron")
+    queues = {job.func_name.rsplit(".", 1)[1]: job.queue_name for job in scheduler.get_jobs()}
+    # Clean-ups and notifications wait on default, which a worker serves after builds.
+    assert queues["builds_sweep"] == queues["builds_reconcile"] == queue.QUEUE
+    assert queue.CLEANUP_QUEUE == queues["notify_reconcile"] == "default"
+
+
 def test_a_vhd_left_in_staging_storage_keeps_its_template(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     build = request(alice, distribute=[{"type": "VHD", "runOutputName": "vhd"}])
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert not lifecycle.cleanup_due(build)  # the VHD would be deleted with the template
 
@@ -95,7 +120,7 @@ def test_a_vhd_left_in_staging_storage_keeps_its_template(azure_emulator, alice)
 def test_a_failing_customizer_fails_the_build_with_azures_code_message_and_log(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     build = request(alice, customize_after=[{"type": "Shell", "name": "broken", "inline": ["echo hi", "exit 3"]}])
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert build.state == Build.State.FAILED
     assert build.error_code == "PackerBuildFailed"
@@ -110,7 +135,7 @@ def test_a_failing_customizer_fails_the_build_with_azures_code_message_and_log(a
 def test_a_failing_validator_fails_the_build_in_validating(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     build = request(alice, validators_after=[{"type": "Shell", "name": "check", "inline": ["exit 1"]}])
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert build.state == Build.State.FAILED
     assert build.error_message
@@ -121,7 +146,7 @@ def test_a_build_longer_than_its_timeout_fails(azure_emulator, alice):
     azure_emulator.set_time_scale(20000)
     steps = [{"type": "Shell", "name": f"s{i}", "inline": ["sleep 1"]} for i in range(6)]
     build = request(alice, customize_before=steps, build_timeout_minutes=6)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert build.state == Build.State.FAILED
     assert "deadline" in build.error_message.lower() or "timeout" in build.error_message.lower()
@@ -135,7 +160,7 @@ def test_a_source_gone_since_the_request_fails_at_provisioning_without_a_run(azu
     build = request(alice, source={"type": "PlatformImage", "publisher": "Contoso", "offer": "short-lived",
                                    "sku": "gen2", "version": "latest"})
     azure_emulator.reset()  # the image leaves the catalog after the checks passed
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build.refresh_from_db()
     assert build.state == Build.State.FAILED
     assert build.error_code == "BadPIRSource"
@@ -147,11 +172,34 @@ def test_a_source_gone_since_the_request_fails_at_provisioning_without_a_run(azu
 def test_submitting_again_never_puts_or_runs_twice(azure_emulator, alice):
     azure_emulator.set_time_scale(50)
     build = request(alice)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     # A second job for the same build (say the reconciler raced a slow one) changes nothing.
     Build.objects.filter(pk=build.pk).update(state=Build.State.SUBMITTING, lease_until=None)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
+    assert Build.objects.get(pk=build.pk).state == Build.State.RUNNING
+
+
+def test_submit_puts_the_template_without_waiting_and_runs_it_on_a_later_attempt(azure_emulator, alice):
+    azure_emulator.settings(retry_after=3)
+    build = request(alice)
+    azure_emulator.freeze()  # Azure takes its time to provision the template
+    since = azure_emulator.last_seq()
+
+    def arm_operations():
+        return [r["operation"].removeprefix("VirtualMachineImageTemplates_")
+                for r in azure_emulator.requests(since=since) if r["kind"] == "arm"]
+
+    result = lifecycle.submit(build.pk)
+    # One PUT and its answer: no operation polled, the worker does not sleep; back when Azure said.
+    assert arm_operations() == ["Get", "CreateOrUpdate"]
+    assert (result.retry_in, result.note) == (3, "Azure is still provisioning the template")
+    build.refresh_from_db()
+    assert build.state == Build.State.SUBMITTING and build.submitted_at
+    assert build.lease_until is None and build.next_attempt_at  # the reconciler knows when it is due
+    azure_emulator.advance_simulated(31)
+    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert arm_operations() == ["Get", "CreateOrUpdate", "Get", "Run"]
     assert Build.objects.get(pk=build.pk).state == Build.State.RUNNING
 
 
@@ -159,7 +207,7 @@ def test_the_sweep_reads_one_listing_page_for_many_builds(azure_emulator, alice)
     azure_emulator.set_time_scale(1000)
     builds = [request(alice) for _ in range(5)]
     for build in builds:
-        lifecycle.submit(build.pk)
+        submit(build.pk)
     azure_emulator.freeze()  # they stay running
     since = azure_emulator.last_seq()
     report = monitor.sweep()
@@ -172,7 +220,7 @@ def test_the_sweep_reads_one_listing_page_for_many_builds(azure_emulator, alice)
 def test_cancel_at_every_sub_state(azure_emulator, alice, sub_state):
     azure_emulator.set_time_scale(1000)
     build = request(alice, validators_after=[{"type": "Shell", "name": "check", "inline": ["true"]}])
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     azure_emulator.freeze()
     offsets = {"Queued": 1, "Building": 100, "Customizing": 400, "Validating": 650, "Distributing": 900}
     azure_emulator.advance_simulated(offsets[sub_state])
@@ -195,7 +243,7 @@ def test_cancel_at_every_sub_state(azure_emulator, alice, sub_state):
 def test_a_build_stuck_in_canceling_is_reported_once(azure_emulator, alice, settings):
     settings.BUILD_CANCEL_STUCK_MINUTES = 1
     build = request(alice)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     azure_emulator.freeze()  # Azure's cancel never completes
     services.build_cancel(actor=alice, build=Build.objects.get(pk=build.pk))
     lifecycle.cancel(build.pk)
@@ -222,13 +270,13 @@ def test_no_more_builds_submit_at_once_than_the_cap(azure_emulator, alice, setti
     assert waiting.state == Build.State.PENDING and waiting.next_attempt_at  # the reconciler knows when
     assert azure_emulator.requests(since=since) == []
     Build.objects.filter(pk=holder.pk).update(lease_until=None)  # the holder is done
-    assert lifecycle.submit(waiting.pk) == lifecycle.DONE
+    assert submit(waiting.pk) == lifecycle.DONE
     assert Build.objects.get(pk=waiting.pk).state == Build.State.RUNNING
 
 
 def test_arm_rate_limit_headers_are_recorded_for_the_operator_page(azure_emulator, alice):
     assert azure.rate_limits(SUB) == {}
-    lifecycle.submit(request(alice).pk)  # reads and writes
+    submit(request(alice).pk)  # reads and writes
     limits = azure.rate_limits(SUB)
     assert 0 < limits["reads"] < 12000 and 0 < limits["writes"] < 1200 and limits["at"]
 
@@ -264,12 +312,12 @@ def test_a_server_error_puts_the_build_back_and_it_succeeds_later(azure_emulator
     azure_emulator.set_time_scale(20000)
     azure_emulator.add_fault("VirtualMachineImageTemplates_Run", 503, count=1)
     build = request(alice)
-    result = lifecycle.submit(build.pk)
+    result = submit(build.pk)
     assert result.retry_in is not None
     build.refresh_from_db()
     assert build.state == Build.State.PENDING
     assert azure.gate_remaining(SUB) == 0  # a 503 without Retry-After holds back only this build
-    assert lifecycle.submit(build.pk) == lifecycle.DONE
+    assert submit(build.pk) == lifecycle.DONE
     build = finish(build)
     assert build.state == Build.State.SUCCEEDED
     assert put_and_run_counts(azure_emulator, build)[:2] == (1, 1)
@@ -288,7 +336,7 @@ def test_a_503_with_retry_after_holds_back_the_whole_subscription(azure_emulator
 def test_a_template_that_disappears_fails_the_build(azure_emulator, alice, settings):
     settings.BUILD_MISSING_GRACE_SECONDS = 0
     build = request(alice)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     # As if someone deleted the template in Azure: the listing no longer shows it.
     Build.objects.filter(pk=build.pk).update(template_name="gs-deleted-elsewhere")
     monitor.sweep()
@@ -298,7 +346,7 @@ def test_a_template_that_disappears_fails_the_build(azure_emulator, alice, setti
 
 def test_a_stale_running_status_never_undoes_a_cancel(azure_emulator, alice):
     build = request(alice)
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     stale = Build.objects.get(pk=build.pk)  # read by a sweep before the cancel...
     services.build_cancel(actor=alice, build=build)
     lifecycle.apply_status(stale, azure.TemplateStatus(name=build.template_name, provisioning_state="Succeeded",
@@ -311,7 +359,7 @@ def test_outputs_named_exactly_by_the_template_need_no_read(azure_emulator, alic
     image_id = IMAGES + "exactly-this"
     build = request(alice, distribute=[{"type": "ManagedImage", "runOutputName": "managed", "location": "eastus",
                                          "imageId": image_id}])
-    lifecycle.submit(build.pk)
+    submit(build.pk)
     build = finish(build)
     assert build.outputs.get().artifact_id == image_id
     assert not azure_emulator.requests(operation="VirtualMachineImageTemplates_ListRunOutputs")
@@ -330,7 +378,7 @@ def test_builds_ending_together_learn_their_gallery_versions_from_one_listing(az
     def ended_together(count):
         builds = [services.build_request(actor=alice, gold_version=gold_version) for _ in range(count)]
         for build in builds:
-            assert lifecycle.submit(build.pk) == lifecycle.DONE
+            assert submit(build.pk) == lifecycle.DONE
         azure_emulator.wait_for(lambda: all(azure.template_get(SUB, build.resource_group, build.template_name).run_state
                              == "Succeeded" for build in builds))
         since = azure_emulator.last_seq()
@@ -366,7 +414,7 @@ def test_a_sweep_that_changes_nothing_costs_the_same_database_work_for_any_numbe
 
     def unchanged_sweep_queries(count):
         for _ in range(count):
-            lifecycle.submit(request(alice).pk)
+            submit(request(alice).pk)
         azure_emulator.freeze()
         monitor.sweep()  # catches up with whatever moved
         with CaptureQueriesContext(connection) as queries:
@@ -393,7 +441,7 @@ def test_two_concurrent_builds_of_one_version_each_get_a_goldsmith_named_staging
     azure_emulator.set_time_scale(20000)
     gold_version = factories.make_gold_version(actor=alice, staging_resource_group=compose.goldsmith_named())
     builds = [services.build_request(actor=alice, gold_version=gold_version) for _ in range(2)]
-    assert [lifecycle.submit(build.pk) for build in builds] == [lifecycle.DONE, lifecycle.DONE]
+    assert [submit(build.pk) for build in builds] == [lifecycle.DONE, lifecycle.DONE]
     finished = [finish(build) for build in builds]
     assert [build.state for build in finished] == [Build.State.SUCCEEDED, Build.State.SUCCEEDED]
     groups = {build.staging_resource_group.lower() for build in finished}

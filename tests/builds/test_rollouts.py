@@ -10,15 +10,17 @@ import io
 import json
 import time
 
+import django_rq
 import pytest
 from django.core.management import call_command
 
-from builds import approvals, lifecycle, monitor, rollouts
+from builds import approvals, monitor, queue, rollouts
 from builds.models import Build, Rollout, RolloutItem, RolloutWave
 from notify import catalog
 from notify.models import OutboxEvent
 from portal.models import AuditEvent
 from tests import factories
+from tests.support.workers import submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FAIL = [{"type": "Shell", "name": "app", "inline": ["exit 1"]}]
@@ -40,6 +42,10 @@ def world(alice, web, data_dept):
     return new, layers
 
 
+def queued_job_ids():
+    return set(django_rq.get_queue(queue.QUEUE).job_ids)
+
+
 def drive(rollout, timeout=60):
     """Advance, submit and sweep until the rollout leaves `running`."""
     deadline = time.monotonic() + timeout
@@ -49,7 +55,7 @@ def drive(rollout, timeout=60):
         if rollout.state != Rollout.State.RUNNING:
             return rollout
         for build in Build.objects.filter(state=Build.State.PENDING):
-            lifecycle.submit(build.pk)
+            submit(build.pk)
         monitor.sweep()
         assert time.monotonic() < deadline, f"rollout still {rollout.state}"
         time.sleep(0.1)
@@ -171,6 +177,32 @@ def test_a_wave_over_the_threshold_stops_and_resumes_after_the_fix(world, alice,
     retried = rollout.items.get(layer=layers["front"], attempt=2)
     assert retried.layer_version.version == "1.2.0"
     assert retried.build.state == "succeeded"
+
+
+def test_a_build_leaving_the_submit_cap_nudges_the_rollout_it_held_back(world, alice, azure_emulator, settings):
+    settings.BUILD_MAX_SUBMITTING = 1
+    new, _ = world
+    rollout = rollouts.rollout_create(actor=alice, gold_version=new, canary_size=0, wave_size=3)
+    rollouts.rollout_start(actor=alice, rollout=rollout)
+    rollouts.advance(rollout.pk)
+    first = Build.objects.get()  # the cap holds the other two back
+    rollout.refresh_from_db()
+    nudge = queue.rollout_job_id(rollout)
+    assert nudge not in queued_job_ids()
+    submit(first.pk)
+    assert Build.objects.get(pk=first.pk).state == Build.State.RUNNING
+    # Its place is free: the advance is queued now, not at the next sweep.
+    assert nudge in queued_job_ids()
+    rollouts.advance(rollout.pk)
+    assert Build.objects.count() == 2
+    second = Build.objects.exclude(pk=first.pk).get()
+    submit(second.pk)
+    rollouts.advance(rollout.pk)
+    third = Build.objects.exclude(pk__in=(first.pk, second.pk)).get()
+    # Every build of the wave is requested: the last one's submit nudges nothing.
+    rollout.refresh_from_db()
+    submit(third.pk)
+    assert queue.rollout_job_id(rollout) not in queued_job_ids()
 
 
 def test_pause_holds_new_builds_and_cancel_cancels_the_rest(world, alice, azure_emulator):

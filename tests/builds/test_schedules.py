@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from builds import approvals, crontimes, lifecycle, monitor, schedules
+from builds import approvals, crontimes, monitor, schedules
 from builds.models import Build, PatchSchedule, Rollout
 from builds.services import ServiceError
 from portal.models import AuditEvent
 from tests import factories
+from tests.support.workers import submit
 
 UTC = dt.UTC
 
@@ -68,7 +69,7 @@ def test_only_the_security_team_sets_a_schedule_and_bad_input_is_refused(gold, a
 def finish(build: Build, timeout=60) -> Build:
     deadline = time.monotonic() + timeout
     while not build.is_terminal:
-        lifecycle.submit(build.pk)
+        submit(build.pk)
         monitor.sweep()
         build.refresh_from_db()
         assert time.monotonic() < deadline, f"build still {build.state}"

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from builds import azure, lifecycle, monitor, policies, sources, sourcewatch
+from builds import azure, monitor, policies, sources, sourcewatch
 from builds.models import Build, SourceWatch
 from builds.services import build_request
 from notify import catalog
 from notify.models import OutboxEvent
 from portal.models import AuditEvent
 from tests import factories
+from tests.support.workers import submit
 
 JAMMY = {"location": "eastus", "publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
          "sku": "22_04-lts-gen2", "hyperVGeneration": "V2", "architecture": "x64",
@@ -60,7 +61,7 @@ def build_once(gold_version, actor, timeout=60) -> Build:
     build = build_request(actor=actor, gold_version=gold_version)
     deadline = time.monotonic() + timeout
     while not build.is_terminal:
-        lifecycle.submit(build.pk)
+        submit(build.pk)
         monitor.sweep()
         build.refresh_from_db()
         assert time.monotonic() < deadline, f"build still {build.state}"

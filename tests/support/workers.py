@@ -238,6 +238,23 @@ def rq_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProc
         flush_redis()
 
 
+def submit(build_id: int, *, timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Run the build's submit step in this process as a worker would: again, without the job's
+    delay, while Azure is still provisioning its template (the step released the build, still
+    `submitting`, and asked to be run later). Returns the last step's StepResult."""
+    from builds import lifecycle
+    from builds.models import Build
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = lifecycle.submit(build_id)
+        if result.retry_in is None or Build.objects.get(pk=build_id).state != Build.State.SUBMITTING:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"build {build_id} still submitting after {timeout}s: {result}")
+        time.sleep(interval)
+
+
 def run_sweeps(until: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Sweep and reconcile in this process until `until()` is truthy; return its value."""
     from builds import monitor

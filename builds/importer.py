@@ -16,7 +16,7 @@ from typing import Any
 
 from builds import schema
 from builds.jsonlimits import MAX_JSON_DEPTH, NUL_MESSAGE, TOO_DEEP_MESSAGE, contains_nul, json_depth_ok
-from builds.schema import Problem
+from builds.schema import Problem, listed
 
 RESOURCE_TYPE = "microsoft.virtualmachineimages/imagetemplates"
 LEGACY_API = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
@@ -191,11 +191,12 @@ def version_fields(body: dict) -> dict[str, Any]:
 
 def guess_os_type(body: dict) -> str:
     """Windows when the steps or the source say so; Linux otherwise."""
-    props = body.get("properties", {})
-    steps = (props.get("customize") or []) + ((props.get("validate") or {}).get("inVMValidations") or [])
+    props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
+    validate = props.get("validate") if isinstance(props.get("validate"), dict) else {}
+    steps = listed(props.get("customize")) + listed(validate.get("inVMValidations"))
     if any(isinstance(step, dict) and step.get("type") in _WINDOWS_STEPS for step in steps):
         return "Windows"
-    source = props.get("source") or {}
+    source = props.get("source") if isinstance(props.get("source"), dict) else {}
     if "windows" in str(source.get("publisher", "")).lower() or "win" in str(source.get("offer", "")).lower():
         return "Windows"
     return "Linux"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from builds.schema import Problem
+from builds.schema import Problem, listed
 
 TEMPLATE_IDENTITY = "template identity"
 PORTAL = "portal"
@@ -132,7 +132,7 @@ def requirements(body: Mapping[str, Any], *, subscription: str, resource_group: 
             rows.append(Requirement(TEMPLATE_IDENTITY, "join the build subnet" if key == "subnetId" else
                                     "join the container instance subnet", network, SUBNET_ACTIONS,
                                     "Network Contributor", f"properties.vmProfile.vnetConfig.{key}"))
-    for index, item in enumerate(profile.get("userAssignedIdentities") or []):
+    for index, item in enumerate(listed(profile.get("userAssignedIdentities"))):
         if _str(item):
             rows.append(Requirement(TEMPLATE_IDENTITY, "attach this identity to the build VM", item, IDENTITY_ASSIGN,
                                     "Managed Identity Operator",
@@ -148,7 +148,7 @@ def requirements(body: Mapping[str, Any], *, subscription: str, resource_group: 
     if staging and staging_exists is not False:
         rows.append(Requirement(TEMPLATE_IDENTITY, "deploy the build VM into the staging resource group", staging,
                                 STAGING_ACTIONS, "Contributor", "properties.stagingResourceGroup"))
-    for index, target in enumerate(props.get("distribute") or []):
+    for index, target in enumerate(listed(props.get("distribute"))):
         if not isinstance(target, Mapping):
             continue
         where = f"properties.distribute[{index}]"
@@ -277,12 +277,12 @@ def _gallery_of(resource_id: str) -> str:
 
 def _script_uris(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for index, step in enumerate(props.get("customize") or []):
+    for index, step in enumerate(listed(props.get("customize"))):
         if isinstance(step, Mapping):
             found += [(f"properties.customize[{index}].{key}", step[key]) for key in ("scriptUri", "sourceUri")
                       if _str(step.get(key))]
     validate = props.get("validate") if isinstance(props.get("validate"), Mapping) else {}
-    for index, step in enumerate(validate.get("inVMValidations") or []):
+    for index, step in enumerate(listed(validate.get("inVMValidations"))):
         if isinstance(step, Mapping):
             found += [(f"properties.validate.inVMValidations[{index}].{key}", step[key])
                       for key in ("scriptUri", "sourceUri") if _str(step.get(key))]

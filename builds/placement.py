@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from builds.schema import Problem, is_placeholder
+from builds.schema import Problem, is_placeholder, listed
 
 TRUSTED_LAUNCH = "TrustedLaunch"
 CONFIDENTIAL = "ConfidentialVM"
@@ -60,16 +60,16 @@ def regions_used(body: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     if isinstance(body.get("location"), str) and body["location"]:
         found.append(("location", body["location"], True))
     props = body.get("properties") if isinstance(body.get("properties"), Mapping) else {}
-    for index, target in enumerate(props.get("distribute") or []):
+    for index, target in enumerate(listed(props.get("distribute"))):
         if not isinstance(target, Mapping):
             continue
         where = f"properties.distribute[{index}]"
         if isinstance(target.get("location"), str) and target["location"]:
             found.append((f"{where}.location", target["location"], False))
-        for number, region in enumerate(target.get("targetRegions") or []):
+        for number, region in enumerate(listed(target.get("targetRegions"))):
             if isinstance(region, Mapping) and isinstance(region.get("name"), str):
                 found.append((f"{where}.targetRegions[{number}].name", region["name"], False))
-        for number, region in enumerate(target.get("replicationRegions") or []):
+        for number, region in enumerate(listed(target.get("replicationRegions"))):
             if isinstance(region, str):
                 found.append((f"{where}.replicationRegions[{number}]", region, False))
     return [(path, name, build) for path, name, build in found if not is_placeholder(name)]

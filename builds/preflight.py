@@ -27,7 +27,7 @@ from django.conf import settings
 
 from builds import azpolicy, azure, compose, permissions, placement, release, schema, validation
 from builds.models import GoldImageVersion, LayerVersion, Policy
-from builds.schema import Problem
+from builds.schema import Problem, listed
 from builds.validation import Declared, DefinitionFacts, Facts, PolicyRules, SourceFacts
 
 DEFAULT_POLICY = "default"
@@ -93,7 +93,7 @@ def gather_facts(body: Any, *, subscription: str | None = None) -> Facts:
             notes.append(_lookup_failed("properties.source", "the source image", exc))
     definitions: dict[str, DefinitionFacts | None] = {}
     existing: set[str] = set()
-    for index, target in enumerate(_list(props.get("distribute"))):
+    for index, target in enumerate(listed(props.get("distribute"))):
         if not isinstance(target, dict):
             continue
         gallery_id = target.get("galleryImageId")
@@ -362,10 +362,6 @@ def check_layer_version(layer_version: LayerVersion, gold_version: GoldImageVers
     return build_report(gold_version, [layer_version], policy=policy, lookups=lookups, environment=environment)
 
 
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
 def _placeholder(value: str) -> bool:
     return "<" in value or "{" in value or value.startswith("[")
 
@@ -500,7 +496,7 @@ def check_identities(body: dict, *, subscription: str | None = None) -> tuple[li
     profile = props.get("vmProfile") if isinstance(props.get("vmProfile"), dict) else {}
     wanted = [("identity.userAssignedIdentities", template_id)] if template_id else []
     wanted += [(f"properties.vmProfile.userAssignedIdentities[{index}]", item)
-               for index, item in enumerate(_list(profile.get("userAssignedIdentities"))) if isinstance(item, str)]
+               for index, item in enumerate(listed(profile.get("userAssignedIdentities"))) if isinstance(item, str)]
     for path, resource_id in wanted:
         if _placeholder(resource_id) or not schema.IDENTITY_ID.match(resource_id):
             continue

@@ -347,11 +347,11 @@ def check_properties(props: dict, path: str) -> list[Problem]:
     source = props.get("source")
     if isinstance(source, dict):
         problems += check_source(source, join(path, "source"))
-    for index, step in enumerate(_list(props.get("customize"))):
+    for index, step in enumerate(listed(props.get("customize"))):
         problems += check_customizer(step, join(join(path, "customize"), index))
     validate = props.get("validate")
     if isinstance(validate, dict):
-        for index, step in enumerate(_list(validate.get("inVMValidations"))):
+        for index, step in enumerate(listed(validate.get("inVMValidations"))):
             problems += check_validator(step, join(join(join(path, "validate"), "inVMValidations"), index))
     distribute = props.get("distribute")
     if isinstance(distribute, list):
@@ -376,7 +376,7 @@ def check_properties(props: dict, path: str) -> list[Problem]:
         problems.append(Problem("schema.staging-resource-group", join(path, "stagingResourceGroup"),
                                 "must be a resource group id: /subscriptions/<id>/resourceGroups/<name>."))
     problems += check_tags(props.get("managedResourceTags"), join(path, "managedResourceTags"))
-    for index, disk in enumerate(_list(props.get("additionalDataDisks"))):
+    for index, disk in enumerate(listed(props.get("additionalDataDisks"))):
         size = disk.get("sizeGB") if isinstance(disk, dict) else None
         if isinstance(disk, dict) and "sizeGB" not in disk:
             problems.append(Problem("schema.missing-field", join(join(join(path, "additionalDataDisks"), index),
@@ -592,7 +592,7 @@ def _check_shared_image(target: dict, path: str) -> list[Problem]:
             problems.append(Problem("schema.bad-value", join(path, key),
                                     f"'{value}' is not allowed; use one of {', '.join(STORAGE_ACCOUNT_TYPES)}."))
     names: set[str] = set()
-    for index, region in enumerate(_list(target.get("targetRegions"))):
+    for index, region in enumerate(listed(target.get("targetRegions"))):
         where = join(join(path, "targetRegions"), index)
         if not isinstance(region, dict):
             continue
@@ -629,7 +629,7 @@ def check_vm_profile(profile: dict, path: str) -> list[Problem]:
     size = profile.get("osDiskSizeGB")
     if isinstance(size, int) and not isinstance(size, bool) and size < 0:
         problems.append(Problem("schema.negative", join(path, "osDiskSizeGB"), "must be zero (the source's size) or more."))
-    for index, identity in enumerate(_list(profile.get("userAssignedIdentities"))):
+    for index, identity in enumerate(listed(profile.get("userAssignedIdentities"))):
         if isinstance(identity, str) and not IDENTITY_ID.match(identity) and not is_placeholder(identity):
             problems.append(Problem("schema.identity-id", join(join(path, "userAssignedIdentities"), index),
                                     "must be the ARM id of a user-assigned identity."))
@@ -677,7 +677,8 @@ def check_tags(tags: Any, path: str) -> list[Problem]:
     return problems
 
 
-def _list(value: Any) -> list:
+def listed(value: Any) -> list:
+    """The value when it is a list, else an empty one: template JSON is read as it came."""
     return value if isinstance(value, list) else []
 
 

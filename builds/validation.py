@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from builds import schema
 from builds.compose import LAYER_NETWORK_KEYS
-from builds.schema import Problem, join
+from builds.schema import Problem, join, listed
 from builds.versions import VersionError, VersionRange
 from portal.redact import find_secrets
 
@@ -325,13 +325,13 @@ def check_template(body: Any, *, policy: PolicyRules | None = None, facts: Facts
 
 def _os_type_problems(props: dict, os_type: str) -> list[Problem]:
     problems: list[Problem] = []
-    for index, step in enumerate(_list(props.get("customize"))):
+    for index, step in enumerate(listed(props.get("customize"))):
         path = f"properties.customize[{index}]"
         problems += [p for p in schema.check_customizer(step, path, os_type=os_type)
                      if p.rule == "schema.os-mismatch"]
         problems += check_file_destination(step, path, os_type=os_type)
     validate = props.get("validate") if isinstance(props.get("validate"), dict) else {}
-    for index, step in enumerate(_list(validate.get("inVMValidations"))):
+    for index, step in enumerate(listed(validate.get("inVMValidations"))):
         path = f"properties.validate.inVMValidations[{index}]"
         problems += [p for p in schema.check_validator(step, path, os_type=os_type)
                      if p.rule == "schema.os-mismatch"]
@@ -369,10 +369,10 @@ def check_file_destination(step: Any, path: str, *, os_type: str | None) -> list
 def steps_with_paths(body: dict) -> list[tuple[str, dict]]:
     """(path, step) of every customizer and in-VM validator of a body."""
     props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
-    found = [(f"properties.customize[{i}]", step) for i, step in enumerate(_list(props.get("customize")))]
+    found = [(f"properties.customize[{i}]", step) for i, step in enumerate(listed(props.get("customize")))]
     validate = props.get("validate") if isinstance(props.get("validate"), dict) else {}
     found += [(f"properties.validate.inVMValidations[{i}]", step)
-              for i, step in enumerate(_list(validate.get("inVMValidations")))]
+              for i, step in enumerate(listed(validate.get("inVMValidations")))]
     return [(path, step) for path, step in found if isinstance(step, dict)]
 
 
@@ -495,11 +495,11 @@ def check_enterprise_policy(props: dict, policy: PolicyRules) -> list[Problem]:
         problems.append(Problem("policy.vm-boot", f"{p}.optimize.vmBoot.state",
                                 f"The build policy requires boot optimization {policy.vm_boot_optimization}: set "
                                 f"optimize.vmBoot.state to {policy.vm_boot_optimization}."))
-    for index, target in enumerate(_list(props.get("distribute"))):
+    for index, target in enumerate(listed(props.get("distribute"))):
         if not isinstance(target, dict) or target.get("type") != "SharedImage":
             continue
         at = f"{p}.distribute[{index}]"
-        for number, region in enumerate(_list(target.get("targetRegions"))):
+        for number, region in enumerate(listed(target.get("targetRegions"))):
             if not isinstance(region, dict):
                 continue
             count = region.get("replicaCount")
@@ -519,7 +519,7 @@ def check_enterprise_policy(props: dict, policy: PolicyRules) -> list[Problem]:
             problems.append(Problem("policy.versioning", f"{at}.versioning",
                                     f"The build policy requires gallery versioning scheme "
                                     f"'{policy.gallery_versioning}': set versioning.scheme."))
-    disks = _list(props.get("additionalDataDisks"))
+    disks = listed(props.get("additionalDataDisks"))
     if disks and not policy.additional_data_disks:
         problems.append(Problem("policy.data-disks", f"{p}.additionalDataDisks",
                                 "The build policy does not allow additional data disks: remove additionalDataDisks."))
@@ -542,15 +542,15 @@ def _region_problems(body: dict, props: dict, policy: PolicyRules) -> list[Probl
                                     f"The build policy does not allow {what} in '{value}'; use one of {shown}."))
 
     check(body.get("location"), "location", "builds")
-    for index, target in enumerate(_list(props.get("distribute"))):
+    for index, target in enumerate(listed(props.get("distribute"))):
         if not isinstance(target, dict):
             continue
         where = f"properties.distribute[{index}]"
         check(target.get("location"), join(where, "location"), "images")
-        for number, region in enumerate(_list(target.get("targetRegions"))):
+        for number, region in enumerate(listed(target.get("targetRegions"))):
             if isinstance(region, dict):
                 check(region.get("name"), f"{where}.targetRegions[{number}].name", "replicas")
-        for number, region in enumerate(_list(target.get("replicationRegions"))):
+        for number, region in enumerate(listed(target.get("replicationRegions"))):
             check(region, f"{where}.replicationRegions[{number}]", "replicas")
     return problems
 
@@ -739,7 +739,7 @@ def check_step_secrets(step: dict, path: str) -> list[Problem]:
     """Secret-looking content in a step's inline commands (with the line) and its other strings."""
     problems: list[Problem] = []
     line = 0
-    for index, command in enumerate(_list(step.get("inline"))):
+    for index, command in enumerate(listed(step.get("inline"))):
         if not isinstance(command, str):
             continue
         for finding in find_secrets(command):
@@ -753,7 +753,7 @@ def check_step_secrets(step: dict, path: str) -> list[Problem]:
             for finding in find_secrets(value)[:1]:
                 problems.append(Problem("secret.value", join(path, key),
                                         f"This value looks like it holds a {finding.kind}. {_SECRET_FIX}"))
-    for index, value in enumerate(_list(step.get("filters"))):
+    for index, value in enumerate(listed(step.get("filters"))):
         if isinstance(value, str) and find_secrets(value):
             problems.append(Problem("secret.value", f"{path}.filters[{index}]",
                                     f"This filter looks like it holds a {find_secrets(value)[0].kind}. {_SECRET_FIX}"))
@@ -774,7 +774,7 @@ def check_catalog(body: dict, facts: Facts, *, declared: Declared | None = None,
                                  os_type=os_type or (declared.os_type if declared else ""),
                                  subscription=facts.subscription)
     usable = source if source is not None and source.found else None
-    distribute = [target for target in _list(props.get("distribute"))]
+    distribute = [target for target in listed(props.get("distribute"))]
     problems += check_distribution(distribute, usable, facts, declared=declared, os_type=os_type)
     vm_profile = props.get("vmProfile") if isinstance(props.get("vmProfile"), dict) else {}
     if usable is not None:
@@ -1107,7 +1107,7 @@ def check_layer(layer_version: Any, gold_version: Any, *, policy: PolicyRules | 
                                                          *gold_version.validators_after]
                            if isinstance(step, dict) and step.get("name")}
     for key, names in (("customize", baseline_steps), ("validators", baseline_validators)):
-        for index, step in enumerate(_list(getattr(layer_version, key))):
+        for index, step in enumerate(listed(getattr(layer_version, key))):
             if isinstance(step, dict) and step.get("name") in names:
                 problems.append(Problem("layer.step-name-taken", join(_step_at(prefix, key, index, offsets), "name"),
                                         f"'{step['name']}' is the name of a baseline step; a layer adds steps and "
@@ -1140,7 +1140,7 @@ def check_layer_steps_policy(layer_version: Any, policy: PolicyRules, *, prefix:
     """The policy's department rules on a layer's steps: Windows Update and elevated PowerShell."""
     problems: list[Problem] = []
     for key in ("customize", "validators"):
-        for index, step in enumerate(_list(getattr(layer_version, key))):
+        for index, step in enumerate(listed(getattr(layer_version, key))):
             if isinstance(step, dict):
                 problems += check_department_step(step, _step_at(prefix, key, index, offsets), policy)
     return problems
@@ -1262,7 +1262,7 @@ def check_composition(body: Any, gold_version: Any, layer_versions: Sequence[Any
     problems: list[Problem] = []
     props = body.get("properties") if isinstance(body.get("properties"), dict) else {}
     wanted = expected.get("properties", {})
-    steps = _list(props.get("customize"))
+    steps = listed(props.get("customize"))
     before, after = list(gold_version.customize_before), list(gold_version.customize_after)
     if steps[:len(before)] != before or (after and steps[len(steps) - len(after):] != after) \
             or len(steps) < len(before) + len(after):
@@ -1336,8 +1336,4 @@ def summarize(problems: Iterable[Problem], ran: Iterable[str]) -> list[CheckResu
     problems = list(problems)
     return [CheckResult(group, title, group in ran, tuple(p for p in problems if group_of(p) == group))
             for group, title in GROUPS.items()]
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
 

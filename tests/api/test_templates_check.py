@@ -101,3 +101,22 @@ def test_a_body_over_the_limit_is_refused_unread(api, bob):
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("mangle", [
+    {"distribute": True},  # once a TypeError in the region and permission checks
+    {"customize": {"type": "Shell"}},  # once a TypeError guessing the OS type
+    {"source": "ubuntu"},
+    {"validate": ["x"], "customize": None},
+], ids=["distribute-true", "customize-object", "source-string", "validate-list"])
+def test_a_template_of_the_wrong_shapes_is_answered_with_problems_not_a_crash(api, bob, azure_emulator, mangle):
+    body = template_body()
+    body["properties"].update(mangle)
+    response = api(bob).post(CHECK, body, format="json")
+    assert response.status_code == 200, response.content[:500]
+    result = response.json()
+    assert result["ok"] is False
+    paths = [problem["path"] for problem in result["problems"]]
+    for key, value in mangle.items():  # each wrong shape is named where it is
+        if value is not None:
+            assert any(path.startswith(f"properties.{key}") for path in paths), (key, paths)

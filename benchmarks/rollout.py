@@ -94,8 +94,9 @@ def run(args, folder: Path, processes: list) -> int:
     extra: list[str] = []
     if not args.no_azurite and find_binary() is not None:
         # As `make run`: the emulator writes each run's log to Azurite, and clean-up keeps it.
-        # One staging account per template alive at once (the emulator hands out a pool's).
-        pool = args.builds if args.keep_templates else max(32, 2 * (args.wave_size + args.canary))
+        # One staging account per template alive at once, as in Azure (the emulator hands out a
+        # pool's; with too small a pool, templates over it get no account and no log).
+        pool = max(32, args.builds)
         azurite = Azurite(folder / "azurite", folder / "emulator", pool=pool).start()
         processes.append(azurite)
         extra = azurite.emulator_args()

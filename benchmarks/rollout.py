@@ -52,6 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.monitoring import _Control, _ts  # noqa: E402 (the emulator's control API, as there)
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -428,53 +430,6 @@ def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class _Control:
-    def __init__(self, base_url: str, ca: Path):
-        import requests
-
-        self.base = base_url
-        self.session = requests.Session()
-        self.session.trust_env = False  # this machine's REQUESTS_CA_BUNDLE would replace our CA
-        self.ca = str(ca)
-
-    def _call(self, method: str, path: str, **kwargs):
-        response = self.session.request(method, f"{self.base}/_emulator/{path}", verify=self.ca, timeout=120,
-                                        **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def post(self, path: str, body: dict):
-        return self._call("POST", path, json=body)
-
-    def last_seq(self) -> int:
-        return self._call("GET", "requests", params={"since": 0, "limit": 0, "control": "true"})["lastSeq"]
-
-    def requests(self, since: int) -> list[dict]:
-        found: list[dict] = []
-        while True:
-            page = self._call("GET", "requests", params={"since": since, "limit": 10000, "control": "false"})["value"]
-            if not page:
-                return found
-            found += page
-            since = page[-1]["seq"]
-
-    def offset_seconds(self) -> float:
-        """Emulator time minus wall time (0 unless its clock was moved)."""
-        before = time.time()
-        now = _ts(self._call("GET", "clock")["now"])
-        return now - (before + time.time()) / 2
-
-    def template(self, build) -> dict:
-        return self._call("GET", f"imagebuilder/templates/{build.subscription_id}/{build.resource_group}/"
-                                 f"{build.template_name}")
-
-
-def _ts(text: str) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")[:26] + "+00:00").timestamp()
 
 
 def _start_emulator(folder: Path, scale: float, extra: list[str]) -> tuple[subprocess.Popen, str]:

@@ -327,9 +327,9 @@ def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")[:26] + "+00:00").timestamp()
 
 
-def _start_emulator(folder: Path, scale: float) -> tuple[subprocess.Popen, str]:
+def _start_emulator(folder: Path, scale: float, extra: tuple[str, ...] | list[str] = ()) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "emulator", "--port", "0", "--data-dir", str(folder / "emulator"),
-                             "--time-scale", str(scale)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             "--time-scale", str(scale), *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:
         raise SystemExit(f"the emulator did not start: {line}")

@@ -41,7 +41,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.monitoring import _Control, _ts  # noqa: E402 (the emulator's control API, as there)
+from benchmarks.monitoring import _Control, _spawn, _start_emulator, _stop, _ts  # noqa: E402 (the emulator's control API, as there)
 
 
 def parse_args() -> argparse.Namespace:
@@ -430,28 +429,6 @@ def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _start_emulator(folder: Path, scale: float, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--port", "0", "--data-dir", str(folder / "emulator"),
-                             "--time-scale", str(scale), *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        raise SystemExit(f"the emulator did not start: {line}")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    return proc, line.split("listening on ")[1].split()[0]
-
-
-def _spawn(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    from portal.devservices import stop_process
-
-    # Workers run in sessions of their own (their work-horses must go too); the rest do not.
-    stop_process(proc, group=os.getpgid(proc.pid) == proc.pid if proc.poll() is None else False)
 
 
 def _queues_empty() -> bool:

@@ -43,8 +43,9 @@ def free_port_pair(*taken: int) -> int:
 
 
 def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
-                 via_shell: bool = False) -> tuple[subprocess.Popen, Path, int]:
-    """runall as a child of this process, or (via_shell) of a shell that writes its pid to runall.pid."""
+                 via_shell: bool = False, **settings: str) -> tuple[subprocess.Popen, Path, int]:
+    """runall as a child of this process, or (via_shell) of a shell that writes its pid to runall.pid.
+    Keyword arguments are extra environment settings for runall and its children."""
     # Nothing from the calling shell or the suite's own Redis: runall must bring its own.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AZURE_", "REDIS_URL"))}
     web_port = web_port or free_port()
@@ -55,6 +56,7 @@ def start_runall(tmp_path: Path, *args: str, web_port: int | None = None,
         GOLDSMITH_AZURITE_PORT=str(free_port()),
         EMAIL_PORT=str(free_port()),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        **settings,
     )
     log = tmp_path / "runall.log"
     with log.open("wb") as out:
@@ -113,13 +115,14 @@ def test_it_runs_everything_and_stops_cleanly_on_sigterm(tmp_path):
         pids = child_pids(text)
         assert {"redis", "web", "worker"} <= set(pids)
         assert (tmp_path / "var" / "redis.sock").exists()
+        # Children's lines carry their name. The worker may still be loading Django at the banner.
+        wait_for_text(proc, log, "worker     | ", timeout=30)
     finally:
         code = stop(proc)
 
     assert code == 0, log.read_text()
     assert not any(is_alive(pid) for pid in pids.values())
     assert not (tmp_path / "var" / "redis.sock").exists()
-    assert "worker     | " in log.read_text()  # children's lines carry their name
 
 
 def test_it_starts_the_mail_sink_and_keeps_each_message_in_var_mail(tmp_path):
@@ -236,13 +239,31 @@ def test_it_starts_the_emulator_and_points_the_children_at_it(tmp_path):
 
 
 def _idle(url: str) -> bool:
-    """No job waiting or running on the worker's queues (the scheduler's first jobs are done)."""
+    """The worker waits for work: it says so in Redis and no job is waiting or running on its queues.
+
+    Only then can Redis go away harmlessly: rq's worker retries a lost connection while it waits for a
+    job, but quits when the connection fails around a job (its heartbeat after one, for instance)."""
     import redis
-    from rq import Queue
+    from rq import Queue, Worker
 
     connection = redis.Redis.from_url(url)
+    workers = Worker.all(connection=connection)
     queues = [Queue(name, connection=connection) for name in ("builds", "default")]
-    return all(queue.count == 0 and queue.started_job_registry.count == 0 for queue in queues)
+    return (bool(workers) and all(worker.get_state() == "idle" for worker in workers)
+            and all(queue.count == 0 and queue.started_job_registry.count == 0 for queue in queues))
+
+
+def _wait_until_quiet(url: str, timeout: float = 60) -> None:
+    """Until the worker has been idle for a second and no per-minute cron job (the patch schedules')
+    is due within the next few seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if 5 < time.time() % 60 < 52 and _idle(url):
+            time.sleep(1)
+            if _idle(url):
+                return
+        time.sleep(0.2)
+    pytest.fail("the worker never went idle")
 
 
 def test_the_worker_and_scheduler_ride_out_a_redis_restart(tmp_path):
@@ -252,13 +273,13 @@ def test_the_worker_and_scheduler_ride_out_a_redis_restart(tmp_path):
     import redis
     from rq import Queue
 
-    proc, log, port = start_runall(tmp_path, "--no-emulator")
+    hourly = str(3600)  # the periodic jobs run once as the scheduler starts, then not during the test
+    proc, log, port = start_runall(tmp_path, "--no-emulator", BUILD_SWEEP_SECONDS=hourly,
+                                   BUILD_RECONCILE_SECONDS=hourly, NOTIFY_RECONCILE_SECONDS=hourly)
     try:
         pids = child_pids(wait_for_banner(proc, log))
         url = f"unix://{tmp_path / 'var' / 'redis.sock'}"
-        deadline = time.monotonic() + 30
-        while not _idle(url) and time.monotonic() < deadline:  # the scheduler enqueues jobs as it starts
-            time.sleep(0.2)
+        _wait_until_quiet(url)  # the scheduler enqueues jobs as it starts
         os.kill(pids["redis"], signal.SIGKILL)
         wait_for_text(proc, log, "redis exited unexpectedly with code -9; restarting it in 1s", timeout=30)
         deadline = time.monotonic() + 30
@@ -273,7 +294,7 @@ def test_the_worker_and_scheduler_ride_out_a_redis_restart(tmp_path):
             time.sleep(0.5)
         assert job.get_status(refresh=True) == "finished", log.read_text()
         now = child_pids(log.read_text())
-        assert now["worker"] == pids["worker"]  # it reconnected rather than being restarted
+        assert now["worker"] == pids["worker"], log.read_text()  # it reconnected rather than being restarted
         assert is_alive(now["scheduler"])  # itself, or restarted by runall if it met the outage
         assert healthz(port) == 200
         assert proc.poll() is None

@@ -53,6 +53,7 @@ from builds.permissions import Assignment, RolePermissions, covers
 log = logging.getLogger(__name__)
 
 ARM_SCOPE = "https://management.azure.com/.default"
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?]+)", re.IGNORECASE)
 _GATE_KEY = "azure:gate:{}"
 _RATE_KEY = "azure:ratelimit:{}"
@@ -110,10 +111,9 @@ _clients_lock = threading.Lock()
 _local_gates: dict[str, float] = {}
 
 
-def _credential():
+def _credential(**kwargs: Any):
     from azure.identity import ClientSecretCredential, DefaultAzureCredential
 
-    kwargs: dict[str, Any] = {}
     if settings.AZURE_CA_BUNDLE:
         kwargs["connection_verify"] = settings.AZURE_CA_BUNDLE
     if settings.AZURE_CLIENT_SECRET:
@@ -187,15 +187,75 @@ def _require_emulator() -> None:
 
 def _shared_credential():
     if not _credential_cache:
-        _credential_cache.append(_credential())
+        _credential_cache.append(_InheritedTokens(_credential()))
     return _credential_cache[0]
 
 
+# --- Tokens a worker shares with the jobs it forks ------------------------------------------------
+# Each RQ job runs in a fresh fork of the worker, so a token a job fetched dies with it: without
+# sharing, every job that calls Azure asks Entra ID first. The worker's parent process fetches
+# the tokens jobs use before it forks one (worker.Worker), and the fork inherits them in memory;
+# they never leave the process tree. The parent renews a token 10 minutes before it expires, so
+# a job (which renews at 5 minutes, as azure-identity does) finds it fresh.
+JOB_SCOPES = (ARM_SCOPE, STORAGE_SCOPE)
+_inherited: dict[str, Any] = {}  # scope -> AccessToken
+_INHERITED_MARGIN = 300
+_PARENT_MARGIN = 600
+_PARENT_RETRY_SECONDS = 60
+_parent_failed_at: list[float] = [-_PARENT_RETRY_SECONDS]
+
+
+class _InheritedTokens:
+    """The portal's credential, answering from a token the worker fetched when it is fresh.
+
+    Anything unusual (several scopes, claims from a challenge, another tenant) goes to the
+    credential itself, as does a scope the worker has no fresh token for."""
+
+    def __init__(self, credential):
+        self.credential = credential
+
+    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, **kwargs):
+        if len(scopes) == 1 and not claims and not tenant_id:
+            token = _inherited.get(scopes[0])
+            if token is not None and token.expires_on - time.time() > _INHERITED_MARGIN:
+                return token
+        return self.credential.get_token(*scopes, claims=claims, tenant_id=tenant_id, **kwargs)
+
+    def close(self) -> None:
+        self.credential.close()
+
+
+def share_tokens() -> None:
+    """In a worker's parent process, just before it forks a job: make the tokens of JOB_SCOPES
+    fresh, so the job inherits them instead of asking Entra ID itself.
+
+    The tokens come from a credential of their own, closed at once, so no connection of the
+    parent's is inherited by the fork. A failure costs nothing but the saving: it is logged
+    (without the credential's details) and not retried for a minute; jobs then ask themselves."""
+    now = time.time()
+    stale = [scope for scope in JOB_SCOPES
+             if (token := _inherited.get(scope)) is None or token.expires_on - now <= _PARENT_MARGIN]
+    if not stale or time.monotonic() - _parent_failed_at[0] < _PARENT_RETRY_SECONDS:
+        return
+    try:
+        if settings.AZURE_EMULATOR:
+            _require_emulator()
+        with _credential(retry_total=0) as credential:  # no retries: the job is waiting for its fork
+            for scope in stale:
+                _inherited[scope] = credential.get_token(scope)
+    except Exception as exc:  # whatever failed, the job can still ask for itself
+        _parent_failed_at[0] = time.monotonic()
+        log.warning("Not sharing Entra ID tokens with jobs for a minute: fetching one failed (%s); each job "
+                    "asks for its own meanwhile", type(exc).__name__)
+
+
 def reset_clients() -> None:
-    """Forget cached clients and credentials (settings changed, e.g. in tests)."""
+    """Forget cached clients, credentials and shared tokens (settings changed, e.g. in tests)."""
     with _clients_lock:
         _clients.clear()
         _credential_cache.clear()
+        _inherited.clear()
+        _parent_failed_at[0] = -_PARENT_RETRY_SECONDS
         _local_gates.clear()
         _emulator_seen_at[0] = 0.0
 
@@ -1293,7 +1353,6 @@ def _float(value: Any) -> float:
 # credential (Storage Blob Data Reader on the staging group). BUILD_LOG_CONTAINER_URL is a
 # container of Goldsmith's own that keeps copies of logs once the staging group is gone.
 
-STORAGE_SCOPE = "https://storage.azure.com/.default"
 _STORAGE_API = "2023-05-01"
 LOG_CONTAINER = "packerlogs"
 CUSTOMIZATION_LOG = "customization.log"

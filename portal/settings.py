@@ -128,6 +128,8 @@ RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
 }
 RQ_SHOW_ADMIN_LINK = False
+# rq's worker, fetching the Entra ID tokens jobs use before it forks each one (builds/worker.py).
+RQ = {"WORKER_CLASS": "builds.worker.Worker"}
 
 CACHES = {
     "default": {

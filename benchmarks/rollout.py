@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.monitoring import _Control, _spawn, _start_emulator, _stop, _ts  # noqa: E402 (the emulator's control API, as there)
+from benchmarks.monitoring import _content, _Control, _spawn, _start_emulator, _stop, _ts  # noqa: E402 (the emulator's control API, as there)
 
 
 def parse_args() -> argparse.Namespace:
@@ -211,25 +211,6 @@ def _seed(args):
     new = services.gold_version_publish(actor=user, lookups=False, gold_version=services.gold_version_create(
         actor=user, gold_image=image, version="1.1.0", **content))
     return user, new
-
-
-def _content() -> dict:
-    from django.conf import settings
-
-    gallery = (f"/subscriptions/{settings.AZURE_SUBSCRIPTION_ID}/resourceGroups/goldsmith-galleries/providers/"
-               "Microsoft.Compute/galleries/goldsmith_gallery/images/ubuntu-gen2-tl")
-    return {
-        "source": {"type": "PlatformImage", "publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
-                   "sku": "22_04-lts-gen2", "version": "latest"},
-        "security_type": "TrustedLaunch", "hyper_v_generation": "V2",
-        "customize_before": [{"type": "Shell", "name": "patch", "inline": ["sudo apt-get -y upgrade"]}],
-        "customize_after": [{"type": "Shell", "name": "audit", "inline": ["echo audit"]}],
-        "validators_after": [{"type": "Shell", "name": "check", "inline": ["true"]}],
-        "distribute": [{"type": "SharedImage", "runOutputName": "gallery", "galleryImageId": gallery,
-                        "targetRegions": [{"name": settings.AZURE_LOCATION, "replicaCount": 1}]}],
-        "vm_profile": {"vmSize": "Standard_D2ds_v5"},
-        "identity": settings.AZURE_TEMPLATE_IDENTITY,
-    }
 
 
 def _create_identity(identity_id: str, control: _Control) -> None:

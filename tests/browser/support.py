@@ -44,6 +44,22 @@ def sign_in(page, user, password: str = PASSWORD) -> None:
     page.wait_for_url(lambda url: "/login/" not in url)
 
 
+def switch_user(page, user, password: str = PASSWORD) -> None:
+    """Sign the current user out (the session cookie gone) and sign `user` in."""
+    page.context.clear_cookies()
+    sign_in(page, user, password)
+
+
+def approve_publishing(page, approver, version: str) -> None:
+    """`approver` signs in, opens the publishing request of `version` (SLUG@VERSION) from the
+    home page and approves it; the version is published."""
+    switch_user(page, approver)
+    page.get_by_role("link", name=f"publish {version}").click()
+    page.get_by_label("Approve and publish when enough approvals are in").check()
+    page.get_by_role("button", name="Record my decision").click()
+    page.get_by_text(f"Approved: {version} is published.").wait_for()
+
+
 _AXE_SOURCE: list[str] = []
 
 

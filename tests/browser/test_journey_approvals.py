@@ -10,7 +10,7 @@ import pytest
 from builds import approvals
 from builds.models import Build, ReleaseStep
 from tests import factories
-from tests.browser.support import check_accessibility, sign_in
+from tests.browser.support import check_accessibility, sign_in, switch_user
 from tests.support.build_rows import make_build
 from tests.support.emulator import EmulatorHandle
 from tests.support.gallery import make_gallery_versions, profile_of
@@ -50,8 +50,7 @@ def test_four_eyes_promotion_and_revocation_reach_the_gallery(portal, page, alic
     assert page.get_by_text("somebody else must approve it").is_visible()  # four eyes, said on the page
 
     # frank finds it on his home page, reads the diff and approves.
-    page.context.clear_cookies()
-    sign_in(page, frank)
+    switch_user(page, frank)
     page.get_by_role("heading", name="Waiting for your approval").wait_for()
     page.get_by_role("link", name="publish ubuntu@1.1.0").click()
     assert page.get_by_role("heading", name="Changes since ubuntu@1.0.0").is_visible()
@@ -69,8 +68,7 @@ def test_four_eyes_promotion_and_revocation_reach_the_gallery(portal, page, alic
     page.get_by_role("link", name="Promote to a channel…").click()
     page.get_by_role("button", name="Request promotion").click()
     page.get_by_text("Promotion requested").wait_for()
-    page.context.clear_cookies()
-    sign_in(page, alice)
+    switch_user(page, alice)
     page.get_by_role("link", name="promote ubuntu@1.1.0 to production").click()
     page.get_by_label("Approve and promote when enough approvals are in").check()
     page.get_by_role("button", name="Record my decision").click()
@@ -98,16 +96,14 @@ def test_four_eyes_promotion_and_revocation_reach_the_gallery(portal, page, alic
 
     # Break-glass, by erin, is shown in red and in words in the report.
     emergency = factories.make_gold_version(image, "1.2.0", actor=alice, publish=False)
-    page.context.clear_cookies()
-    sign_in(page, erin)
+    switch_user(page, erin)
     page.goto("/approvals/break-glass/ubuntu/1.2.0/")
     page.fill("textarea[name=reason]", "INC-4711: the kernel fix cannot wait")
     page.get_by_role("button", name="Break glass: publish 1.2.0 now").click()
     page.get_by_text("BREAK-GLASS: ubuntu@1.2.0 is published without approvals.").wait_for()
     emergency.refresh_from_db()
     assert emergency.status == "published"
-    page.context.clear_cookies()
-    sign_in(page, frank)
+    switch_user(page, frank)
     page.goto("/approvals/report/")
     assert page.get_by_text("BREAK-GLASS: no approvals").first.is_visible()
     check_accessibility(page, "approvals-report")

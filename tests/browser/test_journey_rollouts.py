@@ -21,7 +21,14 @@ import pytest
 
 from builds.models import Build, LayerVersion, Rollout, RolloutItem
 from tests import factories
-from tests.browser.support import assert_not_reloaded, check_accessibility, mark_page, sign_in
+from tests.browser.support import (
+    approve_publishing,
+    assert_not_reloaded,
+    check_accessibility,
+    mark_page,
+    sign_in,
+    switch_user,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FAILING = [{"type": "Shell", "name": "configure-front", "inline": ["echo configuring", "exit 3"]}]
@@ -56,18 +63,12 @@ def test_a_rollout_rebuilds_every_layer_in_waves_stops_at_the_threshold_and_resu
     page.fill("textarea[name=reason]", "kernel fix for CVE-2026-1234")
     page.get_by_role("button", name="Request publishing 1.1.0").click()
     page.get_by_text("Publishing is requested").wait_for()
-    page.context.clear_cookies()
-    sign_in(page, frank)
-    page.get_by_role("link", name="publish ubuntu@1.1.0").click()
-    page.get_by_label("Approve and publish when enough approvals are in").check()
-    page.get_by_role("button", name="Record my decision").click()
-    page.get_by_text("Approved: ubuntu@1.1.0 is published.").wait_for()
+    approve_publishing(page, frank, "ubuntu@1.1.0")
     new.refresh_from_db()
     assert new.status == "published"
 
     # alice plans the rollout from the version page: canary 1, then waves of 2, stop above 40%.
-    page.context.clear_cookies()
-    sign_in(page, alice)
+    switch_user(page, alice)
     page.goto("/gold/ubuntu/v/1.1.0/")
     page.get_by_role("link", name="Plan a rollout…").click()
     assert page.get_by_label("Gold image").input_value() == "ubuntu"
@@ -138,8 +139,7 @@ def test_a_rollout_rebuilds_every_layer_in_waves_stops_at_the_threshold_and_resu
     assert Build.objects.filter(state=Build.State.SUCCEEDED).count() == 3
 
     # Bob sees his department's entries, not carol's.
-    page.context.clear_cookies()
-    sign_in(page, bob)
+    switch_user(page, bob)
     page.get_by_role("link", name="Rollouts").click()
     page.get_by_role("link", name="ubuntu@1.1.0").click()
     live = page.locator("#rollout-live")

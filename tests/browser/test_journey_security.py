@@ -5,7 +5,7 @@ build flagged in the lineage. (Creating a gold image through the wizard: test_jo
 import pytest
 
 from tests import factories
-from tests.browser.support import check_accessibility, sign_in
+from tests.browser.support import approve_publishing, check_accessibility, sign_in
 from tests.support import build_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,12 +32,7 @@ def test_the_security_team_publishes_compares_and_revokes_versions(live_server, 
     page.get_by_role("button", name="Request publishing 1.1.0").click()
     page.get_by_text("Publishing is requested").wait_for()
     check_accessibility(page, "gold-version")
-    page.context.clear_cookies()
-    sign_in(page, frank)
-    page.get_by_role("link", name="publish ubuntu@1.1.0").click()
-    page.get_by_label("Approve and publish when enough approvals are in").check()
-    page.get_by_role("button", name="Record my decision").click()
-    page.get_by_text("Approved: ubuntu@1.1.0 is published.").wait_for()
+    approve_publishing(page, frank, "ubuntu@1.1.0")
 
     page.goto("/gold/ubuntu/")
     page.select_option("#diff-from", "1.0.0")

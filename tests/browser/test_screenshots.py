@@ -19,7 +19,7 @@ from builds import demo, services
 from builds.models import Build, GoldImageVersion, LayerVersion
 from portal import audit
 from tests import factories
-from tests.browser.support import output_dir, sign_in
+from tests.browser.support import output_dir, sign_in, switch_user
 from tests.support import build_rows
 
 TARGET = os.environ.get("GOLDSMITH_SCREENSHOTS", "")
@@ -78,8 +78,7 @@ def test_render_the_main_pages(portal, browser, page, settings):
     page.goto("/builds/")
     shoot(page, "builds")
 
-    page.context.clear_cookies()
-    sign_in(page, bob, demo.DEMO_PASSWORD)
+    switch_user(page, bob, demo.DEMO_PASSWORD)
     shoot(page, "home-editor")
     page.goto("/layers/web/nginx/v/1.0.0/")
     page.select_option("#preview-gold", "1.1.0")
@@ -105,8 +104,7 @@ def test_render_the_main_pages(portal, browser, page, settings):
     finally:
         phone.close()
 
-    page.context.clear_cookies()
-    sign_in(page, erin, demo.DEMO_PASSWORD)
+    switch_user(page, erin, demo.DEMO_PASSWORD)
     page.goto("/operator/")
     shoot(page, "operator")
 

@@ -50,6 +50,14 @@ def switch_user(page, user, password: str = PASSWORD) -> None:
     sign_in(page, user, password)
 
 
+def request_publishing(page, version: str, reason: str) -> None:
+    """On a gold version's page: ask for `version` (e.g. 1.1.0) to be published, giving `reason`."""
+    page.get_by_role("link", name="Request publishing…").click()
+    page.fill("textarea[name=reason]", reason)
+    page.get_by_role("button", name=f"Request publishing {version}").click()
+    page.get_by_text("Publishing is requested").wait_for()
+
+
 def approve_publishing(page, approver, version: str) -> None:
     """`approver` signs in, opens the publishing request of `version` (SLUG@VERSION) from the
     home page and approves it; the version is published."""

@@ -10,7 +10,7 @@ import pytest
 from builds import approvals
 from builds.models import Build, ReleaseStep
 from tests import factories
-from tests.browser.support import check_accessibility, sign_in, switch_user
+from tests.browser.support import check_accessibility, request_publishing, sign_in, switch_user
 from tests.support.build_rows import make_build
 from tests.support.emulator import EmulatorHandle
 from tests.support.gallery import make_gallery_versions, profile_of
@@ -41,10 +41,7 @@ def test_four_eyes_promotion_and_revocation_reach_the_gallery(portal, page, alic
     # alice asks for 1.1.0 to be published.
     sign_in(page, alice)
     page.goto("/gold/ubuntu/v/1.1.0/")
-    page.get_by_role("link", name="Request publishing…").click()
-    page.fill("textarea[name=reason]", "bigger build VM")
-    page.get_by_role("button", name="Request publishing 1.1.0").click()
-    page.get_by_text("Publishing is requested").wait_for()
+    request_publishing(page, "1.1.0", "bigger build VM")
     request = draft.publish_requests.get()
     page.goto(f"/approvals/{request.uuid}/")
     assert page.get_by_text("somebody else must approve it").is_visible()  # four eyes, said on the page

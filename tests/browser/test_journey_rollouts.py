@@ -26,6 +26,7 @@ from tests.browser.support import (
     assert_not_reloaded,
     check_accessibility,
     mark_page,
+    request_publishing,
     sign_in,
     switch_user,
 )
@@ -59,10 +60,7 @@ def test_a_rollout_rebuilds_every_layer_in_waves_stops_at_the_threshold_and_resu
     # alice asks for 1.1.0 to be published; frank approves from his home page.
     sign_in(page, alice)
     page.goto("/gold/ubuntu/v/1.1.0/")
-    page.get_by_role("link", name="Request publishing…").click()
-    page.fill("textarea[name=reason]", "kernel fix for CVE-2026-1234")
-    page.get_by_role("button", name="Request publishing 1.1.0").click()
-    page.get_by_text("Publishing is requested").wait_for()
+    request_publishing(page, "1.1.0", "kernel fix for CVE-2026-1234")
     approve_publishing(page, frank, "ubuntu@1.1.0")
     new.refresh_from_db()
     assert new.status == "published"

@@ -5,7 +5,7 @@ build flagged in the lineage. (Creating a gold image through the wizard: test_jo
 import pytest
 
 from tests import factories
-from tests.browser.support import approve_publishing, check_accessibility, sign_in
+from tests.browser.support import approve_publishing, check_accessibility, request_publishing, sign_in
 from tests.support import build_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,10 +27,7 @@ def test_the_security_team_publishes_compares_and_revokes_versions(live_server, 
     page.get_by_role("link", name="Test gold image").click()
     page.get_by_role("link", name="1.1.0", exact=True).first.click()
     # Four eyes: alice asks, frank approves.
-    page.get_by_role("link", name="Request publishing…").click()
-    page.fill("textarea[name=reason]", "bigger build VM")
-    page.get_by_role("button", name="Request publishing 1.1.0").click()
-    page.get_by_text("Publishing is requested").wait_for()
+    request_publishing(page, "1.1.0", "bigger build VM")
     check_accessibility(page, "gold-version")
     approve_publishing(page, frank, "ubuntu@1.1.0")
 
